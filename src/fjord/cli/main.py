@@ -1,0 +1,32 @@
+"""Entry point of the ``fjord`` command: global options and the sub-command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from fjord import __version__
+from fjord.cli.dev import dev_app
+
+app = typer.Typer(
+    name="fjord",
+    help="fjord turns apps into signed releases that Kubernetes clusters pull with Flux.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(dev_app, name="dev")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fjord {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """fjord: pull-based deploys with per-app infrastructure."""
