@@ -12,10 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fjord.errors import FjordError
+
 _MP_CODE = re.compile(r"\bMP-\d{3}\b")
 
 
-class MaskinportenError(Exception):
+class MaskinportenError(FjordError):
     """Base of every error raised by ``fjord.maskinporten``."""
 
 
