@@ -1,0 +1,252 @@
+"""The store interface every artifact store implements, and the rules they share.
+
+A store holds OCI images by repository (``ttd/apps/app1``): content-addressed blobs, manifests
+addressed by digest, and tags that name a manifest. Implementations supply a handful of
+primitives (the ``_``-prefixed abstract methods); the public operations built on them live here
+so that every store validates names, verifies digests and orders writes the same way:
+
+* :meth:`Store.push` checks every blob against its digest *before* writing anything, uploads
+  the blobs, then the manifest, and only then (if asked) moves a tag;
+* :meth:`Store.tag` moves a tag only after confirming in the store itself that the manifest and
+  every blob it references exist, so a tag never points at something missing;
+* :meth:`Store.pull` re-hashes everything it reads, so a corrupted or tampered store is caught.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from enum import StrEnum
+from types import TracebackType
+from typing import Self
+
+from fjord.artifact import Artifact, Image, sha256_digest, verify_digest
+from fjord.artifact.digest import check_digest, is_digest
+from fjord.artifact.errors import ArtifactError
+from fjord.artifact.oci import parse_manifest, referenced_blobs
+from fjord.errors import FjordError
+
+# The distribution spec's repository name grammar, and its tag grammar.
+_REPOSITORY_RE = re.compile(
+    r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
+)
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+class StoreError(FjordError):
+    """A store operation failed; the message names the store, repository and operation."""
+
+
+class NotFoundError(StoreError):
+    """The repository, tag, manifest or blob does not exist in the store."""
+
+
+class BlobOutcome(StrEnum):
+    """How a blob came to be in the repository."""
+
+    EXISTS = "exists"  # it was already there; nothing was sent
+    MOUNTED = "mounted"  # the store linked it from another repository without a transfer
+    UPLOADED = "uploaded"  # its bytes were sent
+
+
+def check_repository(repository: str) -> str:
+    """Return ``repository`` if it follows the OCI distribution name grammar."""
+    if len(repository) > 255 or not _REPOSITORY_RE.fullmatch(repository):
+        raise StoreError(
+            f"invalid repository name {repository!r}",
+            hint="lower-case letters, digits and '.', '_', '-' separators, '/' between parts",
+        )
+    return repository
+
+
+def check_tag(tag: str) -> str:
+    """Return ``tag`` if it follows the OCI tag grammar."""
+    if not _TAG_RE.fullmatch(tag):
+        raise StoreError(f"invalid tag {tag!r}", hint="[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+    return tag
+
+
+def check_reference(reference: str) -> str:
+    """A tag or a digest."""
+    return check_digest(reference) if ":" in reference else check_tag(reference)
+
+
+class Store(ABC):
+    """An artifact store: blobs, manifests and tags per repository. Use as an async context."""
+
+    # ---- primitives the implementations provide -------------------------------------------
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short name of the store for error messages (URL or path)."""
+
+    @abstractmethod
+    def docker_reference(self, repository: str) -> str:
+        """The ``docker-reference`` recorded in signature payloads (``host/repository``)."""
+
+    @abstractmethod
+    async def _blob_exists(self, repository: str, digest: str) -> bool: ...
+
+    @abstractmethod
+    async def _put_blob(
+        self, repository: str, digest: str, data: bytes, mount_from: Sequence[str]
+    ) -> BlobOutcome:
+        """Store ``data`` under ``digest`` (already verified); must be create-only and atomic."""
+
+    @abstractmethod
+    async def _get_blob(self, repository: str, digest: str) -> bytes | None: ...
+
+    @abstractmethod
+    async def _put_manifest(
+        self, repository: str, digest: str, manifest: bytes, media_type: str
+    ) -> None:
+        """Store a manifest by digest, without tagging it; its blobs are already stored."""
+
+    @abstractmethod
+    async def _get_manifest(self, repository: str, reference: str) -> bytes | None:
+        """The manifest bytes for a tag or digest, or None."""
+
+    @abstractmethod
+    async def _set_tag(
+        self, repository: str, tag: str, digest: str, manifest: bytes, media_type: str
+    ) -> None:
+        """Point ``tag`` at ``digest``; called only once the manifest and blobs are verified."""
+
+    @abstractmethod
+    async def _resolve(self, repository: str, tag: str) -> str | None: ...
+
+    @abstractmethod
+    async def _list_tags(self, repository: str) -> list[str]: ...
+
+    @abstractmethod
+    async def _delete_tag(self, repository: str, tag: str) -> bool: ...
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections and clients the store holds."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- the operations callers use --------------------------------------------------------
+
+    async def blob_exists(self, repository: str, digest: str) -> bool:
+        """Whether the repository holds the blob."""
+        return await self._blob_exists(check_repository(repository), check_digest(digest))
+
+    async def put_blob(
+        self, repository: str, data: bytes, *, mount_from: Sequence[str] = ()
+    ) -> BlobOutcome:
+        """Store one blob, mounting it from one of ``mount_from`` where the store can."""
+        check_repository(repository)
+        mounts = [check_repository(r) for r in mount_from if r != repository]
+        return await self._put_blob(repository, sha256_digest(data), data, mounts)
+
+    async def get_blob(self, repository: str, digest: str) -> bytes:
+        """A blob's bytes, re-hashed against ``digest``."""
+        data = await self._get_blob(check_repository(repository), check_digest(digest))
+        if data is None:
+            raise NotFoundError(f"{self.describe()}: blob {digest} not found in {repository}")
+        return verify_digest(data, digest)
+
+    async def push(
+        self,
+        repository: str,
+        image: Image | Artifact,
+        *,
+        tag: str | None = None,
+        mount_from: Sequence[str] = (),
+    ) -> str:
+        """Upload an image's blobs, then its manifest; then move ``tag`` if given.
+
+        Returns the manifest digest. Nothing is written unless every blob matches its digest.
+        """
+        check_repository(repository)
+        if tag is not None:
+            check_tag(tag)
+        img = image.image if isinstance(image, Artifact) else image
+        img.check_complete()
+        mounts = [check_repository(r) for r in mount_from if r != repository]
+        for desc in referenced_blobs(img.document):
+            digest = desc["digest"]
+            if not await self._blob_exists(repository, digest):
+                await self._put_blob(repository, digest, img.blobs[digest], mounts)
+        await self._put_manifest(repository, img.digest, img.manifest, img.media_type)
+        if tag is not None:
+            await self.tag(repository, img.digest, tag)
+        return img.digest
+
+    async def tag(self, repository: str, digest: str, tag: str) -> None:
+        """Point ``tag`` at ``digest`` after checking the manifest and all its blobs exist."""
+        check_repository(repository)
+        check_digest(digest)
+        check_tag(tag)
+        manifest = await self._get_manifest(repository, digest)
+        if manifest is None:
+            raise NotFoundError(
+                f"{self.describe()}: cannot tag {repository}:{tag}: manifest {digest} not found"
+            )
+        verify_digest(manifest, digest)
+        document = parse_manifest(manifest)
+        for desc in referenced_blobs(document):
+            if not await self._blob_exists(repository, desc["digest"]):
+                raise NotFoundError(
+                    f"{self.describe()}: cannot tag {repository}:{tag}: manifest {digest} "
+                    f"references missing blob {desc['digest']}"
+                )
+        media_type = str(document.get("mediaType") or "application/vnd.oci.image.manifest.v1+json")
+        await self._set_tag(repository, tag, digest, manifest, media_type)
+
+    async def resolve(self, repository: str, tag: str) -> str | None:
+        """The digest ``tag`` points at, or None if the tag does not exist."""
+        return await self._resolve(check_repository(repository), check_tag(tag))
+
+    async def list_tags(self, repository: str) -> list[str]:
+        """All tags of the repository, sorted; empty if the repository does not exist."""
+        return sorted(await self._list_tags(check_repository(repository)))
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        """Remove a tag (the manifest stays, addressable by digest). False if it was absent."""
+        return await self._delete_tag(check_repository(repository), check_tag(tag))
+
+    async def get_manifest(self, repository: str, reference: str) -> bytes:
+        """Manifest bytes by tag or digest; checked against the digest when one is given."""
+        check_repository(repository)
+        check_reference(reference)
+        manifest = await self._get_manifest(repository, reference)
+        if manifest is None:
+            raise NotFoundError(
+                f"{self.describe()}: manifest {repository}:{reference} not found"
+                if not is_digest(reference)
+                else f"{self.describe()}: manifest {repository}@{reference} not found"
+            )
+        if is_digest(reference):
+            verify_digest(manifest, reference)
+        return manifest
+
+    async def pull_image(self, repository: str, reference: str) -> Image:
+        """A manifest and all its blobs, every digest verified."""
+        manifest = await self.get_manifest(repository, reference)
+        blobs = {}
+        for desc in referenced_blobs(parse_manifest(manifest)):
+            blobs[desc["digest"]] = await self.get_blob(repository, desc["digest"])
+        return Image(manifest=manifest, blobs=blobs)
+
+    async def pull(self, repository: str, reference: str) -> Artifact:
+        """A Flux artifact by tag or digest, every digest verified."""
+        image = await self.pull_image(repository, reference)
+        try:
+            return Artifact.from_image(image)
+        except ArtifactError as exc:
+            raise StoreError(
+                f"{self.describe()}: {repository}:{reference} is not a Flux artifact: {exc}"
+            ) from exc
