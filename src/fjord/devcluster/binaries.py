@@ -92,7 +92,7 @@ TARGETS: tuple[Target, ...] = (
 )
 
 # Renames: `go build -o dir/` names a binary after the last element of its package path.
-_OUTPUT_NAMES = {"v3": "etcd"}
+_OUTPUT_NAMES = {"server": "etcd"}  # go.etcd.io/etcd/server/v3 builds as "server"
 
 KWOK_STAGES = (
     "node/fast/node-initialize.yaml",

@@ -1,0 +1,148 @@
+"""``fjord dev``: the local platform (clusters, Flux, registry) for demos and tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fjord.devcluster import platform
+from fjord.devcluster.cluster import LocalCluster, default_state_root
+from fjord.errors import FjordError
+
+dev_app = typer.Typer(help="Run fjord's local platform: clusters, Flux and a registry.")
+cluster_app = typer.Typer(help="A local Kubernetes cluster (etcd, apiserver, controllers, kwok).")
+dev_app.add_typer(cluster_app, name="cluster")
+
+console = Console(stderr=True)
+out = Console()
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+StateDir = typer.Option(
+    None,
+    "--state-dir",
+    help="State directory (default: $FJORD_STATE_DIR or ~/.local/state/fjord).",
+)
+OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json.")
+
+
+def _root(state_dir: Path | None) -> Path:
+    return state_dir or default_state_root()
+
+
+def _fail(exc: FjordError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=1)
+
+
+def _progress(started: float) -> platform.Progress:
+    def say(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
+
+    return say
+
+
+@cluster_app.command("up")
+def cluster_up(
+    name: str = typer.Option("dev", help="Cluster name; several can run side by side."),
+    nodes: int = typer.Option(1, min=1, help="Number of kwok fake nodes."),
+    flux: bool = typer.Option(False, "--flux/--no-flux", help="Also run Flux's controllers."),
+    state_dir: Path | None = StateDir,
+) -> None:
+    """Start a local cluster and print its kubeconfig."""
+    cluster = LocalCluster(_root(state_dir) / "clusters" / name, name)
+    try:
+        state = cluster.up(nodes=nodes, flux=flux, progress=_progress(time.monotonic()))
+    except FjordError as exc:
+        raise _fail(exc) from exc
+    out.print(f"export KUBECONFIG={state.kubeconfig}")
+
+
+@cluster_app.command("down")
+def cluster_down(
+    name: str = typer.Option("dev", help="Cluster name."),
+    state_dir: Path | None = StateDir,
+) -> None:
+    """Stop every process of a cluster and remove its state (also after a crash)."""
+    existed = LocalCluster(_root(state_dir) / "clusters" / name, name).down()
+    console.print(f"cluster {name} {'removed' if existed else 'was not running'}")
+
+
+@cluster_app.command("status")
+def cluster_status(
+    name: str = typer.Option("dev", help="Cluster name."),
+    state_dir: Path | None = StateDir,
+    output: Output = OutputOpt,
+) -> None:
+    """Show whether each component runs; exit 1 if the cluster is not ready."""
+    status = LocalCluster(_root(state_dir) / "clusters" / name, name).status()
+    if output is Output.json:
+        out.print_json(json.dumps(status))
+    else:
+        _print_cluster(status)
+    if not status.get("ready"):
+        raise typer.Exit(code=1)
+
+
+def _print_cluster(status: dict[str, Any]) -> None:
+    table = Table(title=f"cluster {status['name']}")
+    table.add_column("component")
+    table.add_column("state")
+    for component, alive in status["components"].items():
+        table.add_row(component, "[green]running[/green]" if alive else "[red]exited[/red]")
+    out.print(table)
+    if status.get("kubeconfig"):
+        out.print(f"kubeconfig: {status['kubeconfig']}")
+
+
+@dev_app.command("up")
+def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOpt) -> None:
+    """Bring up the local platform and print where everything is."""
+    try:
+        info = platform.up(_root(state_dir), progress=_progress(time.monotonic()))
+    except FjordError as exc:
+        raise _fail(exc) from exc
+    _print_platform(info, output)
+
+
+@dev_app.command("down")
+def dev_down(state_dir: Path | None = StateDir) -> None:
+    """Stop everything `fjord dev up` started and remove its state."""
+    removed = platform.down(_root(state_dir))
+    console.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
+
+
+@dev_app.command("status")
+def dev_status(state_dir: Path | None = StateDir, output: Output = OutputOpt) -> None:
+    """Where everything of the local platform is, and whether it runs."""
+    info = platform.status(_root(state_dir))
+    _print_platform(info, output)
+    if not info.get("running"):
+        raise typer.Exit(code=1)
+
+
+def _print_platform(info: dict[str, Any], output: Output) -> None:
+    if output is Output.json:
+        out.print_json(json.dumps(info))
+        return
+    table = Table(title="fjord local platform")
+    table.add_column("part")
+    table.add_column("where")
+    table.add_column("state")
+    for part in info.get("parts", []):
+        state = "[green]running[/green]" if part["running"] else "[red]down[/red]"
+        table.add_row(part["name"], part["where"], state)
+    out.print(table)
+    for hint in info.get("hints", []):
+        out.print(hint)

@@ -1,0 +1,168 @@
+"""Child processes of a local cluster: start detached, watch, stop, identify after a restart.
+
+Components run in their own session so they outlive the ``fjord`` command that started them
+(``fjord dev cluster up`` returns; ``down`` later stops them from another process). A record of
+each process holds its pid *and* its kernel start time, so ``down`` never signals an unrelated
+process that happens to reuse the pid after a crash or a reboot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fjord.errors import FjordError
+
+
+class ComponentFailed(FjordError):
+    """A component exited or never became ready; the message carries its log tail."""
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    name: str
+    pid: int
+    start_ticks: int
+    log: str
+    argv: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessRecord:
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            start_ticks=int(data["start_ticks"]),
+            log=str(data["log"]),
+            argv=tuple(data["argv"]),
+        )
+
+
+def free_port() -> int:
+    """A port that is free on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime) follows the command name, which may itself contain spaces.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+        return None
+    return int(fields[19])
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    return _start_ticks(record.pid) == record.start_ticks
+
+
+def log_tail(path: str | Path, lines: int = 25) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 16384))
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ProcessRecord:
+    """Start ``argv`` detached, its output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    ticks = _start_ticks(proc.pid)
+    if ticks is None:
+        proc.wait()
+        raise ComponentFailed(f"{name} exited immediately:\n{log_tail(log)}")
+    # Forget the Popen object on purpose: the child belongs to its own session and is reaped by
+    # whoever outlives it; keeping it would emit ResourceWarnings in a short-lived CLI.
+    proc.returncode = 0
+    return ProcessRecord(name, proc.pid, ticks, str(log), tuple(argv))
+
+
+def _reap(pid: int) -> None:
+    # Our own children stay zombies until waited for; other processes' are reaped by init.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(record: ProcessRecord, timeout: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it has not exited within ``timeout``."""
+    if not is_alive(record):
+        _reap(record.pid)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(record.pid)
+        if not is_alive(record):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(record.pid, signal.SIGKILL)
+    while is_alive(record):
+        _reap(record.pid)
+        time.sleep(0.02)
+
+
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    *,
+    watch: Sequence[ProcessRecord],
+    timeout: float,
+    interval: float = 0.1,
+) -> None:
+    """Poll ``check`` until it is true; fail fast with the log tail if a watched process dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for record in watch:
+            if not is_alive(record):
+                _reap(record.pid)
+                raise ComponentFailed(
+                    f"{record.name} exited while waiting for {what}. "
+                    f"Last lines of {record.log}:\n{log_tail(record.log)}"
+                )
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {r.name} ({r.log})\n{log_tail(r.log, 10)}" for r in watch)
+            raise ComponentFailed(f"timed out after {timeout:.0f}s waiting for {what}.\n{tails}")
+        time.sleep(interval)
