@@ -6,6 +6,7 @@ import typer
 
 from fjord import __version__
 from fjord.cli.dev import dev_app
+from fjord.cli.maskinporten import maskinporten_app
 
 app = typer.Typer(
     name="fjord",
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(dev_app, name="dev")
+app.add_typer(maskinporten_app, name="maskinporten")
 
 
 def _version(value: bool) -> None:
