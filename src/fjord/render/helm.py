@@ -1,0 +1,257 @@
+"""Render an app's own Helm chart in-process with helm-python-sdk (real Helm, no binary).
+
+The chart is copied into a private staging directory first, because:
+
+* ``file://`` dependencies must be placed under ``charts/`` for Helm to see them (Helm silently
+  renders without a missing dependency), and we must not write into the app's checkout;
+* symlinks must not pull in files from outside the chart (a repository is untrusted input);
+* the size of what we feed to Helm is bounded.
+
+Only vendored (``charts/``) and ``file://`` dependencies are allowed: a release is rendered
+offline and must be reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import yaml
+
+from fjord.render import names
+from fjord.render.errors import RenderError
+from fjord.render.routing import route_path
+from fjord.spec.app import AppSpec
+from fjord.spec.overlay import deep_merge
+from fjord.spec.platform import PlatformConfig
+
+MAX_CHART_BYTES = 16 * 1024 * 1024
+MAX_CHART_FILES = 2000
+MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+FACTS_KEY = "fjord"
+
+_TEMPLATE_LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*\.(?:ya?ml|tpl|txt|json)):(\d+)")
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment,misc,unused-ignore]
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+
+@dataclass(frozen=True)
+class RenderedTemplate:
+    template: str  # e.g. "mychart/templates/deployment.yaml"
+    object: dict[str, Any]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.files = 0
+
+    def take(self, size: int, where: str) -> None:
+        self.bytes += size
+        self.files += 1
+        if self.bytes > MAX_CHART_BYTES or self.files > MAX_CHART_FILES:
+            raise RenderError(
+                f"{where}: the chart is too large (limit {MAX_CHART_FILES} files, "
+                f"{MAX_CHART_BYTES // (1024 * 1024)} MiB)"
+            )
+
+
+def _copy_tree(source: Path, dest: Path, display: str, budget: _Budget) -> None:
+    """Copy ``source`` to ``dest``, refusing symlinks that leave ``source``."""
+    root = source.resolve()
+    for directory, subdirs, files in os.walk(source, followlinks=False):
+        here = Path(directory)
+        target = dest / here.relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in list(subdirs) + files:
+            entry = here / name
+            relative = f"{display}/{entry.relative_to(source)}"
+            if entry.is_symlink():
+                if not _inside(entry.resolve(), root):
+                    raise RenderError(
+                        f"{relative}: symlink points outside the chart directory",
+                        hint="charts must be self-contained; copy the file instead",
+                        file=relative,
+                    )
+                if name in subdirs:  # os.walk does not descend into linked dirs: copy them here
+                    _copy_tree(entry.resolve(), target / name, relative, budget)
+                    continue
+            if name in files:
+                budget.take(entry.stat().st_size, relative)
+                shutil.copyfile(entry, target / name)
+
+
+def _dependencies(chart_dir: Path, display: str) -> list[dict[str, Any]]:
+    try:
+        metadata = yaml.load((chart_dir / "Chart.yaml").read_text(), Loader=_Loader)
+    except FileNotFoundError:
+        raise RenderError(f"{display}/Chart.yaml: missing; not a Helm chart") from None
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{display}/Chart.yaml: malformed YAML: {exc}") from None
+    deps = metadata.get("dependencies") if isinstance(metadata, dict) else None
+    return [d for d in deps or [] if isinstance(d, dict)]
+
+
+def _vendored(charts: Path, name: str) -> bool:
+    return (charts / name).is_dir() or any(charts.glob(f"{name}-*.tgz"))
+
+
+def _stage(source: Path, dest: Path, repo_root: Path, display: str, budget: _Budget) -> None:
+    _copy_tree(source, dest, display, budget)
+    for dep in _dependencies(source, display):
+        name = str(dep.get("name", ""))
+        repository = str(dep.get("repository") or "")
+        if not name or _vendored(dest / "charts", name):
+            continue
+        if not repository.startswith("file://"):
+            raise RenderError(
+                f"{display}/Chart.yaml: dependency {name!r} from {repository or '(no repository)'}"
+                " is not vendored",
+                hint="vendor it under charts/ or use a file:// dependency; releases render offline",
+                file=f"{display}/Chart.yaml",
+            )
+        dep_dir = (source / repository.removeprefix("file://")).resolve()
+        if not _inside(dep_dir, repo_root):
+            raise RenderError(
+                f"{display}/Chart.yaml: dependency {name!r} ({repository}) is outside the "
+                "app's repository",
+                file=f"{display}/Chart.yaml",
+            )
+        if not dep_dir.is_dir():
+            raise RenderError(f"{display}/Chart.yaml: dependency {name!r}: {repository} not found")
+        _stage(dep_dir, dest / "charts" / name, repo_root, f"{display}/charts/{name}", budget)
+
+
+def chart_directory(app_dir: Path, spec: AppSpec) -> Path:
+    """The chart's directory, checked to lie inside the app's repository."""
+    assert spec.chart is not None
+    root = app_dir.resolve()
+    chart_dir = (app_dir / spec.chart.path).resolve()
+    if not _inside(chart_dir, root):
+        raise RenderError(
+            f"chart.path {spec.chart.path!r} points outside the app's repository",
+            file=spec.chart.path,
+        )
+    if not chart_dir.is_dir():
+        raise RenderError(f"chart.path {spec.chart.path!r}: no such directory")
+    return chart_dir
+
+
+def platform_facts(spec: AppSpec, environment: str, platform: PlatformConfig) -> dict[str, Any]:
+    """What a chart may want to know; injected under ``fjord:`` if its values.yaml has that key."""
+    secrets: dict[str, Any] = {}
+    if spec.maskinporten:
+        secrets["maskinporten"] = names.maskinporten_secret(spec)
+    if spec.postgresql:
+        secrets["postgresql"] = {
+            d.name: names.database_secret(spec, d.name) for d in spec.postgresql.databases
+        }
+    if spec.redis:
+        secrets["redis"] = names.redis_secret(spec)
+    facts: dict[str, Any] = {
+        "org": spec.org,
+        "app": spec.app,
+        "environment": environment,
+        "namespace": spec.namespace,
+        "host": platform.app_host(spec.org, environment),
+        "path": route_path(spec),
+        "port": spec.port,
+        "secrets": secrets,
+        "labels": names.labels(spec),
+    }
+    if spec.image:
+        facts["image"] = spec.image
+    return facts
+
+
+def _parse(template: str, text: str) -> list[RenderedTemplate]:
+    try:
+        documents = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{template}: rendered output is not valid YAML: {exc}", file=template)
+    found = []
+    for document in documents:
+        if document is None:
+            continue
+        if not isinstance(document, dict) or not document.get("kind"):
+            raise RenderError(f"{template}: rendered a document that is not a Kubernetes object")
+        found.append(RenderedTemplate(template, document))
+    return found
+
+
+def _wanted(template: str, text: str) -> bool:
+    parts = template.split("/")
+    if parts[-1] == "NOTES.txt" or "tests" in parts[:-1] or parts[-1].startswith("_"):
+        return False
+    return bool(text.strip())
+
+
+def _helm_error(exc: helm_python.HelmError, chart: str) -> RenderError:
+    detail = exc.detail.strip()
+    if isinstance(exc, helm_python.HelmValuesError):
+        return RenderError(
+            f"chart {chart}: values rejected: {detail}",
+            hint="the chart's values.schema.json rejects the layered values",
+            file=f"{chart}/values.schema.json",
+        )
+    match = _TEMPLATE_LOCATION.search(detail)
+    file = f"{match.group(1)}:{match.group(2)}" if match else None
+    return RenderError(f"chart {chart}: {detail}", file=file)
+
+
+def render_chart(
+    app_dir: Path,
+    spec: AppSpec,
+    environment: str,
+    platform: PlatformConfig,
+) -> list[RenderedTemplate]:
+    """Render the app's chart for one environment (``spec`` is already layered for it)."""
+    assert spec.chart is not None
+    source = chart_directory(app_dir, spec)
+    display = spec.chart.path.rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="fjord-chart-") as tmp:
+        staged = Path(tmp) / "chart"
+        _stage(source, staged, app_dir.resolve(), display, _Budget())
+        try:
+            with helm_python.Chart.load(staged) as chart:
+                values: dict[str, Any] = dict(spec.chart.values)
+                if FACTS_KEY in chart.values:
+                    facts = platform_facts(spec, environment, platform)
+                    values = deep_merge(values, {FACTS_KEY: facts})
+                manifests = chart.render(
+                    values, name=spec.app, namespace=spec.namespace, is_install=True
+                )
+        except helm_python.HelmError as exc:
+            raise _helm_error(exc, display) from None
+    return _collect(manifests)
+
+
+def _collect(manifests: Mapping[str, str]) -> list[RenderedTemplate]:
+    total = 0
+    rendered: list[RenderedTemplate] = []
+    for template in sorted(manifests):
+        text = manifests[template]
+        if not _wanted(template, text):
+            continue
+        total += len(text)
+        if total > MAX_OUTPUT_BYTES:
+            raise RenderError(
+                f"{template}: the chart renders more than {MAX_OUTPUT_BYTES // 1024 // 1024} MiB",
+                file=template,
+            )
+        rendered.extend(_parse(template, text))
+    return rendered

@@ -1,0 +1,96 @@
+"""Per-app infrastructure custom resources (group ``fjord.dev``, version ``v1alpha1``).
+
+These models are the single definition of the CRs: the renderer builds them from the app spec,
+the CRD manifests in ``deploy/crds/`` are generated from them (``fjord.spec.crd``), and the
+operators validate what they read from the cluster with them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from fjord.spec.app import DATABASE_NAME, DEFAULT_REDIS_COMMANDS, REDIS_COMMAND, SCOPE
+from fjord.spec.base import SpecModel
+
+GROUP = "fjord.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+SecretName = Annotated[
+    str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", min_length=1, max_length=253)
+]
+
+
+class MaskinportenClientSpec(SpecModel):
+    """A Maskinporten client for one app; the operator writes its key and id into the Secret."""
+
+    kind: ClassVar[str] = "MaskinportenClient"
+    plural: ClassVar[str] = "maskinportenclients"
+
+    scopes: list[Annotated[str, Field(pattern=SCOPE, max_length=255)]] = Field(min_length=1)
+    secret_name: SecretName
+
+
+class DatabaseCredentials(SpecModel):
+    name: str = Field(pattern=DATABASE_NAME)
+    secret_name: SecretName
+
+
+class PostgreSQLCredentials(SpecModel):
+    databases: list[DatabaseCredentials] = Field(min_length=1)
+
+
+class RedisCredentials(SpecModel):
+    key_prefix: str = Field(pattern=r"^[A-Za-z0-9:._-]+$", max_length=128)
+    commands: list[Annotated[str, Field(pattern=REDIS_COMMAND)]] = Field(
+        default_factory=lambda: list(DEFAULT_REDIS_COMMANDS), min_length=1
+    )
+    secret_name: SecretName
+
+
+class AppCredentialsSpec(SpecModel):
+    """Backing-service credentials for one app (a user per database, an ACL user for Redis)."""
+
+    kind: ClassVar[str] = "AppCredentials"
+    plural: ClassVar[str] = "appcredentials"
+
+    postgresql: PostgreSQLCredentials | None = None
+    redis: RedisCredentials | None = None
+    protected: bool = Field(False, description="the janitor never deletes these Secrets")
+    expires_at: datetime | None = Field(None, description="the resource deletes itself after")
+
+
+class Condition(SpecModel):
+    type: str
+    status: str = Field(pattern=r"^(True|False|Unknown)$")
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class InfraStatus(SpecModel):
+    """Status both operators report; further fields (kopf's bookkeeping) are preserved."""
+
+    observed_generation: int | None = None
+    synchronization_hash: str | None = None
+    synchronization_time: datetime | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+def custom_resource(
+    spec: MaskinportenClientSpec | AppCredentialsSpec,
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """The manifest of one infra custom resource."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": spec.kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }

@@ -1,0 +1,118 @@
+"""Load ``fjord.yaml`` and platform config files into validated models, or fail with every
+problem located by ``file:line: field.path``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from fjord.spec.app import AppSpec
+from fjord.spec.errors import Problem, SpecError, format_path
+from fjord.spec.overlay import NOT_OVERRIDABLE, base_document, deep_merge
+from fjord.spec.platform import PlatformConfig, default_platform
+from fjord.spec.validation import located_errors
+from fjord.spec.yamlsource import Located, parse_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validate(model: type[M], located: Located) -> tuple[M | None, list[Problem]]:
+    if not isinstance(located.data, dict):
+        found = type(located.data).__name__
+        return None, [located.problem((), f"expected a mapping at the top level, found {found}")]
+    try:
+        return model.model_validate(located.data), []
+    except ValidationError as exc:
+        problems = [
+            located.problem(path, message, hint)
+            for path, message, hint in located_errors(exc, model, located.data)
+        ]
+        return None, problems
+
+
+def load_model(model: type[M], located: Located) -> M:
+    """Validate parsed YAML as ``model``; raise :class:`SpecError` with located problems."""
+    value, problems = _validate(model, located)
+    if value is None:
+        raise SpecError(problems)
+    return value
+
+
+def _environment_problems(
+    located: Located, spec: AppSpec | None, environment: str, overlay: object
+) -> list[Problem]:
+    """Problems an environment override causes once merged onto the base spec."""
+    where = ("environments", environment)
+    if not isinstance(overlay, Mapping):
+        return [located.problem(where, "must be a mapping of fields to override")]
+    problems = [
+        located.problem((*where, key), "cannot be overridden per environment")
+        for key in sorted(NOT_OVERRIDABLE.intersection(overlay))
+    ]
+    if problems:
+        return problems
+    if spec is not None:
+        base = base_document(spec)
+    else:  # the base is invalid (reported already): still check what the overlay itself says
+        base = {k: v for k, v in located.data.items() if k != "environments"}
+    merged = deep_merge(base, overlay)
+    try:
+        AppSpec.model_validate(merged)
+    except ValidationError as exc:
+        for path, message, hint in located_errors(exc, AppSpec, merged):
+            if located.has((*where, *path)):
+                problems.append(located.problem((*where, *path), message, hint))
+            elif spec is not None:  # caused by the combination: report it at the override
+                problems.append(
+                    Problem(
+                        located.file,
+                        located.line_of(where),
+                        format_path(where),
+                        f"{format_path(path)}: {message}",
+                        hint,
+                    )
+                )
+    return problems
+
+
+def parse_app_spec(text: str | bytes, file: str = "fjord.yaml") -> AppSpec:
+    """Parse and validate a ``fjord.yaml`` document, including its environment overrides."""
+    located = parse_yaml(text, file)
+    spec, problems = _validate(AppSpec, located)
+    if isinstance(located.data, dict):
+        environments: Any = located.data.get("environments")
+        if isinstance(environments, dict):
+            for name, overlay in environments.items():
+                problems += _environment_problems(located, spec, str(name), overlay)
+    if problems or spec is None:
+        raise SpecError(problems)
+    return spec
+
+
+def load_app_spec(path: str | Path) -> AppSpec:
+    """Read ``fjord.yaml`` (or a directory holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "fjord.yaml"
+    return parse_app_spec(_read(path), str(path))
+
+
+def parse_platform(text: str | bytes, file: str = "platform.yaml") -> PlatformConfig:
+    return load_model(PlatformConfig, parse_yaml(text, file))
+
+
+def load_platform(path: str | Path | None = None) -> PlatformConfig:
+    """The platform config at ``path``, or the embedded demo platform when ``path`` is None."""
+    if path is None:
+        return default_platform()
+    return parse_platform(_read(Path(path)), str(path))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None

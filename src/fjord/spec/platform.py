@@ -1,0 +1,132 @@
+"""Platform config: the orgs, environments, clusters, stores and routing fjord serves.
+
+Without a config file fjord uses :func:`default_platform`, a demo platform on ``fjord.localhost``
+with a local directory store, so every command works out of the box.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Discriminator, Field, model_validator
+
+from fjord.spec.app import ENV_NAME
+from fjord.spec.base import DnsLabel, SpecModel
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+DOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class Environment(SpecModel):
+    name: EnvName
+    domain: str | None = Field(
+        None, pattern=DOMAIN, description="apps' base domain here; defaults to the platform's"
+    )
+
+
+class Cluster(SpecModel):
+    name: DnsLabel
+
+
+class LocalStore(SpecModel):
+    kind: Literal["local"] = "local"
+    path: str | None = Field(None, description="directory; defaults to fjord's data directory")
+
+
+class OciStore(SpecModel):
+    kind: Literal["oci"]
+    registry: str = Field(min_length=1, description="host[:port] of the registry")
+    repository_prefix: str = Field("", description="prepended to '{org}/apps/{app}'")
+    plain_http: bool = False
+
+
+class AzureStore(SpecModel):
+    kind: Literal["azure"]
+    account_url: str = Field(min_length=1)
+    container: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+Store = Annotated[LocalStore | OciStore | AzureStore, Discriminator("kind")]
+
+
+class Org(SpecModel):
+    store: Store = LocalStore()
+    clusters: dict[EnvName, list[Cluster]] = Field(
+        default_factory=dict, description="the org's clusters in each environment"
+    )
+
+
+class TraefikRouting(SpecModel):
+    """Traefik IngressRoute on ``{org}.apps.{domain}`` under ``/{org}/{app}`` (Altinn's layout)."""
+
+    flavour: Literal["traefik"] = "traefik"
+    entry_points: list[str] = Field(default_factory=lambda: ["web"], min_length=1)
+    controller_namespace: DnsLabel = "traefik"
+
+
+class GatewayRouting(SpecModel):
+    """Gateway API HTTPRoute attached to a shared Gateway."""
+
+    flavour: Literal["gateway"]
+    gateway_name: DnsLabel = "fjord"
+    gateway_namespace: DnsLabel = "gateway-system"
+    controller_namespace: DnsLabel = "gateway-system"
+
+
+class IngressRouting(SpecModel):
+    """Plain networking.k8s.io Ingress for any ingress controller."""
+
+    flavour: Literal["ingress"]
+    ingress_class_name: str | None = "nginx"
+    controller_namespace: DnsLabel = "ingress-nginx"
+
+
+Routing = Annotated[TraefikRouting | GatewayRouting | IngressRouting, Discriminator("flavour")]
+
+
+class PlatformConfig(SpecModel):
+    domain: str = Field(pattern=DOMAIN)
+    environments: list[Environment] = Field(
+        min_length=1, description="in promotion order: a release moves left to right"
+    )
+    orgs: dict[DnsLabel, Org] = Field(min_length=1)
+    routing: Routing = TraefikRouting()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlatformConfig:
+        names = [e.name for e in self.environments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"environment names must be unique: {names}")
+        for org, config in self.orgs.items():
+            unknown = sorted(set(config.clusters) - set(names))
+            if unknown:
+                raise ValueError(f"orgs.{org}.clusters: unknown environment(s) {unknown}")
+        return self
+
+    @property
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    def environment(self, name: str) -> Environment:
+        for environment in self.environments:
+            if environment.name == name:
+                return environment
+        raise KeyError(name)
+
+    def app_host(self, org: str, environment: str) -> str:
+        """Where an org's apps are served in an environment: ``{org}.apps.{domain}``."""
+        return f"{org}.apps.{self.environment(environment).domain or self.domain}"
+
+
+def default_platform() -> PlatformConfig:
+    """The embedded demo platform: orgs ttd and digdir, tt02 → production, local store."""
+    environments = [
+        Environment(name="tt02", domain="tt02.fjord.localhost"),
+        Environment(name="production"),
+    ]
+    clusters = {"tt02": [Cluster(name="tt02-1")], "production": [Cluster(name="production-1")]}
+    return PlatformConfig(
+        domain="fjord.localhost",
+        environments=environments,
+        orgs={"ttd": Org(clusters=clusters), "digdir": Org(clusters=clusters)},
+    )
