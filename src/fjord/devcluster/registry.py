@@ -93,7 +93,12 @@ class LoopbackProcess:
     def matches(self) -> bool:
         """Whether ``pid`` is still this program (not exited, not a reused pid)."""
         cmdline = pid_cmdline(self.pid)
-        return cmdline is not None and list(cmdline) == list(self.argv)
+        if cmdline is None:
+            return False
+        # An interpreter script shows up as "<interpreter> <script> <args>", so compare the
+        # tail: the script path and every argument must be exactly ours.
+        expected = list(self.argv)
+        return len(cmdline) >= len(expected) and cmdline[len(cmdline) - len(expected) :] == expected
 
     def alive(self) -> bool:
         if self.popen is not None:

@@ -1,0 +1,201 @@
+"""Azurite (the Azure Storage emulator) for tests and the demo, blob service only.
+
+:func:`ensure_installed` installs the npm package ``azurite@3.35.0`` (the last release that
+declares support for Node 20) into ``~/.cache/fjord/node/azurite-3.35.0/`` (under
+``$FJORD_CACHE_DIR`` when set), outside the repository. The install goes to a temporary sibling
+directory that is renamed into place once npm succeeds, under a file lock, so concurrent callers
+and interrupted installs never see a half-installed tree; an existing install is reused.
+
+:class:`Azurite` runs ``azurite-blob`` on 127.0.0.1 with a free port and its own data directory,
+with ``--skipApiVersionCheck --loose`` because the Azure SDK speaks a newer API version than the
+emulator knows. Readiness is polled; the pid and port go into ``azurite.json`` in the state
+directory so :meth:`Azurite.load` can stop it from another process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Self
+
+import httpx2
+
+from fjord.devcluster.registry import LoopbackProcess, ProcessError, free_port
+
+AZURITE_VERSION = "3.35.0"
+STATE_FILE = "azurite.json"
+ACCOUNT_NAME = "devstoreaccount1"
+# Azurite's fixed, publicly documented development key (not a secret).
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def cache_dir() -> Path:
+    """fjord's cache root: ``$FJORD_CACHE_DIR`` or ``~/.cache/fjord``."""
+    configured = os.environ.get("FJORD_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "fjord"
+
+
+def install_dir(version: str = AZURITE_VERSION) -> Path:
+    return cache_dir() / "node" / f"azurite-{version}"
+
+
+def _blob_binary(root: Path) -> Path:
+    return root / "node_modules" / ".bin" / "azurite-blob"
+
+
+def ensure_installed(version: str = AZURITE_VERSION) -> Path:
+    """Install Azurite with npm unless it is already there; return the ``azurite-blob`` path."""
+    target = install_dir(version)
+    binary = _blob_binary(target)
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ProcessError("npm not found", hint="install Node.js 20 and npm")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".azurite-{version}.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if binary.exists():  # another process finished the install while we waited
+            return binary
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".azurite-{version}-"))
+        try:
+            result = subprocess.run(
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(staging),
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-save",
+                    "--loglevel=error",
+                    f"azurite@{version}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            if result.returncode != 0 or not _blob_binary(staging).exists():
+                raise ProcessError(
+                    f"npm install azurite@{version} failed:\n{result.stderr[-3000:]}",
+                    hint="check network access to the npm registry",
+                )
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return binary
+
+
+def _blob_service_up(url: str) -> bool:
+    try:
+        # Any HTTP answer (Azurite replies 400 to a bare GET) proves the listener is serving.
+        httpx2.get(url, timeout=2.0)
+    except httpx2.HTTPError:
+        return False
+    return True
+
+
+class Azurite:
+    """A running Azurite blob service on 127.0.0.1."""
+
+    def __init__(self, state_dir: Path, port: int, process: LoopbackProcess) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        self.process = process
+
+    @property
+    def blob_endpoint(self) -> str:
+        """Path-style account URL: ``http://127.0.0.1:<port>/devstoreaccount1``."""
+        return f"http://127.0.0.1:{self.port}/{ACCOUNT_NAME}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};"
+            f"AccountKey={ACCOUNT_KEY};BlobEndpoint={self.blob_endpoint};"
+        )
+
+    @classmethod
+    def start(cls, state_dir: Path | str, *, attempts: int = 5) -> Azurite:
+        """Install if needed, then start the blob service with data under ``state_dir``."""
+        binary = ensure_installed()
+        state = Path(state_dir)
+        data = state / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        last_error: ProcessError | None = None
+        for _ in range(attempts):
+            port = free_port()
+            argv = [
+                str(binary),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                str(data),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+            ]
+            process = LoopbackProcess.spawn(argv, state / "azurite.log")
+            try:
+                process.wait_ready(
+                    functools.partial(_blob_service_up, f"http://127.0.0.1:{port}/"),
+                    f"azurite on port {port}",
+                )
+            except ProcessError as exc:
+                last_error = exc
+                process.stop()
+                continue
+            azurite = cls(state, port, process)
+            azurite._save()
+            return azurite
+        raise last_error or ProcessError("azurite did not start")
+
+    def _save(self) -> None:
+        state = {
+            "pid": self.process.pid,
+            "port": self.port,
+            "argv": list(self.process.argv),
+            "log": str(self.process.log_path),
+        }
+        tmp = self.state_dir / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.state_dir / STATE_FILE)
+
+    @classmethod
+    def load(cls, state_dir: Path | str) -> Azurite:
+        """The Azurite recorded in ``state_dir`` by :meth:`start`."""
+        try:
+            state = json.loads((Path(state_dir) / STATE_FILE).read_text())
+        except FileNotFoundError as exc:
+            raise ProcessError(f"no azurite state in {state_dir}") from exc
+        process = LoopbackProcess(
+            pid=int(state["pid"]), argv=list(state["argv"]), log_path=Path(state["log"])
+        )
+        return cls(Path(state_dir), int(state["port"]), process)
+
+    def running(self) -> bool:
+        return self.process.alive() and self.process.matches()
+
+    def stop(self) -> None:
+        """Stop Azurite (SIGTERM, then SIGKILL); the data directory is kept."""
+        self.process.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / STATE_FILE).unlink()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
