@@ -39,5 +39,5 @@ class CheckError(FjordError):
         lines = "\n".join(f"  {f}" for f in self.failures)
         super().__init__(
             f"{count} check failure{'s' if count != 1 else ''}, nothing was published:\n{lines}",
-            hint="fix the chart or fjord.yaml; the checks run offline with `fjord render`",
+            hint="fix the chart or fjord.yaml and render again",
         )
