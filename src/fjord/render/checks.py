@@ -102,9 +102,7 @@ def _object_failures(
     if len(name) > 253 or not _NAME.match(name):
         failures.append(("metadata.name", f"{name!r} is not a valid DNS-1123 name"))
     if metadata.get("namespace") != namespace:
-        failures.append(
-            ("metadata.namespace", f"must be the app's namespace {namespace!r}")
-        )
+        failures.append(("metadata.namespace", f"must be the app's namespace {namespace!r}"))
     if kind == "Secret" and group == "":
         for key in ("data", "stringData"):
             if obj.get(key):

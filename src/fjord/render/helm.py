@@ -97,7 +97,7 @@ def _copy_tree(source: Path, dest: Path, display: str, budget: _Budget) -> None:
 
 def _dependencies(chart_dir: Path, display: str) -> list[dict[str, Any]]:
     try:
-        metadata = yaml.load((chart_dir / "Chart.yaml").read_text(), Loader=_Loader)
+        metadata = yaml.load((chart_dir / "Chart.yaml").read_text(), Loader=_Loader)  # noqa: S506 (a safe loader)
     except FileNotFoundError:
         raise RenderError(f"{display}/Chart.yaml: missing; not a Helm chart") from None
     except yaml.YAMLError as exc:
@@ -182,7 +182,9 @@ def _parse(template: str, text: str) -> list[RenderedTemplate]:
     try:
         documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
-        raise RenderError(f"{template}: rendered output is not valid YAML: {exc}", file=template)
+        raise RenderError(
+            f"{template}: rendered output is not valid YAML: {exc}", file=template
+        ) from None
     found = []
     for document in documents:
         if document is None:

@@ -12,7 +12,7 @@ MANAGED_BY = "fjord"
 ORG_LABEL = "fjord.dev/org"
 APP_LABEL = "fjord.dev/app"
 
-SECRET_MOUNT_ROOT = "/var/run/secrets/fjord"
+SECRET_MOUNT_ROOT = "/var/run/secrets/fjord"  # noqa: S105 (a directory, not a password)
 
 
 def namespace(spec: AppSpec) -> str:

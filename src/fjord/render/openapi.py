@@ -59,7 +59,7 @@ def _schemas(directory: Path, group: str, version: str) -> dict[str, Any]:
 
 
 def _tighten(node: dict[str, Any]) -> dict[str, Any]:
-    # Objects with declared properties reject unknown fields, like `kubectl apply --validate=strict`.
+    # Objects with declared properties reject unknown fields (like `--validate=strict`).
     if (
         "properties" in node
         and "additionalProperties" not in node
@@ -129,7 +129,9 @@ def _metadata_schema(directory: Path) -> dict[str, Any]:
 
 
 @functools.cache
-def validator_for(directory: Path, api_version: str, kind: str) -> jsonschema.Draft7Validator | None:
+def validator_for(
+    directory: Path, api_version: str, kind: str
+) -> jsonschema.Draft7Validator | None:
     """A compiled validator for ``api_version``/``kind``, or None when no schema is known."""
     group, version = _split(api_version)
     own = _own_schemas().get((group, version, kind))

@@ -140,7 +140,12 @@ def service(spec: AppSpec, environment: str) -> dict[str, Any]:
             "type": "ClusterIP",
             "selector": names.selector_labels(spec),
             "ports": [
-                {"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
+                {
+                    "name": PORT_NAME,
+                    "port": SERVICE_PORT,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                }
             ],
         },
     }
@@ -184,9 +189,7 @@ def disruption_budget(spec: AppSpec, environment: str) -> dict[str, Any] | None:
     }
 
 
-def network_policy(
-    spec: AppSpec, environment: str, platform: PlatformConfig
-) -> dict[str, Any]:
+def network_policy(spec: AppSpec, environment: str, platform: PlatformConfig) -> dict[str, Any]:
     """Ingress only from the app's own namespace and, when routed, the routing controller."""
     rules: list[dict[str, Any]] = [{"from": [{"podSelector": {}}]}]
     if spec.routing.enabled:

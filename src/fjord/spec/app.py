@@ -14,7 +14,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-     ValidationInfo,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -54,9 +54,11 @@ class Resources(SpecModel):
 class Replicas(SpecModel):
     """Horizontal autoscaling bounds; ``min == max`` means a fixed replica count (no HPA)."""
 
-    min: int = Field(2, ge=0, le=1000)
-    max: int = Field(6, ge=1, le=1000)
-    cpu_target: int = Field(75, ge=1, le=100, description="target average CPU utilisation, %")
+    min: int = Field(default=2, ge=0, le=1000)
+    max: int = Field(default=6, ge=1, le=1000)
+    cpu_target: int = Field(
+        default=75, ge=1, le=100, description="target average CPU utilisation, %"
+    )
 
     @field_validator("max")
     @classmethod
@@ -69,8 +71,8 @@ class Replicas(SpecModel):
 
 class Probe(SpecModel):
     path: str = Field(pattern=r"^/", max_length=1024)
-    port: int | None = Field(None, ge=1, le=65535, description="defaults to the app's port")
-    period_seconds: int = Field(10, ge=1, le=3600)
+    port: int | None = Field(default=None, ge=1, le=65535, description="defaults to the app's port")
+    period_seconds: int = Field(default=10, ge=1, le=3600)
 
 
 class Probes(SpecModel):
@@ -109,8 +111,7 @@ def _env_kind(value: object) -> str:
 
 # A callable discriminator picks one branch, so a bad value yields one error, not one per branch.
 EnvValue = Annotated[
-    Annotated[str, BeforeValidator(_plain_env), Tag("plain")]
-    | Annotated[SecretEnv, Tag("secret")],
+    Annotated[str, BeforeValidator(_plain_env), Tag("plain")] | Annotated[SecretEnv, Tag("secret")],
     Discriminator(_env_kind),
 ]
 EnvVarName = Annotated[str, Field(pattern=ENV_VAR_NAME, max_length=253)]
@@ -120,7 +121,7 @@ class Routing(SpecModel):
     """Public HTTP route. The default path is ``/{org}/{app}`` (Altinn's layout)."""
 
     enabled: bool = True
-    path: str | None = Field(None, pattern=r"^/[-a-zA-Z0-9._~/]*$", max_length=256)
+    path: str | None = Field(default=None, pattern=r"^/[-a-zA-Z0-9._~/]*$", max_length=256)
 
 
 class Maskinporten(SpecModel):
@@ -148,7 +149,10 @@ class PostgreSQL(SpecModel):
 
 class Redis(SpecModel):
     key_prefix: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9:._-]+$", max_length=128, description="defaults to '{app}:'"
+        default=None,
+        pattern=r"^[A-Za-z0-9:._-]+$",
+        max_length=128,
+        description="defaults to '{app}:'",
     )
     commands: list[Annotated[str, Field(pattern=REDIS_COMMAND)]] = Field(
         default_factory=lambda: list(DEFAULT_REDIS_COMMANDS), min_length=1
@@ -176,12 +180,12 @@ class AppSpec(SpecModel):
     org: DnsLabel
     app: DnsLabel
     image: str | None = Field(
-        None,
+        default=None,
         pattern=r"^[a-z0-9][a-z0-9._/:@-]*$",
         max_length=512,
         description="container image; required unless the app brings its own chart",
     )
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=1, le=65535)
     resources: Resources = Resources()
     replicas: Replicas = Replicas()
     probes: Probes = Probes()

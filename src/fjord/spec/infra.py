@@ -59,8 +59,10 @@ class AppCredentialsSpec(SpecModel):
 
     postgresql: PostgreSQLCredentials | None = None
     redis: RedisCredentials | None = None
-    protected: bool = Field(False, description="the janitor never deletes these Secrets")
-    expires_at: datetime | None = Field(None, description="the resource deletes itself after")
+    protected: bool = Field(default=False, description="the janitor never deletes these Secrets")
+    expires_at: datetime | None = Field(
+        default=None, description="the resource deletes itself after"
+    )
 
 
 class Condition(SpecModel):

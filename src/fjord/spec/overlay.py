@@ -66,10 +66,7 @@ def apply_overlays(spec: AppSpec, overlays: Sequence[Overlay]) -> AppSpec:
         raise SpecError(problems_from(exc, AppSpec, document, source)) from None
 
 
-def spec_for_environment(
-    spec: AppSpec, environment: str, extra: Sequence[Overlay] = ()
-) -> AppSpec:
+def spec_for_environment(spec: AppSpec, environment: str, extra: Sequence[Overlay] = ()) -> AppSpec:
     """The effective spec in ``environment``: base < ``environments.<env>`` < ``extra``."""
     own = Overlay(f"environments.{environment}", spec.environments.get(environment, {}))
     return apply_overlays(spec, [own, *extra])
-

@@ -20,7 +20,9 @@ DOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 class Environment(SpecModel):
     name: EnvName
     domain: str | None = Field(
-        None, pattern=DOMAIN, description="apps' base domain here; defaults to the platform's"
+        default=None,
+        pattern=DOMAIN,
+        description="apps' base domain here; defaults to the platform's",
     )
 
 
@@ -30,13 +32,15 @@ class Cluster(SpecModel):
 
 class LocalStore(SpecModel):
     kind: Literal["local"] = "local"
-    path: str | None = Field(None, description="directory; defaults to fjord's data directory")
+    path: str | None = Field(
+        default=None, description="directory; defaults to fjord's data directory"
+    )
 
 
 class OciStore(SpecModel):
     kind: Literal["oci"]
     registry: str = Field(min_length=1, description="host[:port] of the registry")
-    repository_prefix: str = Field("", description="prepended to '{org}/apps/{app}'")
+    repository_prefix: str = Field(default="", description="prepended to '{org}/apps/{app}'")
     plain_http: bool = False
 
 

@@ -27,9 +27,9 @@ def _document_path(loc: Sequence[PathItem], data: Any) -> tuple[PathItem, ...]:
     path: list[PathItem] = []
     node = data
     for index, item in enumerate(loc):
-        if isinstance(node, dict) and item in node:
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        in_dict = isinstance(node, dict) and item in node
+        in_list = isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
+        if in_dict or in_list:
             node = node[item]
         elif index != len(loc) - 1:
             continue  # a union tag or validator name: not a place in the document
