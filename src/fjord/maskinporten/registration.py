@@ -88,8 +88,13 @@ class ClientRegistration(BaseModel):
         )
 
     def request_body(self) -> dict[str, Any]:
-        """The JSON body to send: unset optional fields are left out."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The JSON body to send: unset fields and server-set fields are left out.
+
+        Leaving out server-set fields lets a caller send back a ``RegisteredClient`` it read
+        (Digdir refuses a request that carries ``supplier_orgno``).
+        """
+        fields = set(ClientRegistration.model_fields) - {"supplier_orgno"}
+        return self.model_dump(mode="json", exclude_none=True, include=fields)
 
 
 class RegisteredClient(ClientRegistration):
