@@ -1,0 +1,53 @@
+"""Session-scoped loopback servers for integration tests: docker-registry and Azurite.
+
+* ``registry``: a Distribution registry on 127.0.0.1 without auth;
+* ``auth_registry``: one that requires basic auth (``auth_registry.username``/``.password``);
+* ``azurite``: the Azurite blob service (``azurite.connection_string``).
+
+Each starts once per session (per xdist worker) on a free port with its own state directory and
+is stopped at the end. A missing ``docker-registry`` or npm fails the test with the fix; nothing
+is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fjord.devcluster.azurite import Azurite
+from fjord.devcluster.registry import LocalRegistry
+
+REGISTRY_USER = "fjord"
+REGISTRY_PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    server = LocalRegistry.start(tmp_path_factory.mktemp("registry"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    server = LocalRegistry.start(
+        tmp_path_factory.mktemp("auth-registry"),
+        username=REGISTRY_USER,
+        password=REGISTRY_PASSWORD,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    server = Azurite.start(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
+    finally:
+        server.stop()
