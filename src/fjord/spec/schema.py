@@ -16,10 +16,24 @@ from fjord.spec.platform import PlatformConfig
 _PARTIAL = "Partial"
 
 
+def _nullable(node: Any) -> Any:
+    return {"anyOf": [_partial(node), {"type": "null"}]}
+
+
 def _partial(node: Any) -> Any:
-    """``node`` with every ``required`` dropped and every ``$ref`` pointing at a partial def."""
+    """``node`` with every ``required`` dropped and every ``$ref`` pointing at a partial def.
+
+    Every field may also be ``null``, which deletes it when the override is merged.
+    """
     if isinstance(node, dict):
-        out = {k: _partial(v) for k, v in node.items() if k != "required"}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("properties", "patternProperties"):
+                out[key] = {name: _nullable(sub) for name, sub in value.items()}
+            elif key == "additionalProperties" and isinstance(value, dict):
+                out[key] = _nullable(value)
+            elif key != "required":
+                out[key] = _partial(value)
         ref = out.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             out["$ref"] = ref + _PARTIAL

@@ -23,7 +23,7 @@ _MESSAGES = {
 }
 
 
-def _document_path(loc: Sequence[PathItem], data: Any) -> tuple[PathItem, ...]:
+def _document_path(loc: Sequence[PathItem], data: Any, missing: bool) -> tuple[PathItem, ...]:
     path: list[PathItem] = []
     node = data
     for index, item in enumerate(loc):
@@ -31,7 +31,7 @@ def _document_path(loc: Sequence[PathItem], data: Any) -> tuple[PathItem, ...]:
         in_list = isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
         if in_dict or in_list:
             node = node[item]
-        elif index != len(loc) - 1:
+        elif not (missing and index == len(loc) - 1):
             continue  # a union tag or validator name: not a place in the document
         path.append(item)
     return tuple(path)
@@ -87,7 +87,7 @@ def located_errors(
 ) -> Iterator[tuple[tuple[PathItem, ...], str, str | None]]:
     """``(document path, message, hint)`` for every pydantic error."""
     for error in exc.errors(include_url=False):
-        path = _document_path(error["loc"], data)
+        path = _document_path(error["loc"], data, missing=error["type"] == "missing")
         message = _MESSAGES.get(error["type"], error["msg"])
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
         hint = None
