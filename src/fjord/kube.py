@@ -47,6 +47,20 @@ def _kube_error(exc: ApiException) -> KubeError:
         return KubeError(status, str(getattr(exc, "reason", "")), str(body))
 
 
+def _checked(result: Any) -> Obj:
+    """The object the server returned; a failure ``Status`` becomes a :class:`KubeError`.
+
+    The dynamic client streams responses, so error statuses come back as ``Status`` objects
+    instead of exceptions.
+    """
+    data = dict(result.to_dict() if hasattr(result, "to_dict") else result)
+    if data.get("kind") == "Status" and data.get("status") == "Failure":
+        raise KubeError(
+            int(data.get("code", 0)), str(data.get("reason", "")), str(data.get("message", ""))
+        )
+    return data
+
+
 class Kube:
     """An async session against one cluster."""
 
@@ -109,19 +123,22 @@ class Kube:
             )
         except ApiException as exc:
             raise _kube_error(exc) from exc
-        return dict(result.to_dict())
+        return _checked(result)
 
     async def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> Obj | None:
         resource = await self._resource(api_version, kind)
         try:
-            result = await self._dynamic.get(resource, name=name, namespace=namespace)
+            return _checked(await self._dynamic.get(resource, name=name, namespace=namespace))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise _kube_error(exc) from exc
-        return dict(result.to_dict())
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def items(
         self,
@@ -138,7 +155,7 @@ class Kube:
             )
         except ApiException as exc:
             raise _kube_error(exc) from exc
-        return [dict(item) for item in result.to_dict().get("items", [])]
+        return [dict(item) for item in _checked(result).get("items", [])]
 
     async def create(self, obj: Mapping[str, Any]) -> Obj:
         resource = await self._resource(obj["apiVersion"], obj["kind"])
@@ -148,7 +165,7 @@ class Kube:
             )
         except ApiException as exc:
             raise _kube_error(exc) from exc
-        return dict(result.to_dict())
+        return _checked(result)
 
     async def patch(
         self,
@@ -174,7 +191,7 @@ class Kube:
             )
         except ApiException as exc:
             raise _kube_error(exc) from exc
-        return dict(result.to_dict())
+        return _checked(result)
 
     async def delete(
         self,
@@ -189,11 +206,17 @@ class Kube:
         resource = await self._resource(api_version, kind)
         body = {"propagationPolicy": propagation} if propagation else None
         try:
-            await self._dynamic.delete(resource, name=name, namespace=namespace, body=body)
+            _checked(
+                await self._dynamic.delete(resource, name=name, namespace=namespace, body=body)
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return False
             raise _kube_error(exc) from exc
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
         return True
 
     async def watch(

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from fjord.cli.output import Output, OutputOption, emit_json, emit_line, err, fail, out
 from fjord.devcluster import platform
 from fjord.devcluster.cluster import LocalCluster, default_state_root
 from fjord.errors import FjordError
@@ -20,35 +18,20 @@ dev_app = typer.Typer(help="Run fjord's local platform: clusters, Flux and a reg
 cluster_app = typer.Typer(help="A local Kubernetes cluster (etcd, apiserver, controllers, kwok).")
 dev_app.add_typer(cluster_app, name="cluster")
 
-console = Console(stderr=True)
-out = Console()
-
-
-class Output(StrEnum):
-    table = "table"
-    json = "json"
-
-
 StateDir = typer.Option(
     None,
     "--state-dir",
     help="State directory (default: $FJORD_STATE_DIR or ~/.local/state/fjord).",
 )
-OutputOpt = typer.Option(Output.table, "--output", "-o", help="table or json.")
 
 
 def _root(state_dir: Path | None) -> Path:
     return state_dir or default_state_root()
 
 
-def _fail(exc: FjordError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=1)
-
-
 def _progress(started: float) -> platform.Progress:
     def say(message: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}")
+        err.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}", highlight=False)
 
     return say
 
@@ -65,8 +48,8 @@ def cluster_up(
     try:
         state = cluster.up(nodes=nodes, flux=flux, progress=_progress(time.monotonic()))
     except FjordError as exc:
-        raise _fail(exc) from exc
-    out.print(f"export KUBECONFIG={state.kubeconfig}")
+        raise fail(exc) from exc
+    emit_line(f"export KUBECONFIG={state.kubeconfig}")
 
 
 @cluster_app.command("down")
@@ -76,19 +59,19 @@ def cluster_down(
 ) -> None:
     """Stop every process of a cluster and remove its state (also after a crash)."""
     existed = LocalCluster(_root(state_dir) / "clusters" / name, name).down()
-    console.print(f"cluster {name} {'removed' if existed else 'was not running'}")
+    err.print(f"cluster {name} {'removed' if existed else 'was not running'}")
 
 
 @cluster_app.command("status")
 def cluster_status(
     name: str = typer.Option("dev", help="Cluster name."),
     state_dir: Path | None = StateDir,
-    output: Output = OutputOpt,
+    output: Output = OutputOption,
 ) -> None:
     """Show whether each component runs; exit 1 if the cluster is not ready."""
     status = LocalCluster(_root(state_dir) / "clusters" / name, name).status()
     if output is Output.json:
-        out.print_json(json.dumps(status))
+        emit_json(status)
     else:
         _print_cluster(status)
     if not status.get("ready"):
@@ -107,12 +90,12 @@ def _print_cluster(status: dict[str, Any]) -> None:
 
 
 @dev_app.command("up")
-def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOpt) -> None:
+def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOption) -> None:
     """Bring up the local platform and print where everything is."""
     try:
         info = platform.up(_root(state_dir), progress=_progress(time.monotonic()))
     except FjordError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     _print_platform(info, output)
 
 
@@ -120,11 +103,11 @@ def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOpt) -> Non
 def dev_down(state_dir: Path | None = StateDir) -> None:
     """Stop everything `fjord dev up` started and remove its state."""
     removed = platform.down(_root(state_dir))
-    console.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
+    err.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
 
 
 @dev_app.command("status")
-def dev_status(state_dir: Path | None = StateDir, output: Output = OutputOpt) -> None:
+def dev_status(state_dir: Path | None = StateDir, output: Output = OutputOption) -> None:
     """Where everything of the local platform is, and whether it runs."""
     info = platform.status(_root(state_dir))
     _print_platform(info, output)
@@ -134,7 +117,7 @@ def dev_status(state_dir: Path | None = StateDir, output: Output = OutputOpt) ->
 
 def _print_platform(info: dict[str, Any], output: Output) -> None:
     if output is Output.json:
-        out.print_json(json.dumps(info))
+        emit_json(info)
         return
     table = Table(title="fjord local platform")
     table.add_column("part")

@@ -1,0 +1,40 @@
+"""How every ``fjord`` command writes: tables and progress for people, JSON for programs.
+
+Progress and errors go to stderr so stdout stays parseable. Machine-readable output is written
+with plain ``print`` because Rich wraps long lines at the terminal width (80 when piped).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+out = Console()
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+OutputOption = typer.Option(Output.table, "--output", "-o", help="table (for people) or json.")
+
+
+def emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def emit_line(text: str) -> None:
+    """A line a shell or script will consume (e.g. ``export KUBECONFIG=…``), never wrapped."""
+    print(text)
+
+
+def fail(message: object, code: int = 1) -> typer.Exit:
+    """Print an error and return the Exit to raise: ``raise fail(exc) from exc``."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
