@@ -55,7 +55,7 @@ class Replicas(SpecModel):
     """Horizontal autoscaling bounds; ``min == max`` means a fixed replica count (no HPA)."""
 
     min: int = Field(default=2, ge=0, le=1000)
-    max: int = Field(default=6, ge=1, le=1000)
+    max: int = Field(default=6, ge=0, le=1000, description="min == max == 0 scales to zero")
     cpu_target: int = Field(
         default=75, ge=1, le=100, description="target average CPU utilisation, %"
     )
