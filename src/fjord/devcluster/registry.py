@@ -22,10 +22,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import bcrypt
 import httpx2
@@ -209,10 +209,15 @@ class LocalRegistry:
         *,
         username: str | None = None,
         password: str | None = None,
+        auth: Mapping[str, Any] | None = None,
         binary: Path = REGISTRY_BINARY,
         attempts: int = 5,
     ) -> LocalRegistry:
-        """Start a registry; with ``username`` and ``password`` it requires basic auth."""
+        """Start a registry; with ``username`` and ``password`` it requires basic auth.
+
+        ``auth`` replaces the config's ``auth`` section verbatim (e.g. ``{"token": {...}}`` to
+        test Bearer tokens against a token server of the caller's).
+        """
         state = Path(state_dir)
         if not binary.exists():
             raise ProcessError(
@@ -220,8 +225,7 @@ class LocalRegistry:
             )
         state.mkdir(parents=True, exist_ok=True)
         (state / "storage").mkdir(exist_ok=True)
-        auth = None
-        if username is not None:
+        if username is not None and auth is None:
             (state / "htpasswd").write_text(htpasswd_line(username, password or ""))
             auth = {"htpasswd": {"realm": "fjord-registry", "path": str(state / "htpasswd")}}
         last_error: ProcessError | None = None
