@@ -30,9 +30,7 @@ def assert_golden(case: str, files: dict[str, bytes]) -> None:
         for path, content in files.items():
             (directory / path).parent.mkdir(parents=True, exist_ok=True)
             (directory / path).write_bytes(content)
-    expected = {
-        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*.yaml")
-    }
+    expected = {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*.yaml")}
     assert expected == files, f"golden {case} differs; FJORD_UPDATE_GOLDEN=1 regenerates it"
 
 

@@ -234,8 +234,8 @@ def test_environment_then_dynamic_config_layering() -> None:
 
 def test_bad_dynamic_config_is_a_spec_error_naming_its_version() -> None:
     spec = parse_app_spec("org: ttd\napp: a\nimage: x\n")
+    dynamic = DynamicConfig(7, {"environments": {"tt02": {"replicas": {"max": 0}}}})
     with pytest.raises(SpecError, match=r"dynamic config v7 environments\.tt02"):
-        dynamic = DynamicConfig(7, {"environments": {"tt02": {"replicas": {"max": 0}}}})
         spec_for_environment(spec, "tt02", dynamic.overlays("tt02"))
     with pytest.raises(SpecError, match="unknown key"):
         DynamicConfig(1, {"replicas": {}})
