@@ -127,6 +127,12 @@ class EmulatorState:
         self.clients[supplier.client_id] = client
         self.replace_keys(client, list(supplier.jwks.get("keys", [])), now)
 
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Replace the live fault settings; the ``max_faults`` budget starts over."""
+        with self.lock:
+            self.faults = faults
+            self.faults_injected.clear()
+
     # -- ids and randomness ------------------------------------------------------------------
 
     def new_uuid(self) -> str:

@@ -52,9 +52,7 @@ def test_router(state: EmulatorState) -> APIRouter:
 
     @router.put("/faults")
     async def put_faults(faults: FaultConfig) -> FaultConfig:
-        with state.lock:
-            state.faults = faults
-            state.faults_injected.clear()
+        state.set_faults(faults)
         return faults
 
     @router.post("/clock")
