@@ -1,0 +1,3 @@
+{{- define "varsel.selector" -}}
+app.kubernetes.io/name: {{ .Values.fjord.app }}
+{{- end }}
