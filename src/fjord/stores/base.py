@@ -23,7 +23,7 @@ from typing import Self
 
 from fjord.artifact import Artifact, Image, sha256_digest, verify_digest
 from fjord.artifact.digest import check_digest, is_digest
-from fjord.artifact.errors import ArtifactError
+from fjord.artifact.errors import ArtifactError, DigestMismatchError
 from fjord.artifact.oci import parse_manifest, referenced_blobs
 from fjord.errors import FjordError
 
@@ -156,7 +156,17 @@ class Store(ABC):
         data = await self._get_blob(check_repository(repository), check_digest(digest))
         if data is None:
             raise NotFoundError(f"{self.describe()}: blob {digest} not found in {repository}")
-        return verify_digest(data, digest)
+        return self._verified(data, digest, repository)
+
+    def _verified(self, data: bytes, digest: str, repository: str) -> bytes:
+        """``data`` if it matches ``digest``; otherwise an error naming the store and place."""
+        try:
+            return verify_digest(data, digest)
+        except DigestMismatchError as exc:
+            raise DigestMismatchError(
+                f"{self.describe()}, repository {repository}: {exc}",
+                hint="the store's content is corrupt or was tampered with",
+            ) from exc
 
     async def push(
         self,
@@ -230,7 +240,7 @@ class Store(ABC):
                 else f"{self.describe()}: manifest {repository}@{reference} not found"
             )
         if is_digest(reference):
-            verify_digest(manifest, reference)
+            self._verified(manifest, reference, repository)
         return manifest
 
     async def pull_image(self, repository: str, reference: str) -> Image:
