@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from fjord.render import CheckError, DynamicConfig, RenderError, render_app
+from fjord.spec import SpecError
 
 TESTS = Path(__file__).resolve().parents[1]
 CHART_APP = TESTS / "data" / "apps" / "chart-app"
@@ -101,7 +102,15 @@ def test_chart_path_traversal_is_rejected(app: Path) -> None:
     spec = app / "fjord.yaml"
     (app.parent / "elsewhere").mkdir()
     spec.write_text(spec.read_text().replace("path: ./chart", "path: chart/../../elsewhere"))
-    with pytest.raises(Exception, match="inside the app's repository"):
+    with pytest.raises(SpecError, match="inside the app's repository"):
+        render_app(app)
+
+
+def test_chart_directory_symlinked_out_of_the_repository_is_rejected(app: Path) -> None:
+    outside = app.parent / "outside-chart"
+    shutil.move(app / "chart", outside)
+    os.symlink(outside, app / "chart")
+    with pytest.raises(RenderError, match="points outside the app's repository"):
         render_app(app)
 
 
