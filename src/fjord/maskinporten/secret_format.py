@@ -87,11 +87,14 @@ class MaskinportenSettings(BaseModel):
             raise ValueError("kid does not match the jwk's kid")
         if any(not s or " " in s for s in self.scopes) or len(set(self.scopes)) != len(self.scopes):
             raise ValueError("scopes must be unique and contain no spaces")
+        if self.jwk not in self.jwks:
+            # The active key is always part of the set, first. (Frozen model: set it directly.)
+            object.__setattr__(self, "jwks", (self.jwk, *self.jwks))
         return self
 
     def all_keys(self) -> tuple[dict[str, Any], ...]:
         """The registered private keys, active first."""
-        return self.jwks or (self.jwk,)
+        return self.jwks
 
     def to_secret_data(self) -> dict[str, str]:
         """The Secret's ``stringData``: one key per env var plus the JSON document."""
