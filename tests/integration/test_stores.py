@@ -20,7 +20,8 @@ from fjord.artifact import (
     load_public_key,
     signature_tag,
 )
-from fjord.artifact.signing import SIGNATURE_ANNOTATION
+from fjord.artifact.oci import OCI_CONFIG, image_manifest
+from fjord.artifact.signing import SIGNATURE_ANNOTATION, SIMPLE_SIGNING
 from fjord.devcluster.azurite import Azurite
 from fjord.devcluster.registry import LocalRegistry
 from fjord.stores import (
@@ -223,9 +224,6 @@ async def test_tampered_signature_payload_is_rejected(
     payload = next(b for b in sig.blobs.values() if genuine.digest.encode() in b)
     forged_payload = payload.replace(genuine.digest.encode(), forged.digest.encode())
     signature = sig.document["layers"][0]["annotations"][SIGNATURE_ANNOTATION]
-    from fjord.artifact.oci import OCI_CONFIG, image_manifest
-    from fjord.artifact.signing import SIMPLE_SIGNING
-
     config = b"{}"
     manifest = image_manifest(
         OCI_CONFIG, config, [(SIMPLE_SIGNING, forged_payload, {SIGNATURE_ANNOTATION: signature})]

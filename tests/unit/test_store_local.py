@@ -11,7 +11,6 @@ import pytest
 
 from fjord.artifact import DigestMismatchError, Image, build_artifact
 from fjord.stores import BlobOutcome, LocalStore, NotFoundError, StoreError
-from fjord.stores import local as local_module
 
 REPO = "ttd/apps/app1"
 FILES = {"tt02/app1.yaml": b"kind: ConfigMap\n"}
@@ -51,7 +50,7 @@ async def test_crash_before_rename_leaves_no_visible_blob(
     def crash(src: str, dst: str) -> None:
         raise OSError("simulated crash between write and rename")
 
-    monkeypatch.setattr(local_module.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
         await store.put_blob(REPO, data)
     monkeypatch.undo()
@@ -75,7 +74,7 @@ async def test_crash_while_moving_a_tag_keeps_the_old_index(
     def crash(src: str, dst: str) -> None:
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(local_module.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="simulated crash"):
         await store.tag(REPO, new.digest, "tt02")
     monkeypatch.undo()

@@ -272,7 +272,11 @@ class LocalRegistry:
             "password": self.password,
         }
         tmp = self.state_dir / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
+        tmp.unlink(missing_ok=True)
+        # 0600: the file records the test registry's password for LocalRegistry.load().
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(state, indent=2))
         os.replace(tmp, self.state_dir / STATE_FILE)
 
     @classmethod
