@@ -5,7 +5,8 @@ All three implement :class:`Store`; signing and verification work through any of
 
 from __future__ import annotations
 
-from fjord.stores.azure import AzureBlobStore
+from typing import TYPE_CHECKING, Any
+
 from fjord.stores.base import (
     BlobOutcome,
     NotFoundError,
@@ -23,6 +24,19 @@ from fjord.stores.registry import (
 )
 from fjord.stores.retry import RetryPolicy
 from fjord.stores.signatures import pull_verified, sign, verify
+
+if TYPE_CHECKING:
+    from fjord.stores.azure import AzureBlobStore
+
+
+def __getattr__(name: str) -> Any:
+    # The Azure SDK takes ~0.3 s to import; load it only when the Azure store is used.
+    if name == "AzureBlobStore":
+        from fjord.stores.azure import AzureBlobStore
+
+        return AzureBlobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AzureBlobStore",
