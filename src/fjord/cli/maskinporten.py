@@ -73,7 +73,8 @@ def emulator(
         seed=seed,
     )
     state = EmulatorState(config, EmulatorClock())
-    console.print(f"Maskinporten emulator on {base} (issuer {config.issuer})")
+    # Plain echo, not Rich: the URL line must not wrap, scripts read it to find the port.
+    typer.echo(f"Maskinporten emulator on {base} issuer {config.issuer}", err=True)
     uvicorn_server(state, log_level=log_level).run(sockets=[sock])
 
 

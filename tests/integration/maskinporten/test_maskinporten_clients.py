@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from mp_support import APP_ORGNO, READ, SUPPLIER_ID, WRITE, AppClient, RegisterApp, Sleeps
 
-from fjord.maskinporten.admin import SelfServiceClient
+from fjord.maskinporten.admin import SelfServiceClient, generate_jwk, public_jwks
 from fjord.maskinporten.client import MaskinportenClient
 from fjord.maskinporten.emulator import EmulatorServer, FaultConfig
 from fjord.maskinporten.errors import (
@@ -117,8 +117,6 @@ async def test_key_rotation_in_secret_is_picked_up(
     now: Callable[[], float],
     tmp_path: Path,
 ) -> None:
-    from fjord.maskinporten.keys import generate_jwk
-
     write_kubelet_secret(tmp_path, app.settings.to_secret_data(), 1)
     async with MaskinportenClient.from_directory(tmp_path, check_interval=0, clock=now) as mp:
         await mp.get_token()
@@ -219,8 +217,6 @@ async def test_admin_client_round_trip_with_one_supplier_token(
         created.client_id, created.model_copy(update={"scopes": [READ, WRITE]})
     )
     assert updated.scopes == [READ, WRITE]
-    from fjord.maskinporten.admin import generate_jwk, public_jwks
-
     key = generate_jwk()
     jwks = await admin.replace_jwks(created.client_id, [key])  # private members stripped
     assert [k["kid"] for k in jwks["keys"]] == [key["kid"]]
