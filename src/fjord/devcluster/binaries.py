@@ -37,6 +37,12 @@ REQUIRED_GO_MINOR = (1, 26)
 # A cold build needs the module cache (~2 GB), the build cache (~3-5 GB) and ~0.6 GB of binaries.
 COLD_BUILD_FREE_BYTES = 8 * 1024**3
 
+# The pipeline the release benchmark (bench/releases.py) compares fjord with. Built only by
+# `build-bench`, into a directory of its own so these pins never change the cluster binaries' key.
+HELM_VERSION = "v4.3.1"
+ORAS_VERSION = "v1.3.3"
+BENCH_COLD_BUILD_FREE_BYTES = 3 * 1024**3
+
 TOOLS_DIR = Path(__file__).resolve().parents[3] / "tools"
 
 
@@ -91,6 +97,23 @@ TARGETS: tuple[Target, ...] = (
     ),
 )
 
+BENCH_TARGETS: tuple[Target, ...] = (
+    Target(
+        "helm",
+        ("helm.sh/helm/v4/cmd/helm",),
+        ("helm",),
+        f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}"
+        " -X helm.sh/helm/v4/internal/version.gitTreeState=clean",
+    ),
+    # ORAS keeps its version in the source; an empty BuildMetadata is what its release build sets.
+    Target(
+        "oras",
+        ("oras.land/oras/cmd/oras",),
+        ("oras",),
+        "-s -w -X oras.land/oras/internal/version.GitTreeState=clean",
+    ),
+)
+
 # Renames: `go build -o dir/` names a binary after the last element of its package path.
 _OUTPUT_NAMES = {"server": "etcd"}  # go.etcd.io/etcd/server/v3 builds as "server"
 
@@ -121,14 +144,16 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _tools_fingerprint(tools_dir: Path) -> str:
+def _tools_fingerprint(
+    tools_dir: Path, targets: Sequence[Target] = TARGETS, recipe: str | None = None
+) -> str:
     digest = hashlib.sha256()
-    for target in TARGETS:
+    for target in targets:
         for name in ("go.mod", "go.sum"):
             path = tools_dir / target.module_dir / name
             digest.update(f"{target.module_dir}/{name}\0".encode())
             digest.update(path.read_bytes() if path.exists() else b"")
-    digest.update(_build_recipe_fingerprint().encode())
+    digest.update((_build_recipe_fingerprint() if recipe is None else recipe).encode())
     return digest.hexdigest()[:12]
 
 
@@ -148,6 +173,19 @@ def bin_dir(tools_dir: Path = TOOLS_DIR, go_minor: tuple[int, int] = REQUIRED_GO
         f"_go{go_minor[0]}.{go_minor[1]}-{_tools_fingerprint(tools_dir)}"
     )
     return cache_root() / "bin" / name
+
+
+def bench_bin_dir(
+    tools_dir: Path = TOOLS_DIR, go_minor: tuple[int, int] = REQUIRED_GO_MINOR
+) -> Path:
+    """The versioned directory of the benchmark's Helm and ORAS binaries."""
+    override = os.environ.get("FJORD_BENCH_BIN_DIR")
+    if override:
+        return Path(override)
+    recipe = json.dumps([(t.module_dir, t.packages, t.ldflags) for t in BENCH_TARGETS])
+    fingerprint = _tools_fingerprint(tools_dir, BENCH_TARGETS, recipe)
+    name = f"helm-{HELM_VERSION}_oras-{ORAS_VERSION}_go{go_minor[0]}.{go_minor[1]}-{fingerprint}"
+    return cache_root() / "bench-bin" / name
 
 
 def is_complete(directory: Path) -> bool:
@@ -315,11 +353,11 @@ def _ensure_data(tools_dir: Path, out_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
+def _build_lock(name: str = "build.lock") -> Iterator[None]:
     # Two setups at once (a test run and a demo) must not build into the same directory.
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "build.lock", "w") as handle:
+    with open(root / name, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -360,16 +398,11 @@ def _build_locked(tools_dir: Path) -> Path:
         f"Flux {FLUX_VERSION} controllers into {target_dir}"
     )
     _say("a cold build takes 15-30 minutes on 2 cores; later runs reuse this directory")
-    staging = target_dir.with_name(target_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    binaries: list[str] = []
-    for target in TARGETS:
-        _build_target(target, tools_dir, staging)
-        binaries.extend(target.binaries)
+    staging = _fresh_staging(target_dir)
+    binaries = _build_targets(TARGETS, tools_dir, staging)
     _copy_assets(tools_dir, staging)
     _ensure_data(tools_dir, staging)
-    manifest = {
+    manifest: dict[str, object] = {
         "kubernetes": KUBERNETES_VERSION,
         "etcd": ETCD_VERSION,
         "kwok": KWOK_VERSION,
@@ -378,21 +411,90 @@ def _build_locked(tools_dir: Path) -> Path:
         "binaries": binaries,
         "build_seconds": round(time.monotonic() - started, 1),
     }
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    # Publish atomically: a half-built directory never looks complete.
-    shutil.rmtree(target_dir, ignore_errors=True)
-    staging.rename(target_dir)
+    _publish(staging, target_dir, manifest)
     _say(f"done in {time.monotonic() - started:.0f}s")
     return target_dir
 
 
+def _fresh_staging(target_dir: Path) -> Path:
+    staging = target_dir.with_name(target_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _build_targets(targets: Sequence[Target], tools_dir: Path, staging: Path) -> list[str]:
+    binaries: list[str] = []
+    for target in targets:
+        _build_target(target, tools_dir, staging)
+        binaries.extend(target.binaries)
+    return binaries
+
+
+def _publish(staging: Path, target_dir: Path, manifest: dict[str, object]) -> None:
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    # Publish atomically: a half-built directory never looks complete.
+    shutil.rmtree(target_dir, ignore_errors=True)
+    staging.rename(target_dir)
+
+
+def locate_bench() -> Path:
+    """Return the directory of the benchmark's Helm and ORAS, or explain how to build them."""
+    directory = bench_bin_dir()
+    if not is_complete(directory):
+        raise BuildError(
+            f"the benchmark's Helm and ORAS binaries are not built yet (expected in {directory}).\n"
+            "Run `PYTHONPATH=src python3 -m fjord.devcluster.binaries build-bench` first "
+            "(a few minutes on 2 cores)."
+        )
+    return directory
+
+
+def build_bench(tools_dir: Path = TOOLS_DIR) -> Path:
+    """Build Helm and ORAS (tools/helm, tools/oras) for bench/releases.py; a no-op when built."""
+    if is_complete(bench_bin_dir(tools_dir)):
+        _say(f"benchmark binaries up to date in {bench_bin_dir(tools_dir)}")
+        return bench_bin_dir(tools_dir)
+    with _build_lock("bench-build.lock"):
+        started = time.monotonic()
+        go_minor = _go_version()
+        target_dir = bench_bin_dir(tools_dir, go_minor)
+        if is_complete(target_dir):
+            return target_dir
+        target_dir.parent.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(target_dir.parent).free
+        if free < BENCH_COLD_BUILD_FREE_BYTES:
+            raise BuildError(
+                f"only {free / 1024**3:.1f} GiB free under {target_dir.parent}; building Helm and "
+                f"ORAS needs about {BENCH_COLD_BUILD_FREE_BYTES // 1024**3} GiB (module and build "
+                "caches). Free disk space or point FJORD_CACHE_DIR/GOCACHE/GOMODCACHE elsewhere."
+            )
+        _say(f"building Helm {HELM_VERSION} and ORAS {ORAS_VERSION} into {target_dir}")
+        staging = _fresh_staging(target_dir)
+        binaries = _build_targets(BENCH_TARGETS, tools_dir, staging)
+        manifest: dict[str, object] = {
+            "helm": HELM_VERSION,
+            "oras": ORAS_VERSION,
+            "go": f"{go_minor[0]}.{go_minor[1]}",
+            "binaries": binaries,
+            "build_seconds": round(time.monotonic() - started, 1),
+        }
+        _publish(staging, target_dir, manifest)
+        _say(f"done in {time.monotonic() - started:.0f}s")
+        return target_dir
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build or locate fjord's local cluster binaries.")
-    parser.add_argument("command", choices=("build", "dir"))
+    parser.add_argument("command", choices=("build", "dir", "build-bench", "bench-dir"))
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             print(build())
+        elif args.command == "build-bench":
+            print(build_bench())
+        elif args.command == "bench-dir":
+            print(bench_bin_dir())
         else:
             print(bin_dir())
     except BuildError as exc:
