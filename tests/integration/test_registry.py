@@ -145,6 +145,7 @@ def layer_digest(artifact: Any) -> str:
 async def test_load_finds_and_stops_a_registry_started_elsewhere(tmp_path: Path) -> None:
     started = LocalRegistry.start(tmp_path / "r")
     loaded = LocalRegistry.load(tmp_path / "r")
+    assert loaded is not None
     assert loaded.port == started.port
     assert loaded.running()
     loaded.stop()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import shutil
@@ -27,7 +26,8 @@ from typing import Self
 
 import httpx2
 
-from fjord.devcluster.registry import LoopbackProcess, ProcessError, free_port
+from fjord.devcluster import processes
+from fjord.devcluster.processes import ComponentFailed, ProcessRecord
 
 AZURITE_VERSION = "3.35.0"
 STATE_FILE = "azurite.json"
@@ -60,7 +60,7 @@ def ensure_installed(version: str = AZURITE_VERSION) -> Path:
         return binary
     npm = shutil.which("npm")
     if npm is None:
-        raise ProcessError("npm not found", hint="install Node.js 20 and npm")
+        raise ComponentFailed("npm not found", hint="install Node.js 20 and npm")
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".azurite-{version}.lock", "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
@@ -86,7 +86,7 @@ def ensure_installed(version: str = AZURITE_VERSION) -> Path:
                 check=False,
             )
             if result.returncode != 0 or not _blob_binary(staging).exists():
-                raise ProcessError(
+                raise ComponentFailed(
                     f"npm install azurite@{version} failed:\n{result.stderr[-3000:]}",
                     hint="check network access to the npm registry",
                 )
@@ -108,7 +108,7 @@ def _blob_service_up(url: str) -> bool:
 class Azurite:
     """A running Azurite blob service on 127.0.0.1."""
 
-    def __init__(self, state_dir: Path, port: int, process: LoopbackProcess) -> None:
+    def __init__(self, state_dir: Path, port: int, process: ProcessRecord) -> None:
         self.state_dir = state_dir
         self.port = port
         self.process = process
@@ -126,16 +126,15 @@ class Azurite:
         )
 
     @classmethod
-    def start(cls, state_dir: Path | str, *, attempts: int = 5) -> Azurite:
+    def start(cls, state_dir: Path | str) -> Azurite:
         """Install if needed, then start the blob service with data under ``state_dir``."""
         binary = ensure_installed()
         state = Path(state_dir)
         data = state / "data"
         data.mkdir(parents=True, exist_ok=True)
-        last_error: ProcessError | None = None
-        for _ in range(attempts):
-            port = free_port()
-            argv = [
+
+        def argv_for(port: int) -> list[str]:
+            return [
                 str(binary),
                 "--blobHost",
                 "127.0.0.1",
@@ -147,50 +146,38 @@ class Azurite:
                 "--loose",
                 "--silent",
             ]
-            process = LoopbackProcess.spawn(argv, state / "azurite.log")
-            try:
-                process.wait_ready(
-                    functools.partial(_blob_service_up, f"http://127.0.0.1:{port}/"),
-                    f"azurite on port {port}",
-                )
-            except ProcessError as exc:
-                last_error = exc
-                process.stop()
-                continue
-            azurite = cls(state, port, process)
-            azurite._save()
-            return azurite
-        raise last_error or ProcessError("azurite did not start")
+
+        process, port = processes.start_server(
+            "azurite",
+            argv_for,
+            log=state / "azurite.log",
+            ready=lambda p: _blob_service_up(f"http://127.0.0.1:{p}/"),
+        )
+        azurite = cls(state, port, process)
+        azurite._save()
+        return azurite
 
     def _save(self) -> None:
-        state = {
-            "pid": self.process.pid,
-            "port": self.port,
-            "argv": list(self.process.argv),
-            "log": str(self.process.log_path),
-        }
+        state = {"process": self.process.to_json(), "port": self.port}
         tmp = self.state_dir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, self.state_dir / STATE_FILE)
 
     @classmethod
-    def load(cls, state_dir: Path | str) -> Azurite:
-        """The Azurite recorded in ``state_dir`` by :meth:`start`."""
+    def load(cls, state_dir: Path | str) -> Azurite | None:
+        """The Azurite recorded in ``state_dir`` by :meth:`start`, if any."""
         try:
             state = json.loads((Path(state_dir) / STATE_FILE).read_text())
-        except FileNotFoundError as exc:
-            raise ProcessError(f"no azurite state in {state_dir}") from exc
-        process = LoopbackProcess(
-            pid=int(state["pid"]), argv=list(state["argv"]), log_path=Path(state["log"])
-        )
-        return cls(Path(state_dir), int(state["port"]), process)
+        except (OSError, ValueError):
+            return None
+        return cls(Path(state_dir), int(state["port"]), ProcessRecord.from_json(state["process"]))
 
     def running(self) -> bool:
-        return self.process.alive() and self.process.matches()
+        return processes.is_alive(self.process)
 
     def stop(self) -> None:
         """Stop Azurite (SIGTERM, then SIGKILL); the data directory is kept."""
-        self.process.stop()
+        processes.stop(self.process)
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / STATE_FILE).unlink()
 

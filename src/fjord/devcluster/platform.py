@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fjord.devcluster.cluster import LocalCluster
-from fjord.devcluster.registry import LocalRegistry, ProcessError
+from fjord.devcluster.registry import LocalRegistry
 
 Progress = Callable[[str], None]
 
@@ -27,10 +27,7 @@ def _registry_dir(root: Path) -> Path:
 
 
 def _registry(root: Path) -> LocalRegistry | None:
-    try:
-        return LocalRegistry.load(_registry_dir(root))
-    except ProcessError:
-        return None
+    return LocalRegistry.load(_registry_dir(root))
 
 
 def up(root: Path, *, progress: Progress | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ process that happens to reuse the pid after a crash or a reboot.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -166,3 +167,37 @@ def wait_until(
             tails = "\n".join(f"--- {r.name} ({r.log})\n{log_tail(r.log, 10)}" for r in watch)
             raise ComponentFailed(f"timed out after {timeout:.0f}s waiting for {what}.\n{tails}")
         time.sleep(interval)
+
+
+def start_server(
+    name: str,
+    argv_for: Callable[[int], Sequence[str]],
+    *,
+    log: Path,
+    ready: Callable[[int], bool],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    attempts: int = 5,
+) -> tuple[ProcessRecord, int]:
+    """Start a server on a free loopback port and wait until ``ready(port)``.
+
+    A port that is free when picked can be taken before the server binds it; a server that
+    fails then is retried on another port, up to ``attempts`` times.
+    """
+    last: ComponentFailed | None = None
+    for _ in range(attempts):
+        port = free_port()
+        record = start(name, argv_for(port), log=log, env=env)
+        try:
+            wait_until(
+                f"{name} on port {port}",
+                functools.partial(ready, port),
+                watch=[record],
+                timeout=timeout,
+            )
+        except ComponentFailed as exc:
+            stop(record)
+            last = exc
+            continue
+        return record, port
+    raise last or ComponentFailed(f"{name} did not start")
