@@ -51,3 +51,30 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         yield server
     finally:
         server.stop()
+
+
+# --- PostgreSQL and Redis (credentials operator tests) -------------------------------------------
+# Appended: a PostgreSQL 15 and a Redis 7 on loopback, each with a generated admin password.
+
+from fjord.devcluster.postgres import LocalPostgres  # noqa: E402
+from fjord.devcluster.redis import LocalRedis  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A PostgreSQL superuser session target: ``postgres.dsn``, ``.host``, ``.port``."""
+    server = LocalPostgres.start(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    """A Redis with ACLs whose ``default`` user needs a password: ``redis.url``."""
+    server = LocalRedis.start(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.destroy()
