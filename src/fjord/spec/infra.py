@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from fjord.spec.app import DATABASE_NAME, DEFAULT_REDIS_COMMANDS, REDIS_COMMAND, SCOPE
 from fjord.spec.base import SpecModel
@@ -81,6 +81,27 @@ class InfraStatus(SpecModel):
     synchronization_hash: str | None = None
     synchronization_time: datetime | None = None
     conditions: list[Condition] = Field(default_factory=list)
+
+
+class MaskinportenAction(SpecModel):
+    """One command the Maskinporten operator ran (newest first, bounded history)."""
+
+    action: str
+    result: str = Field(pattern=r"^(ok|failed|skipped)$")
+    detail: str | None = None
+    time: datetime
+
+
+class MaskinportenClientStatus(InfraStatus):
+    """What the Maskinporten operator reports on a ``MaskinportenClient``."""
+
+    model_config = ConfigDict(extra="ignore")  # kopf keeps its own bookkeeping in status
+
+    client_id: str | None = None
+    authority: str | None = Field(default=None, description="the issuer; ends with '/'")
+    key_ids: list[str] = Field(default_factory=list, description="registered kids, active first")
+    next_rotation: datetime | None = None
+    last_actions: list[MaskinportenAction] = Field(default_factory=list, max_length=10)
 
 
 def custom_resource(
