@@ -126,9 +126,10 @@ async def publish(
     *,
     key: ec.EllipticCurvePrivateKey | None = None,
     tags: Sequence[str] = (),
+    repository_prefix: str = "",
 ) -> Published:
     """Push the artifact, sign it, then move ``tags``; a failure leaves every tag where it was."""
-    repo = release.repository
+    repo = f"{repository_prefix}/{release.repository}" if repository_prefix else release.repository
     digest = await store.push(repo, release.artifact)
     signature = await sign(store, repo, digest, key) if key is not None else None
     for tag in tags:

@@ -6,7 +6,9 @@ import typer
 
 from fjord import __version__
 from fjord.cli.dev import dev_app
+from fjord.cli.keys import keys_app
 from fjord.cli.maskinporten import maskinporten_app
+from fjord.cli.release import release_app
 from fjord.cli.spec import schema_command
 
 app = typer.Typer(
@@ -19,7 +21,8 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(maskinporten_app, name="maskinporten")
 app.command("schema")(schema_command)
-app.add_typer(__import__("fjord.cli.keys", fromlist=["keys_app"]).keys_app, name="keys")
+app.add_typer(keys_app, name="keys")
+app.add_typer(release_app, name="release")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,97 @@
+"""`fjord keys generate`, `fjord release build --publish` and `fjord release verify` end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fjord.devcluster.registry import LocalRegistry
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "platform-app"
+
+
+def fjord(
+    *args: str, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fjord.cli", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        cwd=cwd,
+    )
+
+
+def test_build_is_deterministic_across_processes() -> None:
+    first = json.loads(
+        fjord("release", "build", str(EXAMPLE), "--revision", "r1", "-o", "json").stdout
+    )
+    second = json.loads(
+        fjord("release", "build", str(EXAMPLE), "--revision", "r1", "-o", "json").stdout
+    )
+    assert first["digest"] == second["digest"]
+    assert first["digest"].startswith("sha256:")
+    assert set(first["files"]) == {"production/skjema.yaml", "tt02/skjema.yaml"}
+    other = json.loads(
+        fjord("release", "build", str(EXAMPLE), "--revision", "r2", "-o", "json").stdout
+    )
+    assert other["digest"] != first["digest"]  # the revision is part of the artifact
+
+
+def test_publish_then_verify_and_reject_a_wrong_key(
+    tmp_path: Path, registry: LocalRegistry
+) -> None:
+    fjord("keys", "generate", cwd=tmp_path)
+    (tmp_path / "other").mkdir()
+    fjord("keys", "generate", cwd=tmp_path / "other")
+    store = f"oci://{registry.host}"
+    built = fjord(
+        "release",
+        "build",
+        str(EXAMPLE),
+        "--publish",
+        store,
+        "--key",
+        str(tmp_path / "cosign.key"),
+        "--tag",
+        "tt02",
+        "-o",
+        "json",
+    )
+    published = json.loads(built.stdout)["published"]
+    assert published["tags"] == ["tt02"]
+    assert published["reference"].startswith(f"{registry.host}/ttd/apps/skjema@sha256:")
+
+    ok = fjord(
+        "release",
+        "verify",
+        store,
+        "ttd/apps/skjema:tt02",
+        "--key",
+        str(tmp_path / "cosign.pub"),
+        "-o",
+        "json",
+    )
+    assert json.loads(ok.stdout)["verified"] is True
+
+    bad = fjord(
+        "release",
+        "verify",
+        store,
+        "ttd/apps/skjema:tt02",
+        "--key",
+        str(tmp_path / "other" / "cosign.pub"),
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "error" in bad.stderr.lower()
+
+
+def test_a_spec_error_names_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "fjord.yaml").write_text("org: ttd\napp: a\nimage: x:1\nreplica: {min: 1}\n")
+    result = fjord("release", "build", str(tmp_path), check=False)
+    assert result.returncode == 1
+    assert "fjord.yaml:4" in result.stderr
+    assert "replicas" in result.stderr  # the did-you-mean hint
