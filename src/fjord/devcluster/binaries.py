@@ -239,19 +239,19 @@ def _go_version() -> tuple[int, int]:
     return version
 
 
-def _run_go(args: Sequence[str], cwd: Path, what: str) -> str:
+PROXY_HINT = (
+    "The Go module proxy could not serve a module. Check network access to it "
+    "(`go env GOPROXY`; GOPROXY=off disables it) or set GOPROXY to a reachable mirror."
+)
+
+
+def _run_go(args: Sequence[str], cwd: Path, what: str, *, hint: str = "") -> str:
     proc = subprocess.run(
         ["go", *args], cwd=cwd, env=_go_env(), capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        hint = ""
-        if "proxy" in tail or "dial tcp" in tail or "403" in tail or "no such host" in tail:
-            hint = (
-                "\nThe Go module proxy could not serve a module. Check network access to the "
-                "proxy (`go env GOPROXY`) or set GOPROXY to a reachable mirror."
-            )
-        raise BuildError(f"{what} failed in {cwd}:\n{tail}{hint}")
+        raise BuildError(f"{what} failed in {cwd}:\n{tail}" + (f"\n{hint}" if hint else ""))
     return proc.stdout
 
 
@@ -263,7 +263,12 @@ def _module_dir(module_dir: Path, module: str) -> Path:
 def _build_target(target: Target, tools_dir: Path, out_dir: Path) -> None:
     module_dir = tools_dir / target.module_dir
     _say(f"{target.module_dir}: downloading modules")
-    _run_go(["mod", "download"], module_dir, f"downloading modules for {target.module_dir}")
+    _run_go(
+        ["mod", "download"],
+        module_dir,
+        f"downloading modules for {target.module_dir}",
+        hint=PROXY_HINT,  # the only thing this step needs from outside is the proxy
+    )
     deps = _run_go(["list", "-deps", *target.packages], module_dir, "listing packages")
     total = len(deps.split())
     started = time.monotonic()
