@@ -23,6 +23,7 @@ app.add_typer(maskinporten_app, name="maskinporten")
 app.command("schema")(schema_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(release_app, name="release")
+app.add_typer(__import__("fjord.cli.operator", fromlist=["_"]).operator_app, name="operator")
 
 
 def _version(value: bool) -> None:
