@@ -1,0 +1,152 @@
+"""Apps and their dynamic config: register an app, read it, version its config."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from fjord.control import audit, catalog
+from fjord.control.errors import ConflictError, InvalidError, NotFoundError
+from fjord.control.models import App, ConfigVersion, Org
+from fjord.control.plane import ControlPlane
+from fjord.control.roles import Actor, Role
+from fjord.control.views import AppView, ConfigVersionView
+from fjord.spec import DynamicConfig, SpecError, load_app_spec
+
+
+def _view(org: str, row: App) -> AppView:
+    return AppView(org=org, app=row.name, source=row.source, created_at=row.created_at)
+
+
+async def create_app(plane: ControlPlane, actor: Actor, full_name: str, source: str) -> AppView:
+    """Register ``org/app`` whose source is the directory ``source`` (with a ``fjord.yaml``)."""
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name, Role.developer)
+    directory = await asyncio.to_thread(Path(source).resolve)
+    try:
+        spec = await asyncio.to_thread(load_app_spec, directory)
+    except (SpecError, OSError) as exc:
+        raise InvalidError(f"{directory}: not a valid app source: {exc}") from exc
+    if (spec.org, spec.app) != (org_name, app_name):
+        raise InvalidError(
+            f"{directory}/fjord.yaml declares {spec.org}/{spec.app}, not {full_name}"
+        )
+    try:
+        async with plane.db.session() as session:
+            org = await catalog.org(session, org_name)
+            row = App(org_id=org.id, name=app_name, source=str(directory))
+            session.add(row)
+            await session.flush()
+            audit.record(session, actor, "app.create", full_name, org=org_name, source=row.source)
+    except IntegrityError as exc:
+        raise ConflictError(f"app {full_name} already exists") from exc
+    return _view(org_name, row)
+
+
+async def list_apps(plane: ControlPlane, actor: Actor, org: str | None = None) -> list[AppView]:
+    async with plane.db.session() as session:
+        query = select(Org.name, App).join(Org, App.org_id == Org.id).order_by(Org.name, App.name)
+        if org is not None:
+            actor.require(org)
+            query = query.where(Org.name == org)
+        rows = (await session.execute(query)).all()
+    return [_view(o, a) for o, a in rows if actor.role_in(o) is not None]
+
+
+async def get_app(plane: ControlPlane, actor: Actor, full_name: str) -> AppView:
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+    return _view(org_name, ref.app)
+
+
+def _config_view(row: ConfigVersion) -> ConfigVersionView:
+    return ConfigVersionView(
+        version=row.version,
+        values=row.values,
+        author=row.author,
+        reason=row.reason,
+        created_at=row.created_at,
+    )
+
+
+async def set_config(
+    plane: ControlPlane, actor: Actor, full_name: str, values: dict[str, Any], reason: str
+) -> ConfigVersionView:
+    """Store a new version of the app's dynamic config; every version says who and why."""
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name, Role.developer)
+    if not reason.strip():
+        raise InvalidError("say why the config changes (--reason)")
+    try:
+        DynamicConfig(version=0, values=values)
+    except SpecError as exc:
+        raise InvalidError(str(exc)) from exc
+    for attempt in range(5):
+        try:
+            async with plane.db.session() as session:
+                ref = await catalog.app(session, org_name, app_name)
+                latest = await session.scalar(
+                    select(func.max(ConfigVersion.version)).where(
+                        ConfigVersion.app_id == ref.app.id
+                    )
+                )
+                row = ConfigVersion(
+                    app_id=ref.app.id,
+                    version=(latest or 0) + 1,
+                    values=values,
+                    author=actor.name,
+                    reason=reason,
+                )
+                session.add(row)
+                await session.flush()
+                audit.record(
+                    session,
+                    actor,
+                    "config.set",
+                    full_name,
+                    org=org_name,
+                    version=row.version,
+                    reason=reason,
+                )
+            return _config_view(row)
+        except IntegrityError:
+            # Two writers picked the same next version: the unique key stops one; retry it.
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def config_versions(
+    plane: ControlPlane, actor: Actor, full_name: str
+) -> list[ConfigVersionView]:
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        rows = (
+            await session.scalars(
+                select(ConfigVersion)
+                .where(ConfigVersion.app_id == ref.app.id)
+                .order_by(ConfigVersion.version)
+            )
+        ).all()
+    return [_config_view(r) for r in rows]
+
+
+async def get_config(
+    plane: ControlPlane, actor: Actor, full_name: str, version: int | None = None
+) -> ConfigVersionView | None:
+    """A version of the config (the latest by default); None if none was ever set."""
+    versions = await config_versions(plane, actor, full_name)
+    if version is None:
+        return versions[-1] if versions else None
+    for row in versions:
+        if row.version == version:
+            return row
+    raise NotFoundError(f"{full_name} has no config version {version}")

@@ -1,0 +1,150 @@
+"""One-time manifests that make a cluster follow its org's sync root and report to fjord.
+
+The only place Secrets appear: the cosign public key, the per-cluster HMAC token (used by the
+Provider to sign events and by the Receiver to check fjord's calls) and, if the store needs
+them, registry credentials. Applied once per cluster; everything else arrives through Flux.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fjord.control import flux
+from fjord.control.settings import ControlSettings
+from fjord.control.stores import flux_source
+
+Obj = dict[str, Any]
+
+# Lets the namespaced ``admin`` role (which the deployer is bound to) manage fjord's infra CRs.
+INFRA_ROLE: Obj = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {
+        "name": "fjord-infra-admin",
+        "labels": {
+            "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+            flux.MANAGED_LABEL: "fjord",
+        },
+    },
+    "rules": [
+        {
+            "apiGroups": ["fjord.dev"],
+            "resources": ["*"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+    ],
+}
+
+
+@dataclass(frozen=True)
+class BootstrapInput:
+    org: str
+    environment: str
+    cluster_id: str
+    token: str
+    public_key_pem: bytes
+
+
+def _secret(name: str, data: dict[str, bytes], type_: str = "Opaque") -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": flux.FLUX_NAMESPACE},
+        "type": type_,
+        "data": {k: base64.b64encode(v).decode() for k, v in sorted(data.items())},
+    }
+
+
+def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[Obj]:
+    org, env = given.org, given.environment
+    source = flux_source(settings, org, flux.sync_repository(org, env))
+    objects: list[Obj] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": flux.FLUX_NAMESPACE}},
+        INFRA_ROLE,
+        _secret(flux.COSIGN_SECRET, {"cosign.pub": given.public_key_pem}),
+        _secret(flux.WEBHOOK_SECRET, {"token": given.token.encode()}),
+    ]
+    if source.needs_credentials:
+        creds = settings.registry_credentials[source.registry]
+        auth = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        config = {"auths": {source.registry: {"auth": auth}}}
+        objects.append(
+            _secret(
+                flux.REGISTRY_SECRET,
+                {".dockerconfigjson": json.dumps(config).encode()},
+                "kubernetes.io/dockerconfigjson",
+            )
+        )
+    oci_spec: Obj = {
+        "url": source.url,
+        "ref": {"tag": flux.SYNC_TAG},
+        "interval": settings.flux_interval,
+        "verify": {"provider": "cosign", "secretRef": {"name": flux.COSIGN_SECRET}},
+    }
+    if source.insecure:
+        oci_spec["insecure"] = True
+    if source.needs_credentials:
+        oci_spec["secretRef"] = {"name": flux.REGISTRY_SECRET}
+    meta = {"name": flux.SYNC_NAME, "namespace": flux.FLUX_NAMESPACE}
+    objects += [
+        {"apiVersion": flux.OCI_API, "kind": "OCIRepository", "metadata": meta, "spec": oci_spec},
+        {
+            "apiVersion": flux.KUSTOMIZE_API,
+            "kind": "Kustomization",
+            "metadata": meta,
+            "spec": {
+                "sourceRef": {"kind": "OCIRepository", "name": flux.SYNC_NAME},
+                "path": "./",
+                "prune": True,
+                "interval": settings.flux_interval,
+                "timeout": settings.kustomization_timeout,
+            },
+        },
+        {
+            "apiVersion": flux.NOTIFICATION_API,
+            "kind": "Provider",
+            "metadata": {"name": flux.PROVIDER_NAME, "namespace": flux.FLUX_NAMESPACE},
+            "spec": {
+                "type": "generic-hmac",
+                "address": f"{settings.public_url}/api/flux/events/{given.cluster_id}",
+                "secretRef": {"name": flux.WEBHOOK_SECRET},
+            },
+        },
+        {
+            # flux-system's own sources and Kustomizations; app namespaces are listed by the
+            # sync root's Alert (Flux Alerts have no namespace wildcard).
+            "apiVersion": flux.NOTIFICATION_API,
+            "kind": "Alert",
+            "metadata": {"name": "fjord", "namespace": flux.FLUX_NAMESPACE},
+            "spec": {
+                "providerRef": {"name": flux.PROVIDER_NAME},
+                "eventSeverity": "info",
+                "eventSources": [
+                    {"kind": "Kustomization", "name": "*"},
+                    {"kind": "OCIRepository", "name": "*"},
+                ],
+            },
+        },
+        {
+            "apiVersion": flux.RECEIVER_API,
+            "kind": "Receiver",
+            "metadata": {"name": flux.RECEIVER_NAME, "namespace": flux.FLUX_NAMESPACE},
+            "spec": {
+                "type": "generic-hmac",
+                "secretRef": {"name": flux.WEBHOOK_SECRET},
+                "resources": [
+                    {"apiVersion": flux.OCI_API, "kind": "OCIRepository", "name": flux.SYNC_NAME},
+                    {
+                        "apiVersion": flux.OCI_API,
+                        "kind": "OCIRepository",
+                        "name": "*",
+                        "matchLabels": {flux.MANAGED_LABEL: "fjord"},
+                    },
+                ],
+            },
+        },
+    ]
+    return objects

@@ -1,0 +1,267 @@
+"""Flux events in: authenticate per cluster, record once, update what runs where.
+
+Each cluster signs its events with its own token (``X-Signature: sha256=<HMAC of the raw
+body>``, Flux's generic-hmac provider). A missing or wrong signature, or an unknown cluster,
+gets the same 401 and nothing is written. The SHA-256 of the body identifies an event, so a
+replay is recorded once and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fjord.control import flux, states
+from fjord.control.errors import InvalidError, UnauthenticatedError
+from fjord.control.models import (
+    App,
+    Cluster,
+    ClusterApp,
+    Deployment,
+    FluxEvent,
+    Org,
+    TimelineEntry,
+    utcnow,
+)
+from fjord.control.plane import ControlPlane
+from fjord.control.progress import evaluate
+
+_DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
+_REFUSED = "missing or invalid event signature"
+
+
+def sign(token: str, body: bytes) -> str:
+    """The header value Flux's generic-hmac provider sends for ``body``."""
+    return "sha256=" + hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(token: str, body: bytes, header: str | None) -> bool:
+    if not header:
+        return False
+    algorithm, _, given = header.partition("=")
+    digest = _DIGESTS.get(algorithm.strip().lower())
+    if digest is None:
+        return False
+    expected = hmac.new(token.encode(), body, digest).hexdigest()
+    return hmac.compare_digest(expected, given.strip().lower())
+
+
+@dataclass(frozen=True)
+class FluxEventData:
+    kind: str
+    namespace: str
+    name: str
+    severity: str
+    reason: str
+    message: str
+    revision: str | None
+
+    @property
+    def digest(self) -> str | None:
+        if self.revision and "sha256:" in self.revision:
+            return "sha256:" + self.revision.rsplit("sha256:", 1)[1]
+        return None
+
+
+def parse_event(body: bytes) -> FluxEventData:
+    try:
+        data: Any = json.loads(body)
+        involved = data["involvedObject"]
+        metadata = data.get("metadata") or {}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidError(f"not a Flux event: {exc}") from exc
+    # Keys arrive without the group prefix (``revision``); accept prefixed ones too.
+    revision = None
+    for key, value in metadata.items():
+        if key == "revision" or key.endswith("/revision"):
+            revision = str(value)
+    return FluxEventData(
+        kind=str(involved.get("kind", "")),
+        namespace=str(involved.get("namespace", "")),
+        name=str(involved.get("name", "")),
+        severity=str(data.get("severity", "info")),
+        reason=str(data.get("reason", "")),
+        message=str(data.get("message", "")),
+        revision=revision,
+    )
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    recorded: bool  # False: a replay of an event already recorded
+    app: str | None
+
+
+async def ingest(
+    plane: ControlPlane, cluster_id: str, body: bytes, signature: str | None
+) -> IngestResult:
+    async with plane.db.session() as session:
+        cluster = await session.get(Cluster, cluster_id)
+        token = (
+            plane.cipher.decrypt(cluster.token_cipher)
+            if cluster is not None and cluster.token_cipher
+            else None
+        )
+    if token is None or not signature_valid(token, body, signature):
+        raise UnauthenticatedError(_REFUSED)
+    event = parse_event(body)
+    event_hash = hashlib.sha256(body).hexdigest()
+    # Concurrent events about one app can race on its row in PostgreSQL; the loser retries.
+    for attempt in range(5):
+        try:
+            async with plane.db.session() as session:
+                return await _apply(session, cluster_id, event, event_hash)
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _apply(
+    session: AsyncSession, cluster_id: str, event: FluxEventData, event_hash: str
+) -> IngestResult:
+    duplicate = (
+        await session.scalars(
+            select(FluxEvent.id).where(
+                FluxEvent.cluster_id == cluster_id, FluxEvent.event_hash == event_hash
+            )
+        )
+    ).first()
+    if duplicate is not None:
+        return IngestResult(recorded=False, app=None)
+    session.add(
+        FluxEvent(
+            cluster_id=cluster_id,
+            event_hash=event_hash,
+            kind=event.kind,
+            namespace=event.namespace,
+            name=event.name,
+            severity=event.severity,
+            reason=event.reason,
+            message=event.message,
+            revision=event.revision,
+        )
+    )
+    await session.flush()  # the unique key turns a concurrent replay into an IntegrityError
+    cluster = await session.get(Cluster, cluster_id)
+    assert cluster is not None
+    org = await session.get(Org, cluster.org_id)
+    assert org is not None
+    if event.namespace == flux.FLUX_NAMESPACE and event.name == flux.SYNC_NAME:
+        if event.kind == "Kustomization":
+            await _root_event(session, cluster, event)
+        return IngestResult(recorded=True, app=None)
+    app_name = _app_of(org.name, event)
+    if app_name is None:
+        return IngestResult(recorded=True, app=None)
+    app = (
+        await session.scalars(select(App).where(App.org_id == org.id, App.name == app_name))
+    ).one_or_none()
+    if app is None:
+        return IngestResult(recorded=True, app=None)
+    await _app_event(session, cluster, app, event)
+    return IngestResult(recorded=True, app=f"{org.name}/{app_name}")
+
+
+def _app_of(org: str, event: FluxEventData) -> str | None:
+    if event.kind == "Kustomization" and event.namespace == flux.app_namespace(org, event.name):
+        return event.name
+    prefix = f"{org}-"
+    if (
+        event.kind == "OCIRepository"
+        and event.namespace == flux.FLUX_NAMESPACE
+        and event.name.startswith(prefix)
+    ):
+        return event.name[len(prefix) :]
+    return None
+
+
+def _is_success(event: FluxEventData) -> bool:
+    return event.kind == "Kustomization" and event.reason == "ReconciliationSucceeded"
+
+
+async def _root_event(session: AsyncSession, cluster: Cluster, event: FluxEventData) -> None:
+    if event.severity == "error":
+        cluster.sync_ready = False
+    elif _is_success(event):
+        cluster.sync_ready = True
+    elif event.revision == cluster.sync_revision:
+        return
+    else:
+        cluster.sync_ready = None
+    if event.revision:
+        cluster.sync_revision = event.revision
+    cluster.sync_message = event.message
+    undeploys = (
+        await session.scalars(
+            select(Deployment)
+            .join(App, App.id == Deployment.app_id)
+            .where(
+                App.org_id == cluster.org_id,
+                Deployment.environment_id == cluster.environment_id,
+                Deployment.kind == states.UNDEPLOY,
+                Deployment.state == states.PROGRESSING,
+            )
+        )
+    ).all()
+    for deployment in undeploys:
+        await evaluate(session, deployment)
+
+
+async def _app_event(
+    session: AsyncSession, cluster: Cluster, app: App, event: FluxEventData
+) -> None:
+    row = await session.get(ClusterApp, (cluster.id, app.id))
+    if row is None:
+        row = ClusterApp(cluster_id=cluster.id, app_id=app.id)
+        session.add(row)
+    if event.severity == "error":
+        row.ready = False
+    elif _is_success(event):
+        row.ready = True
+        row.applied_revision, row.applied_digest = event.revision, event.digest
+    elif event.digest is not None and event.digest != row.applied_digest:
+        row.ready = None  # a new revision is on its way
+    else:
+        # News about what already runs (drift fixes, re-pulls): nothing changes.
+        await _note(session, cluster, app, event)
+        return
+    row.revision, row.digest = event.revision, event.digest
+    row.reason, row.message = event.reason, event.message
+    row.updated_at = utcnow()
+    await _note(session, cluster, app, event)
+
+
+async def _note(session: AsyncSession, cluster: Cluster, app: App, event: FluxEventData) -> None:
+    """Add the event to the timeline of the app's unfinished deployment here, and re-evaluate."""
+    deployment = (
+        await session.scalars(
+            select(Deployment)
+            .where(
+                Deployment.app_id == app.id,
+                Deployment.environment_id == cluster.environment_id,
+                Deployment.state == states.PROGRESSING,
+            )
+            .order_by(Deployment.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if deployment is None:
+        return
+    session.add(
+        TimelineEntry(
+            deployment_id=deployment.id,
+            cluster_id=cluster.id,
+            severity=event.severity,
+            reason=f"{event.kind}/{event.reason}",
+            message=event.message,
+        )
+    )
+    await evaluate(session, deployment)

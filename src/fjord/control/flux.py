@@ -1,0 +1,45 @@
+"""Names and API versions shared by the sync roots, the bootstrap and event ingest.
+
+Where things live in a cluster (one org per cluster, so app names are unique in it):
+
+* ``flux-system``: the root OCIRepository + Kustomization ``fjord-sync``, one OCIRepository per
+  app (``{org}-{app}``), the cosign public key, registry credentials and HMAC Secrets, the
+  notification Provider, Alerts and Receiver. Secrets are created once by the bootstrap and are
+  never in an artifact.
+* ``{org}-{app}``: the app's Namespace, its deployer ServiceAccount + RoleBinding, and its
+  Kustomization, which runs as that ServiceAccount and references the OCIRepository across
+  namespaces; the app's own objects.
+"""
+
+from __future__ import annotations
+
+OCI_API = "source.toolkit.fluxcd.io/v1"
+KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
+RECEIVER_API = "notification.toolkit.fluxcd.io/v1"
+NOTIFICATION_API = "notification.toolkit.fluxcd.io/v1beta3"
+
+FLUX_NAMESPACE = "flux-system"
+SYNC_NAME = "fjord-sync"
+SYNC_TAG = "current"
+COSIGN_SECRET = "fjord-cosign"  # noqa: S105 (a Secret's name)
+WEBHOOK_SECRET = "fjord-webhook"  # noqa: S105 (a Secret's name)
+REGISTRY_SECRET = "fjord-registry"  # noqa: S105 (a Secret's name)
+PROVIDER_NAME = "fjord"
+RECEIVER_NAME = "fjord"
+DEPLOYER = "fjord-deployer"
+MANAGED_LABEL = "fjord.dev/managed-by"
+ORG_LABEL = "fjord.dev/org"
+APP_LABEL = "fjord.dev/app"
+
+
+def app_namespace(org: str, app: str) -> str:
+    return f"{org}-{app}"
+
+
+def app_source_name(org: str, app: str) -> str:
+    """The app's OCIRepository in flux-system."""
+    return f"{org}-{app}"
+
+
+def sync_repository(org: str, environment: str) -> str:
+    return f"{org}/sync/{environment}"

@@ -1,0 +1,66 @@
+"""Run the packaged Alembic migrations against a database URL, up or down.
+
+Migrations run on a synchronous engine (stdlib ``sqlite3`` or psycopg in sync mode) because
+Alembic's operations are synchronous; the service layer uses the async drivers of the same URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sync_url(url: str) -> str:
+    """The synchronous driver for an async URL: aiosqlite → sqlite3; psycopg serves both."""
+    return url.replace("sqlite+aiosqlite://", "sqlite://", 1)
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            getattr(command, action)(_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    _run(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    _run(url, "downgrade", revision)
+
+
+def current(url: str) -> str | None:
+    """The revision the database is at; None for an empty database."""
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def autogenerate(url: str, message: str) -> None:
+    """Developer helper: write a new revision from the models' difference to ``url``."""
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.begin() as connection:
+            command.revision(_config(connection), message=message, autogenerate=True)
+    finally:
+        engine.dispose()

@@ -1,0 +1,280 @@
+"""The control plane's tables (SQLAlchemy 2 declarative); migrations in ``migrations/``.
+
+Times are stored as naive UTC and read back timezone-aware, so SQLite (no time zones) and
+PostgreSQL behave the same. Releases are immutable: nothing updates a ``releases`` row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Org(Base):
+    __tablename__ = "orgs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    position: Mapped[int] = mapped_column(Integer)  # promotion order, 0 first
+
+
+class Cluster(Base):
+    __tablename__ = "clusters"
+    # ``{org}.{env}.{name}``: DNS labels hold no dots, so the id is unambiguous and URL-safe.
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    # The Flux Receiver's base URL (e.g. http://127.0.0.1:9292); None: wait for the interval.
+    receiver_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    # The per-cluster HMAC token, encrypted at rest (see secrets.py); None until bootstrapped.
+    token_cipher: Mapped[str | None] = mapped_column(Text, default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: gone from the platform
+    sync_revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    sync_ready: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    sync_message: Mapped[str | None] = mapped_column(Text, default=None)
+    __table_args__ = (UniqueConstraint("org_id", "environment_id", "name"),)
+
+
+class App(Base):
+    __tablename__ = "apps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    source: Mapped[str] = mapped_column(String(1000))  # a directory path, for now
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+
+class ConfigVersion(Base):
+    __tablename__ = "config_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    values: Mapped[dict[str, Any]] = mapped_column()
+    author: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("app_id", "version"),)
+
+
+class Release(Base):
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    digest: Mapped[str] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(String(1000))
+    revision: Mapped[str] = mapped_column(String(200))
+    config_version: Mapped[int] = mapped_column(Integer)
+    builder: Mapped[str] = mapped_column(String(100))
+    environments: Mapped[list[Any]] = mapped_column()
+    # The rendered files (path → text) and the config values, kept for diffs between releases.
+    files: Mapped[dict[str, Any]] = mapped_column()
+    config: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    __table_args__ = (UniqueConstraint("app_id", "digest"),)
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), default=None)
+    kind: Mapped[str] = mapped_column(String(20))  # deploy|promote|rollback|undeploy
+    state: Mapped[str] = mapped_column(String(20))  # see states.py
+    step: Mapped[str | None] = mapped_column(String(40), default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    owner: Mapped[str | None] = mapped_column(String(200), default=None)  # process publishing
+    sync_digest: Mapped[str | None] = mapped_column(String(80), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    deadline: Mapped[dt.datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    __table_args__ = (
+        UniqueConstraint("app_id", "idempotency_key"),
+        Index("ix_deployments_app_env_id", "app_id", "environment_id", "id"),
+        Index("ix_deployments_state", "state"),
+    )
+
+
+class Placement(Base):
+    """An app listed in its org's sync root for an environment."""
+
+    __tablename__ = "placements"
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), primary_key=True)
+
+
+class SyncRoot(Base):
+    __tablename__ = "sync_roots"
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(80))
+    apps: Mapped[list[Any]] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ClusterApp(Base):
+    """What Flux last reported for an app in a cluster: the truth about what runs there."""
+
+    __tablename__ = "cluster_apps"
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), primary_key=True)
+    # The last revision Flux applied successfully here (what runs) …
+    applied_revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    applied_digest: Mapped[str | None] = mapped_column(String(80), default=None)
+    # … and the latest event: its revision (None if it carried none) and outcome
+    # (True: applied and healthy, False: failed, None: in progress).
+    revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    digest: Mapped[str | None] = mapped_column(String(80), default=None)
+    ready: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    reason: Mapped[str | None] = mapped_column(String(100), default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentCluster(Base):
+    """A deployment's current state in one cluster."""
+
+    __tablename__ = "deployment_clusters"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TimelineEntry(Base):
+    """One step of a deployment: fjord's own (cluster None) or a Flux event from a cluster."""
+
+    __tablename__ = "timeline"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), index=True)
+    cluster_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    severity: Mapped[str] = mapped_column(String(10), default="info")
+    reason: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class FluxEvent(Base):
+    """Every authenticated event a cluster posted; the hash makes replays no-ops."""
+
+    __tablename__ = "flux_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(ForeignKey("clusters.id"))
+    event_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(100))
+    namespace: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(253))
+    severity: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    __table_args__ = (UniqueConstraint("cluster_id", "event_hash"),)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Grant(Base):
+    """A token's role in one org, or in every org with ``org = "*"``."""
+
+    __tablename__ = "grants"
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), primary_key=True)
+    org: Mapped[str] = mapped_column(String(63), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    org: Mapped[str | None] = mapped_column(String(63), index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any]] = mapped_column()
+
+
+class Lock(Base):
+    """A named lease: inserting the row takes it, the primary key makes it exclusive."""
+
+    __tablename__ = "locks"
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    expires: Mapped[float] = mapped_column(Float)  # Unix time; a lease past it may be taken

@@ -1,0 +1,272 @@
+"""Read side: deployments with their per-cluster timeline, history, the status matrix, diffs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fjord.control import catalog
+from fjord.control.errors import NotFoundError
+from fjord.control.models import (
+    App,
+    Cluster,
+    ClusterApp,
+    Deployment,
+    DeploymentCluster,
+    Environment,
+    Org,
+    Release,
+    TimelineEntry,
+)
+from fjord.control.plane import ControlPlane
+from fjord.control.roles import Actor
+from fjord.control.views import (
+    AppStatusView,
+    CellView,
+    ClusterStateView,
+    DeploymentView,
+    DiffView,
+    EnvStatusView,
+    FileDiff,
+    ReleaseView,
+    TimelineView,
+)
+
+
+async def deployment_view(
+    session: AsyncSession, deployment: Deployment, *, detail: bool = True
+) -> DeploymentView:
+    app = await session.get(App, deployment.app_id)
+    env = await session.get(Environment, deployment.environment_id)
+    assert app is not None
+    assert env is not None
+    org = await session.get(Org, app.org_id)
+    assert org is not None
+    release = await session.get(Release, deployment.release_id) if deployment.release_id else None
+    view = DeploymentView(
+        id=deployment.id,
+        org=org.name,
+        app=app.name,
+        environment=env.name,
+        kind=deployment.kind,
+        state=deployment.state,
+        step=deployment.step,
+        reason=deployment.reason,
+        digest=release.digest if release else None,
+        revision=release.revision if release else None,
+        config_version=release.config_version if release else None,
+        requested_by=deployment.requested_by,
+        approved_by=deployment.approved_by,
+        created_at=deployment.created_at,
+        updated_at=deployment.updated_at,
+        finished_at=deployment.finished_at,
+    )
+    if detail:
+        clusters = (
+            await session.scalars(
+                select(DeploymentCluster)
+                .where(DeploymentCluster.deployment_id == deployment.id)
+                .order_by(DeploymentCluster.cluster_id)
+            )
+        ).all()
+        view.clusters = [
+            ClusterStateView(
+                cluster=c.cluster_id,
+                state=c.state,
+                revision=c.revision,
+                message=c.message,
+                updated_at=c.updated_at,
+            )
+            for c in clusters
+        ]
+        timeline = (
+            await session.scalars(
+                select(TimelineEntry)
+                .where(TimelineEntry.deployment_id == deployment.id)
+                .order_by(TimelineEntry.id)
+            )
+        ).all()
+        view.timeline = [
+            TimelineView(
+                at=t.at,
+                cluster=t.cluster_id,
+                severity=t.severity,
+                reason=t.reason,
+                message=t.message,
+            )
+            for t in timeline
+        ]
+    return view
+
+
+async def get_deployment(plane: ControlPlane, actor: Actor, deployment_id: int) -> DeploymentView:
+    async with plane.db.session() as session:
+        deployment = await session.get(Deployment, deployment_id)
+        if deployment is None:
+            raise NotFoundError(f"no deployment {deployment_id}")
+        view = await deployment_view(session, deployment)
+    # Checked after loading, with the same error as a missing one: no probing other orgs' ids.
+    if actor.role_in(view.org) is None:
+        raise NotFoundError(f"no deployment {deployment_id}")
+    return view
+
+
+async def history(
+    plane: ControlPlane,
+    actor: Actor,
+    full_name: str,
+    *,
+    environment: str | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[DeploymentView]:
+    """Deployments of an app, newest first (keyset pagination by id)."""
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        query = select(Deployment).where(Deployment.app_id == ref.app.id)
+        if environment is not None:
+            env = await catalog.environment(session, environment)
+            query = query.where(Deployment.environment_id == env.id)
+        if before is not None:
+            query = query.where(Deployment.id < before)
+        rows = (await session.scalars(query.order_by(Deployment.id.desc()).limit(limit))).all()
+        return [await deployment_view(session, d, detail=False) for d in rows]
+
+
+def _release_view(org: str, app: str, release: Release) -> ReleaseView:
+    return ReleaseView(
+        id=release.id,
+        org=org,
+        app=app,
+        digest=release.digest,
+        source=release.source,
+        revision=release.revision,
+        config_version=release.config_version,
+        builder=release.builder,
+        environments=list(release.environments),
+        created_at=release.created_at,
+    )
+
+
+async def releases(plane: ControlPlane, actor: Actor, full_name: str) -> list[ReleaseView]:
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        rows = (
+            await session.scalars(
+                select(Release).where(Release.app_id == ref.app.id).order_by(Release.id.desc())
+            )
+        ).all()
+    return [_release_view(org_name, app_name, r) for r in rows]
+
+
+async def find_release(session: AsyncSession, app_id: int, digest: str) -> Release:
+    """A release by digest or unique digest prefix (``sha256:`` optional)."""
+    wanted = digest if digest.startswith("sha256:") else f"sha256:{digest}"
+    rows = (
+        await session.scalars(
+            select(Release).where(Release.app_id == app_id, Release.digest.startswith(wanted))
+        )
+    ).all()
+    if len(rows) != 1:
+        raise NotFoundError(
+            f"{'no' if not rows else 'more than one'} release matches {digest!r}",
+            hint="see the digests with: fjord history ORG/APP",
+        )
+    return rows[0]
+
+
+async def app_status(plane: ControlPlane, actor: Actor, full_name: str) -> AppStatusView:
+    """Per environment: the latest deployment and, per cluster, what Flux reports running."""
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        cells = {
+            r.cluster_id: r
+            for r in (
+                await session.scalars(select(ClusterApp).where(ClusterApp.app_id == ref.app.id))
+            ).all()
+        }
+        envs: list[EnvStatusView] = []
+        for env in await catalog.environments(session):
+            latest = (
+                await session.scalars(
+                    select(Deployment)
+                    .where(Deployment.app_id == ref.app.id, Deployment.environment_id == env.id)
+                    .order_by(Deployment.id.desc())
+                    .limit(1)
+                )
+            ).one_or_none()
+            clusters = await catalog.clusters(session, ref.org.id, env.id)
+            envs.append(
+                EnvStatusView(
+                    environment=env.name,
+                    deployment=await deployment_view(session, latest) if latest else None,
+                    clusters=[_cell(c, cells.get(c.id)) for c in clusters],
+                )
+            )
+    return AppStatusView(org=org_name, app=app_name, environments=envs)
+
+
+def _cell(cluster: Cluster, row: ClusterApp | None) -> CellView:
+    return CellView(
+        cluster=cluster.id,
+        revision=row.applied_revision if row else None,
+        digest=row.applied_digest if row else None,
+        ready=row.ready if row else None,
+        message=row.message if row else None,
+        updated_at=row.updated_at if row else None,
+    )
+
+
+async def matrix(plane: ControlPlane, actor: Actor) -> list[AppStatusView]:
+    """Every app the caller may read × environments × clusters (the web UI's front page)."""
+    async with plane.db.session() as session:
+        rows = (
+            await session.execute(
+                select(Org.name, App.name)
+                .join(Org, App.org_id == Org.id)
+                .order_by(Org.name, App.name)
+            )
+        ).all()
+    return [
+        await app_status(plane, actor, f"{o}/{a}") for o, a in rows if actor.role_in(o) is not None
+    ]
+
+
+def _diff(a: str, b: str, name: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            a.splitlines(keepends=True), b.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+        )
+    )
+
+
+async def diff(
+    plane: ControlPlane, actor: Actor, full_name: str, from_digest: str, to_digest: str
+) -> DiffView:
+    """Manifests and dynamic config of two releases of an app, as unified diffs."""
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        old = await find_release(session, ref.app.id, from_digest)
+        new = await find_release(session, ref.app.id, to_digest)
+    files = []
+    for path in sorted(set(old.files) | set(new.files)):
+        text = _diff(old.files.get(path, ""), new.files.get(path, ""), path)
+        if text:
+            files.append(FileDiff(path=path, diff=text))
+    config = _diff(
+        json.dumps(old.config, indent=2, sort_keys=True) + "\n",
+        json.dumps(new.config, indent=2, sort_keys=True) + "\n",
+        "dynamic-config.json",
+    )
+    return DiffView(from_digest=old.digest, to_digest=new.digest, files=files, config=config)

@@ -1,0 +1,92 @@
+"""Where the control plane keeps its state and how it reaches the outside world.
+
+Everything has an embedded default: a data directory (``$FJORD_DATA_DIR`` or
+``~/.local/share/fjord``) holding the SQLite database, the platform signing key and the local
+artifact store; the demo platform from :func:`fjord.spec.default_platform`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fjord.spec import PlatformConfig, default_platform, load_platform
+
+
+def default_data_dir() -> Path:
+    configured = os.environ.get("FJORD_DATA_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fjord"
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = None  # None: SQLite in data_dir
+    platform: PlatformConfig = field(default_factory=default_platform)
+    # The URL at which clusters reach this control plane (Flux notification Provider address).
+    public_url: str = "http://127.0.0.1:8650"
+    deploy_timeout_seconds: float = 600.0
+    # Environments where promotion needs an app-admin's approval; None: the last environment.
+    approval_environments: frozenset[str] | None = None
+    # Per registry host (``host:port``): credentials for pushing and for clusters to pull.
+    registry_credentials: Mapping[str, RegistryCredentials] = field(default_factory=dict)
+    # Flux intervals written into sync roots and bootstrap manifests.
+    flux_interval: str = "10m"
+    kustomization_timeout: str = "5m"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'fjord.db'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "cosign.key"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def local_store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    def needs_approval(self, environment: str) -> bool:
+        if self.approval_environments is not None:
+            return environment in self.approval_environments
+        return environment == self.platform.environment_names[-1]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ControlSettings:
+        """Settings from ``FJORD_*`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, object] = {}
+        if env.get("FJORD_DATA_DIR"):
+            kwargs["data_dir"] = Path(env["FJORD_DATA_DIR"])
+        if env.get("FJORD_DATABASE_URL"):
+            kwargs["database_url"] = env["FJORD_DATABASE_URL"]
+        if env.get("FJORD_PLATFORM"):
+            kwargs["platform"] = load_platform(Path(env["FJORD_PLATFORM"]))
+        if env.get("FJORD_PUBLIC_URL"):
+            kwargs["public_url"] = env["FJORD_PUBLIC_URL"].rstrip("/")
+        if env.get("FJORD_DEPLOY_TIMEOUT"):
+            kwargs["deploy_timeout_seconds"] = float(env["FJORD_DEPLOY_TIMEOUT"])
+        if env.get("FJORD_REGISTRY_AUTH"):
+            # host=user:password[,host=user:password]
+            creds = {}
+            for item in env["FJORD_REGISTRY_AUTH"].split(","):
+                host, _, userpass = item.partition("=")
+                user, _, password = userpass.partition(":")
+                creds[host.strip()] = RegistryCredentials(user, password)
+            kwargs["registry_credentials"] = creds
+        return cls(**kwargs)  # type: ignore[arg-type]

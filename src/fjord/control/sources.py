@@ -1,0 +1,49 @@
+"""The revision of an app's source directory, as Flux's revision annotation wants it.
+
+In a git work tree: ``<branch>@sha1:<HEAD commit>`` (``HEAD`` when detached). Otherwise
+``sha256:<hash of the directory's files>``: names and contents, in sorted order, so the same tree
+always gives the same revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+_SKIP = {".git", "__pycache__", ".venv", "node_modules"}
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(directory), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def content_hash(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if _SKIP & set(relative.parts) or not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        digest.update(f"{relative.as_posix()}\0{len(data)}\0".encode())
+        digest.update(data)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def source_revision(directory: Path) -> str:
+    if _git(directory, "rev-parse", "--is-inside-work-tree") == "true":
+        commit = _git(directory, "rev-parse", "HEAD")
+        if commit:
+            branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD") or "HEAD"
+            return f"{branch}@sha1:{commit}"
+    return content_hash(directory)

@@ -1,0 +1,144 @@
+"""The sync root of an org in an environment: what its clusters should run, as an artifact.
+
+Per app: the Namespace, a deployer ServiceAccount bound to the ``admin`` ClusterRole by a
+RoleBinding in that namespace only, the app's OCIRepository (following tag = environment,
+cosign-verified) and its Kustomization (``./{env}``, prune, wait, timeout, run as the deployer).
+Plus one Alert listing every app namespace, because Flux Alerts have no namespace wildcard.
+
+Pure functions: the same app list always gives the same bytes, so an unchanged list republishes
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fjord.artifact.oci import Artifact, build_artifact
+from fjord.control import flux
+from fjord.control.settings import ControlSettings
+from fjord.control.stores import flux_source
+from fjord.releases import repository
+from fjord.render.yamlout import dump_all
+
+Obj = dict[str, Any]
+
+
+def _labels(org: str, app: str | None = None) -> dict[str, str]:
+    labels = {flux.MANAGED_LABEL: "fjord", flux.ORG_LABEL: org}
+    if app is not None:
+        labels[flux.APP_LABEL] = app
+    return labels
+
+
+def app_objects(settings: ControlSettings, org: str, app: str, environment: str) -> list[Obj]:
+    ns = flux.app_namespace(org, app)
+    source = flux_source(settings, org, repository(org, app))
+    labels = _labels(org, app)
+    oci_spec: Obj = {
+        "url": source.url,
+        "ref": {"tag": environment},
+        "interval": settings.flux_interval,
+        "verify": {"provider": "cosign", "secretRef": {"name": flux.COSIGN_SECRET}},
+    }
+    if source.insecure:
+        oci_spec["insecure"] = True
+    if source.needs_credentials:
+        oci_spec["secretRef"] = {"name": flux.REGISTRY_SECRET}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": labels},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": flux.DEPLOYER, "namespace": ns, "labels": labels},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": flux.DEPLOYER, "namespace": ns, "labels": labels},
+            # A RoleBinding (not a ClusterRoleBinding): the admin role, in this namespace only.
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": flux.DEPLOYER, "namespace": ns}],
+        },
+        {
+            "apiVersion": flux.OCI_API,
+            "kind": "OCIRepository",
+            "metadata": {
+                "name": flux.app_source_name(org, app),
+                "namespace": flux.FLUX_NAMESPACE,
+                "labels": labels,
+            },
+            "spec": oci_spec,
+        },
+        {
+            "apiVersion": flux.KUSTOMIZE_API,
+            "kind": "Kustomization",
+            "metadata": {"name": app, "namespace": ns, "labels": labels},
+            "spec": {
+                "sourceRef": {
+                    "kind": "OCIRepository",
+                    "name": flux.app_source_name(org, app),
+                    "namespace": flux.FLUX_NAMESPACE,
+                },
+                "path": f"./{environment}",
+                "prune": True,
+                "wait": True,
+                "timeout": settings.kustomization_timeout,
+                "interval": settings.flux_interval,
+                "serviceAccountName": flux.DEPLOYER,
+            },
+        },
+    ]
+
+
+def alert(org: str, apps: Sequence[str]) -> Obj:
+    sources: list[Obj] = [
+        {"kind": "Kustomization", "name": "*", "namespace": flux.app_namespace(org, app)}
+        for app in apps
+    ]
+    # An Alert needs at least one source; the root objects are always there.
+    sources.append({"kind": "Kustomization", "name": flux.SYNC_NAME})
+    return {
+        "apiVersion": flux.NOTIFICATION_API,
+        "kind": "Alert",
+        "metadata": {
+            "name": "fjord-apps",
+            "namespace": flux.FLUX_NAMESPACE,
+            "labels": _labels(org),
+        },
+        "spec": {
+            "providerRef": {"name": flux.PROVIDER_NAME},
+            "eventSeverity": "info",
+            "eventSources": sources,
+        },
+    }
+
+
+def sync_root_files(
+    settings: ControlSettings, org: str, environment: str, apps: Sequence[str]
+) -> dict[str, bytes]:
+    names = sorted(set(apps))
+    files = {
+        f"apps/{app}.yaml": dump_all(app_objects(settings, org, app, environment)) for app in names
+    }
+    files["alert.yaml"] = dump_all([alert(org, names)])
+    return files
+
+
+def sync_root_artifact(
+    settings: ControlSettings, org: str, environment: str, apps: Sequence[str]
+) -> Artifact:
+    names = sorted(set(apps))
+    return build_artifact(
+        sync_root_files(settings, org, environment, names),
+        source=f"fjord:{org}/{environment}",
+        revision=f"apps:{','.join(names)}",
+    )

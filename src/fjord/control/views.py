@@ -1,0 +1,136 @@
+"""What the services return: plain pydantic models, the same for the API, CLI and web UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class AppView(BaseModel):
+    org: str
+    app: str
+    source: str
+    created_at: dt.datetime
+
+
+class ConfigVersionView(BaseModel):
+    version: int
+    values: dict[str, Any]
+    author: str
+    reason: str
+    created_at: dt.datetime
+
+
+class ReleaseView(BaseModel):
+    id: int
+    org: str
+    app: str
+    digest: str
+    source: str
+    revision: str
+    config_version: int
+    builder: str
+    environments: list[str]
+    created_at: dt.datetime
+
+
+class ClusterStateView(BaseModel):
+    cluster: str
+    state: str  # pending | ready | failed
+    revision: str | None
+    message: str | None
+    updated_at: dt.datetime
+
+
+class TimelineView(BaseModel):
+    at: dt.datetime
+    cluster: str | None
+    severity: str
+    reason: str
+    message: str
+
+
+class DeploymentView(BaseModel):
+    id: int
+    org: str
+    app: str
+    environment: str
+    kind: str
+    state: str
+    step: str | None
+    reason: str | None
+    digest: str | None
+    revision: str | None
+    config_version: int | None
+    requested_by: str
+    approved_by: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+    clusters: list[ClusterStateView] = []
+    timeline: list[TimelineView] = []
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("ready", "failed", "superseded")
+
+
+class ClusterView(BaseModel):
+    id: str
+    org: str
+    environment: str
+    name: str
+    receiver_url: str | None
+    bootstrapped: bool
+    active: bool
+
+
+class CellView(BaseModel):
+    """One app in one cluster: what Flux last reported."""
+
+    cluster: str
+    revision: str | None
+    digest: str | None
+    ready: bool | None
+    message: str | None
+    updated_at: dt.datetime | None
+
+
+class EnvStatusView(BaseModel):
+    environment: str
+    deployment: DeploymentView | None  # the latest deployment there
+    clusters: list[CellView]
+
+
+class AppStatusView(BaseModel):
+    org: str
+    app: str
+    environments: list[EnvStatusView]
+
+
+class FileDiff(BaseModel):
+    path: str
+    diff: str
+
+
+class DiffView(BaseModel):
+    from_digest: str
+    to_digest: str
+    files: list[FileDiff]
+    config: str
+
+
+class TokenView(BaseModel):
+    id: int
+    name: str
+    grants: dict[str, str]
+    created_by: str
+    created_at: dt.datetime
+    revoked: bool
+
+
+class CreatedToken(BaseModel):
+    token: str  # shown once; only its hash is stored
+    info: TokenView
