@@ -101,6 +101,10 @@ class MaskinportenClientStatus(InfraStatus):
     authority: str | None = Field(default=None, description="the issuer; ends with '/'")
     key_ids: list[str] = Field(default_factory=list, description="registered kids, active first")
     next_rotation: datetime | None = None
+    rotation_request: str | None = Field(
+        default=None, description="the last fjord.dev/rotate annotation value acted on"
+    )
+    secret_name: str | None = Field(default=None, description="the Secret last written")
     last_actions: list[MaskinportenAction] = Field(default_factory=list, max_length=10)
 
 

@@ -1,0 +1,42 @@
+"""kopf wiring of the Maskinporten operator: framework concerns only.
+
+Watch events of ``MaskinportenClient`` objects and of the Secrets we wrote are handed to the
+runtime, which decides whether to enqueue; reconciles run in the common work queue
+(``fjord.operators.common.controller``), which owns retries, backoff and requeues. The finalizer
+is ours (``fjord.dev/maskinporten``), added and removed by the reconcile itself, so deletion is
+just another level-based pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from fjord.operators.common.runner import OperatorContext
+from fjord.operators.maskinporten.config import OperatorConfig
+from fjord.operators.maskinporten.model import OWNER_LABEL
+from fjord.operators.maskinporten.runtime import Runtime
+from fjord.spec.infra import GROUP, VERSION, MaskinportenClientSpec
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    """Add the Maskinporten operator's handlers to ``registry``."""
+    config = OperatorConfig.from_sources(context.options)  # fail fast, before connecting
+    runtime = Runtime(config=config, metrics=context.metrics, kubeconfig=context.kubeconfig)
+
+    @kopf.on.startup(registry=registry)
+    async def start_maskinporten(**_: Any) -> None:
+        await runtime.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_maskinporten(**_: Any) -> None:
+        await runtime.stop()
+
+    @kopf.on.event(GROUP, VERSION, MaskinportenClientSpec.plural, registry=registry)
+    def maskinporten_client_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        runtime.on_resource(type, body)
+
+    @kopf.on.event("v1", "secrets", labels={OWNER_LABEL: kopf.PRESENT}, registry=registry)
+    def maskinporten_secret_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        runtime.on_secret(type, body)

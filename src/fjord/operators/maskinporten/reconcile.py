@@ -1,0 +1,320 @@
+"""One reconcile of one ``MaskinportenClient``: observe → plan → act → status.
+
+Framework-free (kopf lives in ``handlers``), so it can run under any loop. Errors are classified
+here: 5xx/429/connection failures are transient (Degraded, retried with backoff, credentials
+kept), Digdir's 400 and 401/403 are Stalled with Digdir's own message (retried slowly, in case
+someone grants the scope), anything else is treated as transient. The status is written before
+the error is raised to the work queue (``fjord.operators.common.controller``), which schedules
+the retry.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fjord.errors import FjordError
+from fjord.kube import Kube, KubeError
+from fjord.maskinporten.admin import SelfServiceClient
+from fjord.maskinporten.errors import (
+    AdminApiError,
+    AdminAuthError,
+    AdminValidationError,
+    UnavailableError,
+)
+from fjord.operators.common.conditions import find, summarize, timestamp
+from fjord.operators.common.errors import PermanentError, TransientError, scrub
+from fjord.operators.common.result import Result
+from fjord.operators.maskinporten.act import Action, Actor
+from fjord.operators.maskinporten.model import KeyPolicy, Observed
+from fjord.operators.maskinporten.observe import (
+    ClientListing,
+    observe_clients,
+    observe_secret,
+    resource_from_body,
+)
+from fjord.operators.maskinporten.plan import identity, plan
+from fjord.spec.infra import API_VERSION, MaskinportenClientSpec
+
+FINALIZER = "fjord.dev/maskinporten"
+MAX_ACTIONS = 10
+
+
+@dataclass
+class Memory:
+    """What one object's reconciles remember between passes (lost on restart, by design)."""
+
+    last_create_attempt: float = -1e18
+
+
+@dataclass(frozen=True)
+class Failure:
+    transient: bool
+    reason: str
+    message: str
+
+
+def classify(exc: BaseException, where: str) -> Failure:
+    """Transient (retry soon, keep credentials) or stalled (needs a change by someone)."""
+    if isinstance(exc, AdminValidationError):
+        fields = "; ".join(str(e.get("errorMessage")) for e in exc.errors if e.get("errorMessage"))
+        detail = exc.description + (f" ({fields})" if fields else "")
+        return Failure(
+            False,
+            "DigdirRejected",
+            f"Digdir refused {where}: {detail}. Fix spec.scopes (the org needs access to every "
+            "scope); the operator retries on every change and periodically",
+        )
+    if isinstance(exc, AdminAuthError):
+        return Failure(
+            False,
+            "SupplierNotAuthorized",
+            f"Digdir refused the supplier client on {where} (HTTP {exc.status}: "
+            f"{exc.description}); check the supplier's idporten:dcr.* scopes and its orgnr",
+        )
+    if isinstance(exc, UnavailableError):
+        return Failure(True, "DigdirUnavailable", f"Digdir unavailable during {where}: {exc}")
+    if isinstance(exc, AdminApiError):
+        return Failure(True, "DigdirError", f"Digdir failed {where}: {exc}")
+    if isinstance(exc, KubeError):
+        return Failure(True, "KubernetesError", f"Kubernetes refused {where}: {exc}")
+    if isinstance(exc, FjordError | OSError):
+        return Failure(True, "Error", f"{where}: {exc}")
+    return Failure(True, "InternalError", f"{where}: {type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Reconciler:
+    """Shared by every object: one admin client (one cached supplier token), one listing."""
+
+    api: SelfServiceClient
+    kube: Kube
+    listing: ClientListing
+    actor: Actor
+    policy: KeyPolicy
+    platform_id: str
+    client_orgno: str
+    authority: str
+    clock: Callable[[], float] = time.time
+
+    async def reconcile(self, body: Mapping[str, Any], memory: Memory, attempts: int) -> Result:
+        """One pass; the status is written, then failures raise Transient/PermanentError."""
+        resource = resource_from_body(body)
+        step = "observing"
+        actions: list[Action] = []
+        writes = 0
+        try:
+            if not resource.deleting:
+                # Persist the finalizer before touching Digdir: a client must never outlive
+                # a CR that was deleted while we were creating it.
+                writes += await self._ensure_finalizer(body)
+            observed = await self._observe(body, memory)
+            plan_ = plan(observed, self.policy)
+            step = "acting"
+            keyring: dict[str, dict[str, Any]] = {}
+            if observed.secret.settings is not None:
+                keyring = {str(k["kid"]): k for k in observed.secret.settings.all_keys()}
+            outcome = await self.actor.run(
+                resource,
+                plan_.commands,
+                keyring,
+                on_create_attempt=lambda: _mark_create(memory, self.listing),
+            )
+            actions = outcome.actions
+            writes += sum(1 for a in actions if a.result == "ok")
+            if outcome.error is not None:
+                raise outcome.error
+            if resource.deleting:
+                await self._drop_finalizer(body)
+                return Result(requeue_after=None, writes=writes + 1)
+        except Exception as exc:
+            failure = classify(exc, _where(step, actions))
+            await self._write_status(body, _failed(body, failure, attempts + 1), actions, {})
+            if failure.transient:
+                raise TransientError(failure.message, reason=failure.reason) from exc
+            raise PermanentError(failure.message, reason=failure.reason) from exc
+        fields: dict[str, Any] = {
+            "clientId": plan_.client_id or outcome.client_id,
+            "authority": self.authority,
+            "keyIds": list(plan_.key_ids),
+            "secretName": resource.secret_name,
+            "rotationRequest": plan_.rotation_request,
+            "nextRotation": _time(plan_.next_rotation),
+        }
+        o = plan_.outcome
+        verdict = Verdict(o.status == "True", o.reason, o.message, stalled=plan_.stalled)
+        writes += await self._write_status(body, verdict, actions, fields)
+        return Result(requeue_after=plan_.requeue_after, writes=writes)
+
+    async def _observe(self, body: Mapping[str, Any], memory: Memory) -> Observed:
+        r = resource_from_body(body)
+        secret = await observe_secret(self.kube, r.namespace, r.secret_name, r.uid)
+        old_secret = None
+        if r.status_secret_name and r.status_secret_name != r.secret_name:
+            old_secret = await observe_secret(self.kube, r.namespace, r.status_secret_name, r.uid)
+        held = secret.settings.client_id if secret.settings else None
+        known = [i for i in (held, r.status_client_id) if i]
+        ident = identity(self.platform_id, r.namespace, r.name)
+        clients = await observe_clients(
+            self.api,
+            self.listing,
+            ident,
+            known,
+            list_anyway=r.deleting,
+            newer_than=memory.last_create_attempt,
+        )
+        return Observed(
+            resource=r,
+            identity=ident,
+            client_orgno=self.client_orgno,
+            authority=self.authority,
+            clients=clients,
+            secret=secret,
+            now=self.clock(),
+            new_kid=str(uuid.uuid4()),
+            old_secret=old_secret,
+        )
+
+    async def _ensure_finalizer(self, body: Mapping[str, Any]) -> int:
+        meta = body.get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER in finalizers:
+            return 0
+        # JSON patch guarded by resourceVersion: never clobbers another controller's finalizer.
+        op = (
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}
+            if finalizers
+            else {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
+        )
+        patch = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            op,
+        ]
+        await self.kube.patch(
+            API_VERSION,
+            MaskinportenClientSpec.kind,
+            str(meta["name"]),
+            patch,
+            str(meta["namespace"]),
+            content_type="application/json-patch+json",
+        )
+        return 1
+
+    async def _drop_finalizer(self, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        current = await self.kube.get(
+            API_VERSION, MaskinportenClientSpec.kind, str(meta["name"]), str(meta["namespace"])
+        )
+        if current is None:
+            return
+        finalizers = list(current["metadata"].get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        index = finalizers.index(FINALIZER)
+        patch = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        try:
+            await self.kube.patch(
+                API_VERSION,
+                MaskinportenClientSpec.kind,
+                str(meta["name"]),
+                patch,
+                str(meta["namespace"]),
+                content_type="application/json-patch+json",
+            )
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+    async def _write_status(
+        self,
+        body: Mapping[str, Any],
+        verdict: Verdict,
+        actions: list[Action],
+        fields: Mapping[str, Any],
+    ) -> int:
+        """Merge-patch ``status``; skipped (0 writes) when nothing would change."""
+        meta = body.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return 0  # the object is going away; its status no longer matters
+        current = body.get("status") or {}
+        generation = int(meta.get("generation") or 0)
+        conditions = summarize(
+            current.get("conditions") or [],
+            ready=verdict.ready,
+            reason=verdict.reason,
+            message=scrub(verdict.message),
+            reconciling=verdict.reconciling,
+            stalled=verdict.stalled,
+            degraded=verdict.degraded,
+            generation=generation,
+            now=datetime.now(UTC),
+        )
+        patch: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
+        patch.update(fields)
+        if actions:
+            history = [a.as_status() for a in reversed(actions)]
+            patch["lastActions"] = (history + list(current.get("lastActions") or []))[:MAX_ACTIONS]
+        if all(current.get(k) == v for k, v in patch.items()):
+            return 0
+        try:
+            await self.kube.patch(
+                API_VERSION,
+                MaskinportenClientSpec.kind,
+                str(meta["name"]),
+                {"status": patch},
+                str(meta["namespace"]),
+                subresource="status",
+            )
+        except KubeError as exc:
+            if exc.status == 404:  # deleted meanwhile: nothing to report on
+                return 0
+            raise
+        return 1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ready: bool
+    reason: str
+    message: str
+    reconciling: bool = False
+    stalled: bool = False
+    degraded: bool = False
+
+
+def _mark_create(memory: Memory, listing: ClientListing) -> None:
+    memory.last_create_attempt = listing.now()
+
+
+def _where(step: str, actions: list[Action]) -> str:
+    failed = next((a for a in actions if a.result == "failed"), None)
+    return failed.action if failed is not None else step
+
+
+def _failed(body: Mapping[str, Any], failure: Failure, attempt: int) -> Verdict:
+    status = body.get("status") or {}
+    meta = body.get("metadata") or {}
+    ready = find(status.get("conditions") or [], "Ready")
+    # The Secret written for this generation keeps working while Digdir hiccups: stay Ready.
+    still_ready = (
+        ready is not None
+        and ready.get("status") == "True"
+        and status.get("observedGeneration") == meta.get("generation")
+    )
+    if failure.transient:
+        message = f"{failure.message} (attempt {attempt}; retrying with backoff)"
+        if still_ready:
+            message = "the Secret still works; " + message
+        return Verdict(still_ready, failure.reason, message, reconciling=True, degraded=True)
+    return Verdict(False, failure.reason, failure.message, stalled=True)
+
+
+def _time(ts: float | None) -> str | None:
+    return timestamp(datetime.fromtimestamp(ts, UTC)) if ts is not None else None
