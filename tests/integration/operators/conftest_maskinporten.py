@@ -29,7 +29,6 @@ from fjord.kube import Kube, is_true
 from fjord.maskinporten.emulator import (
     ADMIN_SCOPES,
     EmulatorServer,
-    FaultConfig,
     ScopeDefinition,
     SupplierClient,
 )

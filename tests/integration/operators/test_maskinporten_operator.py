@@ -87,7 +87,8 @@ async def test_create_update_rotate_delete(
     assert [c["client_id"] for c in clients] == [client["client_id"]]
     assert sorted(clients[0]["scopes"]) == [READ, WRITE]
     settings = await read_settings(kube, namespace, "app1-maskinporten")
-    assert settings is not None and settings.scopes == (READ, WRITE)
+    assert settings is not None
+    assert settings.scopes == (READ, WRITE)
     assert decode_claims(await token_for(settings, [WRITE]))["scope"] == WRITE
 
     # Rotation on the annotation, with a token obtainable throughout.
@@ -123,9 +124,11 @@ async def test_create_update_rotate_delete(
     assert failures == []
     assert tokens > 0
     settings = await read_settings(kube, namespace, "app1-maskinporten")
-    assert settings is not None and settings.kid != old_kid
+    assert settings is not None
+    assert settings.kid != old_kid
     keys = [k["kid"] for k in emulator_clients(mp_emulator)[0]["keys"]]
-    assert len(keys) == 2 and keys[0] == settings.kid  # current + previous, nothing older
+    assert len(keys) == 2
+    assert keys[0] == settings.kid
     assert old_kid not in keys
 
     # Delete: the client goes from Digdir, the Secret goes, the CR goes.
@@ -181,7 +184,8 @@ async def test_drift_lost_secret_and_unknown_scope(
     assert cond["reason"] == "DigdirRejected"
     assert "fjord:does-not-exist" in str(cond["message"])
     settings = await read_settings(kube, namespace, "app2-maskinporten")
-    assert settings is not None and key_accepted(mp_emulator, settings) is None
+    assert settings is not None
+    assert key_accepted(mp_emulator, settings) is None
     await token_for(settings, [READ])
 
     # Fixing the spec clears Stalled.
