@@ -7,6 +7,8 @@ A copy of the database alone does not reveal any cluster's token.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -33,6 +35,11 @@ def load_or_create_key(path: Path) -> bytes:
 class Cipher:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._mac_key = hashlib.sha256(b"fjord-mac\0" + key).digest()
+
+    def mac(self, text: str) -> str:
+        """A keyed MAC (e.g. the web UI's CSRF token for a session)."""
+        return hmac.new(self._mac_key, text.encode(), hashlib.sha256).hexdigest()
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

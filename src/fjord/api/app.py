@@ -1,0 +1,67 @@
+"""The app factory: ``create_app(settings)`` builds a FastAPI app with the API and the web UI.
+
+The control plane is opened in the app's lifespan (migrations, catalogue, restart recovery)
+and a background task fails deployments whose deadline passed. Tests and the in-process CLI
+may pass an already open plane instead; then its lifecycle stays with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from fjord import __version__
+from fjord.api import errors, routes, ui
+from fjord.api.settings import ApiSettings
+from fjord.control import ControlPlane
+from fjord.control.deploys import recover
+from fjord.control.progress import expire
+
+log = logging.getLogger(__name__)
+
+
+async def _sweep(plane: ControlPlane, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            async with plane.db.session() as session:
+                await expire(session)
+        except Exception:  # keep sweeping; a database hiccup must not stop timeouts for good
+            log.warning("deadline sweep failed", exc_info=True)
+
+
+def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = plane is None
+        opened = plane or await ControlPlane.open(settings.control)
+        app.state.plane = opened
+        if settings.recover_on_start:
+            await recover(opened)
+        sweeper = asyncio.create_task(_sweep(opened, settings.sweep_seconds))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            if owned:
+                await opened.close()
+
+    app = FastAPI(
+        title="fjord",
+        version=__version__,
+        description="fjord's control plane: apps, config, releases, deployments, status.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if plane is not None:
+        app.state.plane = plane  # usable without running the lifespan (in-process transport)
+    errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(ui.router)
+    return app

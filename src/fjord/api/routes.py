@@ -1,0 +1,256 @@
+"""The JSON API under ``/api``: one thin handler per service function."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+
+from fjord.api.deps import ActorDep, PlaneDep
+from fjord.api.models import (
+    BootstrapRequest,
+    CreateApp,
+    CreateToken,
+    DeployRequest,
+    IngestResponse,
+    PromoteRequest,
+    ReceiverRequest,
+    RollbackRequest,
+    SetConfig,
+    UndeployRequest,
+    WhoAmI,
+)
+from fjord.control import apps, clusters, deploys, events, queries, tokens
+from fjord.control.views import (
+    AppStatusView,
+    AppView,
+    ClusterView,
+    ConfigVersionView,
+    CreatedToken,
+    DeploymentView,
+    DiffView,
+    ReleaseView,
+    TokenView,
+)
+
+router = APIRouter(prefix="/api")
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def _name(org: str, app: str) -> str:
+    return f"{org}/{app}"
+
+
+@router.get("/whoami")
+async def whoami(actor: ActorDep) -> WhoAmI:
+    return WhoAmI(name=actor.name, grants={o: r.value for o, r in actor.grants.items()})
+
+
+@router.get("/apps")
+async def list_apps(plane: PlaneDep, actor: ActorDep, org: str | None = None) -> list[AppView]:
+    return await apps.list_apps(plane, actor, org)
+
+
+@router.post("/apps", status_code=201)
+async def create_app(plane: PlaneDep, actor: ActorDep, body: CreateApp) -> AppView:
+    return await apps.create_app(plane, actor, body.name, body.source)
+
+
+@router.get("/apps/{org}/{app}")
+async def get_app(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppView:
+    return await apps.get_app(plane, actor, _name(org, app))
+
+
+@router.get("/apps/{org}/{app}/config")
+async def get_config(
+    plane: PlaneDep, actor: ActorDep, org: str, app: str, version: int | None = None
+) -> ConfigVersionView | None:
+    return await apps.get_config(plane, actor, _name(org, app), version)
+
+
+@router.get("/apps/{org}/{app}/config/versions")
+async def config_versions(
+    plane: PlaneDep, actor: ActorDep, org: str, app: str
+) -> list[ConfigVersionView]:
+    return await apps.config_versions(plane, actor, _name(org, app))
+
+
+@router.put("/apps/{org}/{app}/config")
+async def set_config(
+    plane: PlaneDep, actor: ActorDep, org: str, app: str, body: SetConfig
+) -> ConfigVersionView:
+    return await apps.set_config(plane, actor, _name(org, app), body.values, body.reason)
+
+
+@router.post("/apps/{org}/{app}/deployments", status_code=201)
+async def deploy(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    body: DeployRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> DeploymentView:
+    return await deploys.deploy(
+        plane,
+        actor,
+        _name(org, app),
+        body.environment,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+
+
+@router.post("/apps/{org}/{app}/promotions", status_code=201)
+async def promote(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    body: PromoteRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> DeploymentView:
+    return await deploys.promote(
+        plane,
+        actor,
+        _name(org, app),
+        to=body.to,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+
+
+@router.post("/apps/{org}/{app}/rollbacks", status_code=201)
+async def rollback(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    body: RollbackRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> DeploymentView:
+    return await deploys.rollback(
+        plane,
+        actor,
+        _name(org, app),
+        body.environment,
+        to=body.to,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+
+
+@router.post("/apps/{org}/{app}/undeployments", status_code=201)
+async def undeploy(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    body: UndeployRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> DeploymentView:
+    return await deploys.undeploy(
+        plane,
+        actor,
+        _name(org, app),
+        body.environment,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+
+
+@router.get("/apps/{org}/{app}/status")
+async def status(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppStatusView:
+    return await queries.app_status(plane, actor, _name(org, app))
+
+
+@router.get("/apps/{org}/{app}/history")
+async def history(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    environment: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: int | None = None,
+) -> list[DeploymentView]:
+    return await queries.history(
+        plane, actor, _name(org, app), environment=environment, limit=limit, before=before
+    )
+
+
+@router.get("/apps/{org}/{app}/releases")
+async def releases(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> list[ReleaseView]:
+    return await queries.releases(plane, actor, _name(org, app))
+
+
+@router.get("/apps/{org}/{app}/diff")
+async def diff(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    from_: Annotated[str, Query(alias="from")],
+    to: str,
+) -> DiffView:
+    return await queries.diff(plane, actor, _name(org, app), from_, to)
+
+
+@router.get("/status")
+async def matrix(plane: PlaneDep, actor: ActorDep) -> list[AppStatusView]:
+    return await queries.matrix(plane, actor)
+
+
+@router.get("/deployments/{deployment_id}")
+async def get_deployment(plane: PlaneDep, actor: ActorDep, deployment_id: int) -> DeploymentView:
+    return await queries.get_deployment(plane, actor, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/approve")
+async def approve(plane: PlaneDep, actor: ActorDep, deployment_id: int) -> DeploymentView:
+    return await deploys.approve(plane, actor, deployment_id)
+
+
+@router.get("/clusters")
+async def list_clusters(
+    plane: PlaneDep, actor: ActorDep, org: str | None = None
+) -> list[ClusterView]:
+    return await clusters.list_clusters(plane, actor, org)
+
+
+@router.put("/clusters/{cluster_id}/receiver")
+async def set_receiver(
+    plane: PlaneDep, actor: ActorDep, cluster_id: str, body: ReceiverRequest
+) -> ClusterView:
+    return await clusters.set_receiver(plane, actor, cluster_id, body.url)
+
+
+@router.post("/clusters/bootstrap")
+async def bootstrap(
+    plane: PlaneDep, actor: ActorDep, body: BootstrapRequest
+) -> list[dict[str, Any]]:
+    return await clusters.bootstrap(plane, actor, body.org, body.environment, body.cluster)
+
+
+@router.get("/tokens")
+async def list_tokens(plane: PlaneDep, actor: ActorDep) -> list[TokenView]:
+    return await tokens.list_tokens(plane, actor)
+
+
+@router.post("/tokens", status_code=201)
+async def create_token(plane: PlaneDep, actor: ActorDep, body: CreateToken) -> CreatedToken:
+    return await tokens.create_token(plane, actor, body.name, body.grants)
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+async def revoke_token(plane: PlaneDep, actor: ActorDep, token_id: int) -> None:
+    await tokens.revoke_token(plane, actor, token_id)
+
+
+@router.post("/flux/events/{cluster_id}", status_code=202)
+async def flux_event(
+    plane: PlaneDep,
+    request: Request,
+    cluster_id: str,
+    x_signature: Annotated[str | None, Header()] = None,
+) -> IngestResponse:
+    """Flux notification-controller's generic-hmac Provider posts here; no API token."""
+    body = await request.body()  # the HMAC covers the raw bytes, so never re-serialise
+    result = await events.ingest(plane, cluster_id, body, x_signature)
+    return IngestResponse(recorded=result.recorded, app=result.app)

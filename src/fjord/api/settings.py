@@ -1,0 +1,18 @@
+"""Settings of one API application instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fjord.control import ControlSettings
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    control: ControlSettings = field(default_factory=ControlSettings)
+    # In-process use by the CLI only: requests without a token act as this local administrator.
+    # Never set for a served API.
+    local_actor: str | None = None
+    # How often unfinished deployments are checked against their deadline.
+    sweep_seconds: float = 2.0
+    recover_on_start: bool = True
