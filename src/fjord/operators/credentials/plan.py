@@ -1,0 +1,162 @@
+"""The pure heart of a reconcile: what to do, given what was observed (no I/O, unit-tested).
+
+Order of actions is fixed by the caller: for each :class:`Ensure`, the external user first, then
+the Secret; the status last, and only when it differs from what is stored (a no-op reconcile
+writes nothing). Nothing here ever plans a deletion of credentials: old generations and
+unused Secrets are the janitor's business, expiry deletes the AppCredentials only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fjord.operators.common import conditions
+from fjord.operators.common.result import earliest
+from fjord.operators.credentials import naming
+from fjord.operators.credentials.request import ServiceRequest, requests
+from fjord.spec.infra import AppCredentialsSpec
+
+
+@dataclass(frozen=True)
+class Target:
+    generation: int
+    secret_name: str
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    """The Secret a service should use, as found in the cluster."""
+
+    name: str
+    managed_by_us: bool
+    spec_hash: str | None
+    external_present: bool
+
+
+@dataclass(frozen=True)
+class Ensure:
+    """Create or update the external user, then create (or update) the Secret."""
+
+    request: ServiceRequest
+    target: Target
+    existing: bool  # the Secret exists: keep its password, rewrite it only if its data changes
+
+
+@dataclass(frozen=True)
+class Plan:
+    expired: bool = False
+    ensures: list[Ensure] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    status: dict[str, Any] | None = None  # the status after success; None when unchanged
+    requeue_after: float | None = None
+
+
+def rotation_requested(body: Mapping[str, Any]) -> str | None:
+    """The rotate annotation's value when it was not handled yet."""
+    wanted = (body.get("metadata", {}).get("annotations") or {}).get(naming.ROTATE)
+    done = (body.get("status") or {}).get("rotation")
+    return wanted if wanted is not None and wanted != done else None
+
+
+def targets(body: Mapping[str, Any], wanted: Sequence[ServiceRequest]) -> dict[str, Target]:
+    """Per service key: the generation and Secret name this reconcile converges to."""
+    known = {s.get("key"): s for s in (body.get("status") or {}).get("services") or []}
+    bump = 1 if rotation_requested(body) is not None else 0
+    result = {}
+    for request in wanted:
+        previous = known.get(request.key)
+        same_base = previous is not None and previous.get("baseSecretName") == request.base_secret
+        generation = int(previous.get("generation", 1)) if previous and same_base else 1
+        generation += bump if previous and same_base else 0
+        result[request.key] = Target(
+            generation, naming.secret_name(request.base_secret, generation)
+        )
+    return result
+
+
+def make_plan(
+    body: Mapping[str, Any],
+    spec: AppCredentialsSpec,
+    observed: Mapping[str, ObservedSecret | None],
+    *,
+    now: datetime,
+    resync: float,
+) -> Plan:
+    """What to do for ``body`` given the Secrets ``observed`` per service key."""
+    status = dict(body.get("status") or {})
+    generation = body.get("metadata", {}).get("generation")
+    if spec.expires_at is not None and now >= spec.expires_at:
+        return Plan(expired=True)
+    wanted = requests(spec)
+    goal = targets(body, wanted)
+    ensures: list[Ensure] = []
+    conflicts: list[str] = []
+    for request in wanted:
+        target = goal[request.key]
+        seen = observed.get(request.key)
+        if seen is None:
+            ensures.append(Ensure(request, target, existing=False))
+        elif not seen.managed_by_us:
+            conflicts.append(target.secret_name)
+        elif seen.spec_hash != request.spec_hash or not seen.external_present:
+            ensures.append(Ensure(request, target, existing=True))
+    expiry = (spec.expires_at - now).total_seconds() if spec.expires_at else None
+    requeue = earliest(resync, expiry)
+    if conflicts:
+        return Plan(conflicts=conflicts, requeue_after=requeue)
+    services = [
+        {
+            "key": r.key,
+            "kind": r.kind,
+            "baseSecretName": r.base_secret,
+            "secretName": goal[r.key].secret_name,
+            "generation": goal[r.key].generation,
+        }
+        for r in wanted
+    ]
+    names = ", ".join(str(s["secretName"]) for s in services) or "none requested"
+    new_status = {
+        **status,
+        "observedGeneration": generation,
+        "services": services,
+        "conditions": conditions.summarize(
+            status.get("conditions") or [],
+            ready=True,
+            reason="Synchronized",
+            message=f"credentials are in Secrets: {names}",
+            generation=generation,
+            now=now,
+        ),
+    }
+    rotation = rotation_requested(body)
+    if rotation is not None:
+        new_status["rotation"] = rotation
+    changed = new_status != status
+    return Plan(ensures=ensures, status=new_status if changed else None, requeue_after=requeue)
+
+
+def failure_status(
+    body: Mapping[str, Any], *, reason: str, message: str, permanent: bool, now: datetime
+) -> dict[str, Any] | None:
+    """The status after a failed reconcile (None when it is already exactly that)."""
+    status = dict(body.get("status") or {})
+    generation = body.get("metadata", {}).get("generation")
+    new_status = {
+        **status,
+        "observedGeneration": generation,
+        "conditions": conditions.summarize(
+            status.get("conditions") or [],
+            ready=False,
+            reason=reason,
+            message=message,
+            reconciling=not permanent,
+            stalled=permanent,
+            degraded=not permanent,
+            generation=generation,
+            now=now,
+        ),
+    }
+    return new_status if new_status != status else None

@@ -1,0 +1,242 @@
+"""One reconcile of an AppCredentials: observe → plan (pure) → act in order → status.
+
+Acting order: for each service, the external user first, then the Secret (a crash in between
+leaves a user without a Secret, which the next reconcile reuses, since names are deterministic);
+the status last. A failure writes Degraded (transient) or Stalled (permanent) once; retries of the
+same failure write nothing more. Nothing is ever deleted here except an expired AppCredentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from fjord.kube import KubeError
+from fjord.operators.common import events
+from fjord.operators.common.errors import PermanentError, ReconcileError, TransientError
+from fjord.operators.common.kubeapi import CountingKube
+from fjord.operators.common.nudges import Nudges
+from fjord.operators.common.result import Result
+from fjord.operators.credentials import naming, secret
+from fjord.operators.credentials.plan import (
+    Ensure,
+    ObservedSecret,
+    failure_status,
+    make_plan,
+    targets,
+)
+from fjord.operators.credentials.request import requests
+from fjord.operators.credentials.services.base import ServiceHandler
+from fjord.spec.infra import API_VERSION, AppCredentialsSpec
+
+KIND = "AppCredentials"
+CONTROLLER = "fjord.dev/credentials-operator"
+
+log = structlog.get_logger("fjord.operators.credentials")
+
+
+def kube_error(exc: KubeError, what: str) -> ReconcileError:
+    if exc.status in (0, 409, 429) or exc.status >= 500:
+        return TransientError(f"{what}: {exc}", reason="KubernetesUnavailable")
+    return PermanentError(f"{what}: {exc}", reason="KubernetesRejected")
+
+
+class CredentialsReconciler:
+    def __init__(
+        self,
+        kube: CountingKube,
+        handlers: Mapping[str, ServiceHandler],
+        nudges: Nudges,
+        *,
+        resync: float,
+    ) -> None:
+        self._kube = kube
+        self._handlers = handlers
+        self._nudges = nudges
+        self._resync = resync
+
+    async def __call__(self, key: Hashable, body: dict[str, Any], attempts: int) -> Result:
+        namespace = body["metadata"]["namespace"]
+        name = body["metadata"]["name"]
+        with structlog.contextvars.bound_contextvars(namespace=namespace, app_credentials=name):
+            try:
+                return await self._reconcile(namespace, name, body)
+            except KubeError as exc:
+                error = kube_error(exc, "Kubernetes API")
+                await self._report_failure(body, error, attempts)
+                raise error from exc
+            except ReconcileError as exc:
+                await self._report_failure(body, exc, attempts)
+                raise
+            finally:
+                self._nudges.nudge(namespace)  # the janitor looks soon; never waits for it
+
+    async def _reconcile(self, namespace: str, name: str, body: dict[str, Any]) -> Result:
+        try:
+            spec = AppCredentialsSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            raise PermanentError(f"invalid spec: {exc}", reason="InvalidSpec") from exc
+        observed, found = await self._observe(namespace, name, body, spec)
+        now = datetime.now(UTC)
+        plan = make_plan(body, spec, observed, now=now, resync=self._resync)
+        if plan.expired:
+            await self._kube.delete(API_VERSION, KIND, name, namespace)
+            await events.post(
+                self._kube.kube,
+                body,
+                events.NORMAL,
+                "Expired",
+                "expiresAt has passed; deleted",
+                controller=CONTROLLER,
+            )
+            return Result(writes=1)
+        if plan.conflicts:
+            raise PermanentError(
+                f"Secret(s) {', '.join(plan.conflicts)} exist but are not managed by fjord; "
+                "rename the secretName or delete those Secrets",
+                reason="SecretNameTaken",
+            )
+        writes = 0
+        for ensure in plan.ensures:
+            writes += await self._ensure(
+                namespace, name, spec, ensure, found.get(ensure.request.key)
+            )
+        if plan.status is not None:
+            await self._write_status(namespace, name, plan.status)
+            writes += 1
+        if writes:
+            log.info(
+                "reconciled", writes=writes, secrets=[e.target.secret_name for e in plan.ensures]
+            )
+        return Result(requeue_after=plan.requeue_after, writes=writes)
+
+    async def _observe(
+        self, namespace: str, name: str, body: dict[str, Any], spec: AppCredentialsSpec
+    ) -> tuple[dict[str, ObservedSecret | None], dict[str, dict[str, Any]]]:
+        wanted = requests(spec)
+        goal = targets(body, wanted)
+        observed: dict[str, ObservedSecret | None] = {}
+        found: dict[str, dict[str, Any]] = {}
+        for request in wanted:
+            target = goal[request.key]
+            try:
+                obj = await self._kube.get("v1", "Secret", target.secret_name, namespace)
+            except KubeError as exc:
+                raise kube_error(exc, f"reading Secret {target.secret_name}") from exc
+            if obj is None:
+                observed[request.key] = None
+                continue
+            found[request.key] = obj
+            meta = obj.get("metadata", {})
+            labels = meta.get("labels") or {}
+            notes = meta.get("annotations") or {}
+            ours = (
+                labels.get(naming.MANAGED_BY) == naming.MANAGER
+                and labels.get(naming.LABEL_OWNER) == name
+                and notes.get(naming.SERVICE) == request.key
+                and not meta.get("deletionTimestamp")
+            )
+            present = ours and await self._handlers[request.kind].present(notes)
+            observed[request.key] = ObservedSecret(
+                target.secret_name, ours, notes.get(naming.SPEC_HASH), present
+            )
+        return observed, found
+
+    async def _ensure(
+        self,
+        namespace: str,
+        name: str,
+        spec: AppCredentialsSpec,
+        ensure: Ensure,
+        existing: dict[str, Any] | None,
+    ) -> int:
+        handler = self._handlers[ensure.request.kind]
+        old_data = secret.decode(existing.get("data")) if existing else {}
+        issued = await handler.apply(
+            namespace,
+            name,
+            ensure.target.secret_name,
+            ensure.request,
+            old_data.get("password"),
+        )
+        manifest = secret.manifest(namespace, name, spec, ensure, issued.data, issued.annotations)
+        if existing is None:
+            try:
+                await self._kube.create(manifest)
+            except KubeError as exc:
+                if exc.status == 409:
+                    # Created meanwhile (a stale view): the next pass re-applies its password.
+                    raise TransientError(
+                        f"Secret {ensure.target.secret_name} appeared concurrently",
+                        reason="SecretConflict",
+                        retry_after=1,
+                    ) from exc
+                raise kube_error(exc, f"creating Secret {ensure.target.secret_name}") from exc
+            await events.post(
+                self._kube.kube,
+                _ref(namespace, name),
+                events.NORMAL,
+                "SecretCreated",
+                f"created Secret {ensure.target.secret_name}",
+                controller=CONTROLLER,
+            )
+            return 1
+        old_notes = existing.get("metadata", {}).get("annotations") or {}
+        new_notes = manifest["metadata"]["annotations"]
+        if old_data == issued.data and all(old_notes.get(k) == v for k, v in new_notes.items()):
+            return 0
+        patch = {"metadata": {"annotations": new_notes}, "data": manifest["data"]}
+        try:
+            await self._kube.patch("v1", "Secret", ensure.target.secret_name, patch, namespace)
+        except KubeError as exc:
+            raise kube_error(exc, f"updating Secret {ensure.target.secret_name}") from exc
+        return 1
+
+    async def _write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            await self._kube.patch(
+                API_VERSION, KIND, name, {"status": status}, namespace, subresource="status"
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile
+            raise kube_error(exc, "writing status") from exc
+
+    async def _report_failure(
+        self, body: dict[str, Any], error: ReconcileError, attempts: int
+    ) -> None:
+        meta = body["metadata"]
+        status = failure_status(
+            body,
+            reason=error.reason,
+            message=error.message,
+            permanent=isinstance(error, PermanentError),
+            now=datetime.now(UTC),
+        )
+        if status is None:
+            return
+        try:
+            await self._write_status(meta["namespace"], meta["name"], status)
+        except ReconcileError as exc:
+            log.warning("status_write_failed", error=str(exc))
+        if attempts == 0:
+            await events.post(
+                self._kube.kube,
+                body,
+                events.WARNING,
+                error.reason,
+                error.message,
+                controller=CONTROLLER,
+            )
+
+
+def _ref(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"namespace": namespace, "name": name},
+    }

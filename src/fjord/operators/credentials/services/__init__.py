@@ -1,0 +1,1 @@
+"""One handler per backing service behind the two-method interface of :mod:`.base`."""

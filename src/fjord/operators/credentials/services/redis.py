@@ -1,0 +1,158 @@
+"""Redis: an ACL user per Secret, restricted to the app's key prefix and allowed commands.
+
+``ACL SETUSER <user> reset on #<sha256> ~<prefix>* &<prefix>* <rules…>``: ``reset`` makes a
+retry or a spec change converge to exactly these rules; the password is sent as its SHA-256
+(``#``), never in clear text. ``ACL SAVE`` persists users when the server has an ACL file.
+Cleanup deletes the user (Redis disconnects its clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from fjord.operators.common.errors import PermanentError, TransientError
+from fjord.operators.credentials import naming
+from fjord.operators.credentials.admin import AdminSource, Endpoint
+from fjord.operators.credentials.request import REDIS, ServiceRequest
+from fjord.operators.credentials.services.base import Issued
+
+T = TypeVar("T")
+TIMEOUT = 10.0
+
+
+def _classify(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, PermanentError | TransientError):
+        return exc
+    if isinstance(exc, TimeoutError | redis_errors.TimeoutError):
+        return TransientError(f"Redis did not answer in time ({what})", reason="RedisTimeout")
+    if isinstance(exc, redis_errors.ConnectionError | OSError):
+        return TransientError(f"Redis unavailable ({what}): {exc}", reason="RedisUnavailable")
+    if isinstance(exc, redis_errors.NoPermissionError | redis_errors.AuthenticationError):
+        return PermanentError(f"{what}: {exc}", reason="RedisPrivileges")
+    if isinstance(exc, redis_errors.ResponseError):
+        return PermanentError(f"Redis refused {what}: {exc}", reason="RedisRejected")
+    return exc
+
+
+class RedisHandler:
+    kind = REDIS
+
+    def __init__(self, admin: AdminSource) -> None:
+        self._admin = admin
+        self._client: aioredis.Redis | None = None
+        self._url: str | None = None
+
+    async def _endpoint(self) -> Endpoint:
+        settings = await self._admin.get()
+        if settings.redis is None:
+            raise PermanentError("the admin Secret has no redis-url", reason="RedisNotConfigured")
+        return settings.redis
+
+    async def _run(self, what: str, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        endpoint = await self._endpoint()
+        if self._client is None or self._url != endpoint.admin_url:
+            if self._client is not None:
+                await self._client.aclose()
+            self._client = aioredis.Redis.from_url(
+                endpoint.admin_url,
+                socket_timeout=TIMEOUT,
+                socket_connect_timeout=5,
+                max_connections=16,
+            )
+            self._url = endpoint.admin_url
+        try:
+            async with asyncio.timeout(TIMEOUT * 2):
+                return await work(self._client)
+        except Exception as exc:
+            raise _classify(exc, what) from exc
+
+    async def apply(
+        self,
+        namespace: str,
+        owner: str,
+        secret: str,
+        request: ServiceRequest,
+        password: str | None,
+    ) -> Issued:
+        endpoint = await self._endpoint()
+        user = naming.redis_user(namespace, secret)
+        prefix = str(request.settings["keyPrefix"])
+        rules = [str(rule) for rule in request.settings["commands"]]
+        password = password or secrets.token_urlsafe(24)
+        digest = hashlib.sha256(password.encode()).hexdigest()
+
+        async def work(client: aioredis.Redis) -> None:
+            await client.execute_command(  # type: ignore[no-untyped-call]
+                "ACL",
+                "SETUSER",
+                user,
+                "reset",
+                "on",
+                f"#{digest}",
+                f"~{prefix}*",
+                f"&{prefix}*",
+                *rules,
+            )
+            await _save(client)
+
+        await self._run(f"ACL SETUSER {user}", work)
+        return Issued(
+            data={
+                "host": endpoint.host,
+                "port": str(endpoint.port),
+                "username": user,
+                "password": password,
+                "keyPrefix": prefix,
+                "url": f"redis://{user}:{password}@{endpoint.host}:{endpoint.port}/0",
+            },
+            annotations={naming.REDIS_USER: user},
+        )
+
+    async def present(self, annotations: Mapping[str, str]) -> bool:
+        user = annotations.get(naming.REDIS_USER)
+        if not user:
+            return False
+
+        async def work(client: aioredis.Redis) -> bool:
+            return (
+                await client.execute_command(  # type: ignore[no-untyped-call]
+                    "ACL", "GETUSER", user
+                )
+                is not None
+            )
+
+        return await self._run(f"ACL GETUSER {user}", work)
+
+    async def cleanup(self, annotations: Mapping[str, str]) -> None:
+        user = annotations.get(naming.REDIS_USER)
+        if not user:
+            return
+
+        async def work(client: aioredis.Redis) -> None:
+            await client.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "DELUSER", user
+            )
+            await _save(client)
+
+        await self._run(f"ACL DELUSER {user}", work)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+async def _save(client: aioredis.Redis) -> None:
+    try:
+        await client.execute_command(  # type: ignore[no-untyped-call]
+            "ACL", "SAVE"
+        )
+    except redis_errors.ResponseError as exc:
+        if "aclfile" not in str(exc).lower():  # a server without an ACL file keeps users in memory
+            raise

@@ -1,0 +1,114 @@
+"""Which managed Secrets are in use, and which to delete (pure, unit-tested).
+
+In use: referenced by a Pod (volumes, projected volumes, ``env[].valueFrom.secretKeyRef``,
+``envFrom[].secretRef``, image pull secrets; init and ephemeral containers too), by the pod
+template of a ReplicaSet, Deployment, StatefulSet, Job or CronJob (so ``kubectl rollout undo``
+still finds the Secrets of an old ReplicaSet), or named by an AppCredentials' spec or status.
+
+A Secret younger than ``grace`` seconds is never deleted as unused: the reconcile that created
+it writes the AppCredentials status (which names it) right after.
+
+Delete: managed Secrets that are past their ``expires-at`` annotation (whether used or not:
+expiry means the credentials stop working), and unused Secrets that are not protected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from fjord.operators.credentials import naming
+
+
+def _pod_spec_refs(spec: Mapping[str, Any]) -> set[str]:
+    refs: set[str] = set()
+    for volume in spec.get("volumes") or []:
+        if (volume.get("secret") or {}).get("secretName"):
+            refs.add(volume["secret"]["secretName"])
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if (source.get("secret") or {}).get("name"):
+                refs.add(source["secret"]["name"])
+    containers = [
+        *(spec.get("containers") or []),
+        *(spec.get("initContainers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]
+    for container in containers:
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name"):
+                refs.add(ref["name"])
+        for source in container.get("envFrom") or []:
+            if (source.get("secretRef") or {}).get("name"):
+                refs.add(source["secretRef"]["name"])
+    for pull in spec.get("imagePullSecrets") or []:
+        if pull.get("name"):
+            refs.add(pull["name"])
+    return refs
+
+
+def workload_refs(obj: Mapping[str, Any]) -> set[str]:
+    """Secret names a Pod or a workload's pod template refers to."""
+    kind = obj.get("kind")
+    spec = obj.get("spec") or {}
+    if kind == "Pod":
+        return _pod_spec_refs(spec)
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return _pod_spec_refs(((spec.get("template") or {}).get("spec")) or {})
+
+
+def app_credentials_refs(obj: Mapping[str, Any]) -> set[str]:
+    """The Secrets an AppCredentials currently uses (its status), or will use (its spec).
+
+    Only the current generation counts: an older one stays only while a workload uses it.
+    """
+    refs: set[str] = set()
+    current = (obj.get("status") or {}).get("services") or []
+    for service in current:
+        refs.add(service.get("secretName", ""))
+    if not current:  # not reconciled yet: the spec's names are the ones about to be used
+        spec = obj.get("spec") or {}
+        for db in (spec.get("postgresql") or {}).get("databases") or []:
+            refs.add(db.get("secretName", ""))
+        if spec.get("redis"):
+            refs.add(spec["redis"].get("secretName", ""))
+    refs.discard("")
+    return refs
+
+
+def _expired(notes: Mapping[str, str], now: datetime) -> bool:
+    value = notes.get(naming.EXPIRES_AT)
+    if not value:
+        return False
+    try:
+        return datetime.fromisoformat(value) <= now
+    except ValueError:
+        return False  # unparsable: keep (aivenator does the same)
+
+
+def to_delete(
+    secrets: Iterable[Mapping[str, Any]],
+    users: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    grace: float = 0.0,
+) -> list[str]:
+    """Names of the managed ``secrets`` (one namespace) to delete, given the ``users`` there."""
+    used: set[str] = set()
+    for obj in users:
+        used |= (
+            app_credentials_refs(obj) if obj.get("kind") == "AppCredentials" else workload_refs(obj)
+        )
+    doomed = []
+    for secret in secrets:
+        meta = secret.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        notes = meta.get("annotations") or {}
+        if _expired(notes, now) or (
+            meta["name"] not in used and notes.get(naming.PROTECTED) != "true"
+        ):
+            doomed.append(meta["name"])
+    return sorted(doomed)
