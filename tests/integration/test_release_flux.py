@@ -137,13 +137,17 @@ async def test_flux_verifies_fjord_signatures_and_applies_the_environment(
             },
             field_manager="test",
         )
+        revision = f"tt02@{published.digest}"
         applied = await flux_kube.wait_for(
             "kustomize.toolkit.fluxcd.io/v1",
             "Kustomization",
             "skjema",
             ns,
-            until=lambda o: is_true(o, "Ready"),
-            what="Ready",
+            until=lambda o: (
+                is_true(o, "Ready")
+                and (o or {}).get("status", {}).get("lastAppliedRevision") == revision
+            ),
+            what=f"Ready at {revision}",
         )
         assert applied is not None
         assert applied["status"]["lastAppliedRevision"] == f"tt02@{published.digest}"
@@ -156,3 +160,4 @@ async def test_flux_verifies_fjord_signatures_and_applies_the_environment(
     finally:
         await flux_kube.delete("kustomize.toolkit.fluxcd.io/v1", "Kustomization", "skjema", ns)
         await flux_kube.delete("v1", "Namespace", app_ns)
+        await flux_kube.wait_for("v1", "Namespace", app_ns, until=lambda o: o is None, timeout=120)

@@ -517,8 +517,9 @@ def fake_node(name: str) -> dict[str, Any]:
 
 
 def _node_schedulable(node: dict[str, Any]) -> bool:
-    conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
-    taints = node.get("spec", {}).get("taints", [])
+    found = (node.get("status") or {}).get("conditions") or []
+    conditions = {c["type"]: c["status"] for c in found}
+    taints = (node.get("spec") or {}).get("taints") or []
     return conditions.get("Ready") == "True" and not any(
         t.get("key") == "node.kubernetes.io/not-ready" for t in taints
     )
@@ -541,7 +542,9 @@ def install_flux_crds(kube: KubeREST, directory: Path) -> None:
 
     def established(name: str) -> bool:
         crd = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-        conditions = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+        # A CRD just created may report `conditions: null` until the apiserver has looked at it.
+        found = (crd.get("status") or {}).get("conditions") or []
+        conditions = {c["type"]: c["status"] for c in found}
         return conditions.get("Established") == "True"
 
     deadline = time.monotonic() + COMPONENT_TIMEOUT
