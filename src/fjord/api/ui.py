@@ -8,10 +8,11 @@ changes; together with SameSite=Strict a cross-site form can neither read nor fo
 from __future__ import annotations
 
 import hmac
+import urllib.parse
 from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjord.api.deps import TOKEN_COOKIE, get_plane, get_settings
@@ -90,8 +91,15 @@ async def login_form() -> HTMLResponse:
     return _page("login.html", error=None, session=None)
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body (parsed here: no python-multipart dependency for four fields)."""
+    parsed = urllib.parse.parse_qs((await request.body()).decode(), keep_blank_values=True)
+    return {key: values[-1] for key, values in parsed.items()}
+
+
 @router.post("/ui/login")
-async def login(plane: PlaneDep, token: Annotated[str, Form()]) -> Response:
+async def login(plane: PlaneDep, request: Request) -> Response:
+    token = (await _form(request)).get("token", "")
     try:
         async with plane.db.session() as session:
             await authenticate(session, token)
@@ -164,12 +172,12 @@ async def approve(
     plane: PlaneDep,
     session: SessionDep,
     deployment_id: int,
-    csrf: Annotated[str, Form()] = "",
+    request: Request,
 ) -> Response:
     if session is None:
         return _login()
     try:
-        _check_csrf(plane, session, csrf)
+        _check_csrf(plane, session, (await _form(request)).get("csrf", ""))
         view = await deploys.approve(plane, session.actor, deployment_id)
     except FjordError as exc:
         return _error(exc, session)
@@ -182,15 +190,16 @@ async def rollback(
     session: SessionDep,
     org: str,
     app: str,
-    environment: Annotated[str, Form()],
-    to: Annotated[str, Form()],
-    csrf: Annotated[str, Form()] = "",
+    request: Request,
 ) -> Response:
     if session is None:
         return _login()
+    form = await _form(request)
     try:
-        _check_csrf(plane, session, csrf)
-        await deploys.rollback(plane, session.actor, f"{org}/{app}", environment, to=to)
+        _check_csrf(plane, session, form.get("csrf", ""))
+        await deploys.rollback(
+            plane, session.actor, f"{org}/{app}", form.get("environment", ""), to=form.get("to")
+        )
     except FjordError as exc:
         return _error(exc, session)
     return RedirectResponse(f"/ui/apps/{org}/{app}", status_code=303)

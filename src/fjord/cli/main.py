@@ -24,6 +24,11 @@ app.command("schema")(schema_command)
 app.add_typer(keys_app, name="keys")
 app.add_typer(release_app, name="release")
 app.add_typer(__import__("fjord.cli.operator", fromlist=["_"]).operator_app, name="operator")
+__import__("fjord.cli.apps", fromlist=["register"]).register(app)
+__import__("fjord.cli.deploys", fromlist=["register"]).register(app)
+__import__("fjord.cli.clusters", fromlist=["register"]).register(app)
+__import__("fjord.cli.tokens", fromlist=["register"]).register(app)
+__import__("fjord.cli.serve", fromlist=["register"]).register(app)
 
 
 def _version(value: bool) -> None:

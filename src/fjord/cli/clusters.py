@@ -1,0 +1,95 @@
+"""``fjord cluster``: list clusters, set their Receiver URL, bootstrap them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fjord.cli.client import Api, ServerOption, TokenOption, run
+from fjord.cli.output import Output, OutputOption, emit_json, err, out
+from fjord.render.yamlout import dump_all
+
+cluster_app = typer.Typer(help="The clusters of each org and environment.", no_args_is_help=True)
+
+
+@cluster_app.command("list")
+def list_clusters(
+    org: Annotated[str | None, typer.Option(help="only this org")] = None,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """List clusters with their Receiver URL and whether they were bootstrapped."""
+    rows = run(server, token, lambda api: api.get("/api/clusters", org=org))
+    if output == Output.json:
+        emit_json(rows)
+        return
+    table = Table("cluster", "org", "environment", "bootstrapped", "receiver")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["org"],
+            row["environment"],
+            str(row["bootstrapped"]),
+            row["receiver_url"] or "",
+        )
+    out.print(table)
+
+
+@cluster_app.command("receiver")
+def receiver(
+    cluster_id: Annotated[str, typer.Argument(help="org.env.name")],
+    url: Annotated[str | None, typer.Argument(help="Receiver base URL; omit to clear")] = None,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Set where fjord reaches the cluster's Flux Receiver (pull at once after a deploy)."""
+    run(server, token, lambda api: api.put(f"/api/clusters/{cluster_id}/receiver", {"url": url}))
+    err.print(f"{cluster_id}: receiver {url or 'cleared'}")
+
+
+async def _apply(kubeconfig: Path, objects: list[dict[str, Any]]) -> None:
+    from fjord.kube import Kube  # only this path needs the Kubernetes client
+
+    async with await Kube.connect(kubeconfig) as kube:
+        for obj in objects:
+            await kube.apply(obj, field_manager="fjord-bootstrap", force=True)
+            err.print(f"applied {obj['kind']} {obj['metadata']['name']}")
+
+
+@cluster_app.command("bootstrap")
+def bootstrap(
+    org: Annotated[str, typer.Option(help="the cluster's org")],
+    env: Annotated[str, typer.Option("--env", help="the cluster's environment")],
+    cluster: Annotated[str, typer.Option(help="the cluster's name")],
+    kubeconfig: Annotated[
+        Path | None, typer.Option(help="apply to this cluster instead of printing YAML")
+    ] = None,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """The one-time manifests (with a new HMAC token): print them, or apply with --kubeconfig."""
+
+    async def work(api: Api) -> list[dict[str, Any]]:
+        objects: list[dict[str, Any]] = await api.post(
+            "/api/clusters/bootstrap", {"org": org, "environment": env, "cluster": cluster}
+        )
+        return objects
+
+    objects = run(server, token, work)
+    if kubeconfig is not None:
+        asyncio.run(_apply(kubeconfig, objects))
+        return
+    if output == Output.json:
+        emit_json(objects)
+    else:
+        print(dump_all(objects).decode(), end="")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(cluster_app, name="cluster")

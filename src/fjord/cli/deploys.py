@@ -1,0 +1,340 @@
+"""``fjord deploy|status|history|promote|approve|rollback|undeploy``.
+
+Changing commands follow the deployment by default: one line per cluster, updated live on
+stderr, and every Flux event as it arrives. Exit 0 only when every cluster is ready; 1 with
+Flux's own error when it failed; 8 when it waits for approval; 6 when ``--timeout`` passed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from fjord.cli.client import (
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    Api,
+    ServerOption,
+    TokenOption,
+    run,
+    split_app,
+)
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
+
+EXIT_AWAITING_APPROVAL = 8
+FINAL = ("ready", "failed", "superseded")
+
+WaitOption = typer.Option(True, "--wait/--no-wait", help="follow until every cluster is ready")
+TimeoutOption = typer.Option(900.0, "--timeout", help="stop following after this many seconds")
+KeyOption = typer.Option(
+    None, "--idempotency-key", help="retrying with the same key never deploys twice"
+)
+
+
+def _short(digest: str | None) -> str:
+    return (digest or "–").removeprefix("sha256:")[:12]
+
+
+def _cluster_table(deployment: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"#{deployment['id']} {deployment['kind']} {deployment['org']}/{deployment['app']} "
+        f"→ {deployment['environment']}: {deployment['state']}"
+    )
+    table.add_column("cluster")
+    table.add_column("state")
+    table.add_column("revision")
+    table.add_column("message", overflow="fold")
+    for cluster in deployment["clusters"]:
+        colour = {"ready": "green", "failed": "red"}.get(cluster["state"], "yellow")
+        table.add_row(
+            cluster["cluster"],
+            f"[{colour}]{cluster['state']}[/{colour}]",
+            cluster["revision"] or "",
+            cluster["message"] or "",
+        )
+    return table
+
+
+async def _follow(api: Api, deployment: dict[str, Any], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen = 0
+    with Live(_cluster_table(deployment), console=err, transient=False) as live:
+        while True:
+            for entry in deployment["timeline"][seen:]:
+                where = f"{entry['cluster']}: " if entry["cluster"] else ""
+                live.console.print(
+                    f"[dim]{entry['at'][11:19]}[/dim] {where}{entry['reason']}: {entry['message']}",
+                    highlight=False,
+                )
+            seen = len(deployment["timeline"])
+            live.update(_cluster_table(deployment))
+            if deployment["state"] in (*FINAL, "awaiting_approval"):
+                return deployment
+            if time.monotonic() > deadline:
+                return deployment
+            await asyncio.sleep(1.0)
+            deployment = await api.get(f"/api/deployments/{deployment['id']}")
+
+
+def _finish(deployment: dict[str, Any], output: Output, waited: bool) -> None:
+    if output == Output.json:
+        emit_json(deployment)
+    state = deployment["state"]
+    if state == "ready":
+        err.print(f"[green]ready[/green]: every cluster runs {_short(deployment['digest'])}")
+        return
+    if state == "awaiting_approval":
+        err.print(
+            f"deployment {deployment['id']} awaits approval by an app-admin: "
+            f"fjord approve {deployment['id']}"
+        )
+        if waited:
+            raise typer.Exit(EXIT_AWAITING_APPROVAL)
+        return
+    if state in ("failed", "superseded"):
+        raise fail(f"deployment {deployment['id']} {state}: {deployment['reason']}", EXIT_FAILED)
+    if waited:
+        raise fail(
+            f"deployment {deployment['id']} is still {state} (stopped following)", EXIT_TIMEOUT
+        )
+    err.print(f"deployment {deployment['id']}: {state}")
+
+
+def _change(
+    server: str | None,
+    token: str | None,
+    path: str,
+    body: dict[str, Any],
+    *,
+    wait: bool,
+    timeout: float,
+    output: Output,
+) -> None:
+    async def work(api: Api) -> dict[str, Any]:
+        deployment: dict[str, Any] = await api.post(path, body)
+        if wait and deployment["state"] not in FINAL:
+            deployment = await _follow(api, deployment, timeout)
+        return deployment
+
+    _finish(run(server, token, work), output, wait)
+
+
+def deploy(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    env: Annotated[str, typer.Option("--env", "-e", help="environment")],
+    idempotency_key: str | None = KeyOption,
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Build, publish and deploy an app to an environment; follow every cluster."""
+    _change(
+        server,
+        token,
+        f"/api/apps/{split_app(name)}/deployments",
+        {"environment": env, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    to: Annotated[str, typer.Option("--to", help="target environment")],
+    idempotency_key: str | None = KeyOption,
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Promote the release ready in the previous environment (same digest) to ``--to``."""
+    _change(
+        server,
+        token,
+        f"/api/apps/{split_app(name)}/promotions",
+        {"to": to, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
+
+
+def approve(
+    deployment_id: Annotated[int, typer.Argument(help="the deployment awaiting approval")],
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Approve a deployment (app-admin), then follow it."""
+    _change(
+        server,
+        token,
+        f"/api/deployments/{deployment_id}/approve",
+        {},
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    env: Annotated[str, typer.Option("--env", "-e", help="environment")],
+    to: Annotated[
+        str | None, typer.Option(help="release digest (prefix); default: the previous one")
+    ] = None,
+    idempotency_key: str | None = KeyOption,
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Point an environment at an earlier release (recorded as a deployment)."""
+    _change(
+        server,
+        token,
+        f"/api/apps/{split_app(name)}/rollbacks",
+        {"environment": env, "to": to, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
+
+
+def undeploy(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    env: Annotated[str, typer.Option("--env", "-e", help="environment")],
+    idempotency_key: str | None = KeyOption,
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Remove an app from an environment; Flux prunes it from every cluster."""
+    _change(
+        server,
+        token,
+        f"/api/apps/{split_app(name)}/undeployments",
+        {"environment": env, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        wait=wait,
+        timeout=timeout,
+        output=output,
+    )
+
+
+def status(
+    name: Annotated[str | None, typer.Argument(help="org/app; default: every app")] = None,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """What runs where: per environment and cluster, the revision Flux applied and its health."""
+
+    async def work(api: Api) -> Any:
+        if name is None:
+            return await api.get("/api/status")
+        return [await api.get(f"/api/apps/{split_app(name)}/status")]
+
+    rows = run(server, token, work)
+    if output == Output.json:
+        emit_json(rows if name is None else rows[0])
+        return
+    table = Table("app", "environment", "deployment", "cluster", "running", "health")
+    for row in rows:
+        for env in row["environments"]:
+            deployment = env["deployment"]
+            summary = (
+                f"#{deployment['id']} {deployment['kind']} {deployment['state']}"
+                if deployment
+                else "–"
+            )
+            for cell in env["clusters"] or [{"cluster": "–", "revision": None, "ready": None}]:
+                health = {True: "[green]ready[/green]", False: "[red]failed[/red]"}.get(
+                    cell["ready"], "–"
+                )
+                if cell.get("ready") is False and cell.get("message"):
+                    health += f": {cell['message']}"
+                table.add_row(
+                    f"{row['org']}/{row['app']}",
+                    env["environment"],
+                    summary,
+                    cell["cluster"],
+                    cell["revision"] or "not running",
+                    health,
+                )
+    out.print(table)
+
+
+def history(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    env: Annotated[str | None, typer.Option("--env", "-e", help="only this environment")] = None,
+    limit: Annotated[int, typer.Option(help="how many deployments")] = 50,
+    diff: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="show the manifest and config diff between two release digests"),
+    ] = None,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Deployments of an app, newest first; ``--diff A B`` compares two releases."""
+    app_path = split_app(name)
+    if diff is not None:
+        result = run(
+            server,
+            token,
+            lambda api: api.get(f"/api/apps/{app_path}/diff", **{"from": diff[0], "to": diff[1]}),
+        )
+        if output == Output.json:
+            emit_json(result)
+            return
+        print(f"# {result['from_digest']} → {result['to_digest']}")
+        print("## dynamic config")
+        print(result["config"] or "(unchanged)")
+        print("## manifests")
+        for item in result["files"]:
+            print(item["diff"], end="")
+        if not result["files"]:
+            print("(identical)")
+        return
+    rows = run(
+        server,
+        token,
+        lambda api: api.get(f"/api/apps/{app_path}/history", environment=env, limit=limit),
+    )
+    if output == Output.json:
+        emit_json(rows)
+        return
+    table = Table("#", "when", "env", "kind", "state", "release", "revision", "config", "by")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["created_at"][:19],
+            row["environment"],
+            row["kind"],
+            row["state"] + (f": {row['reason']}" if row["reason"] else ""),
+            _short(row["digest"]),
+            row["revision"] or "",
+            f"v{row['config_version']}" if row["config_version"] is not None else "",
+            row["requested_by"],
+        )
+    out.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    for command in (deploy, status, history, promote, approve, rollback, undeploy):
+        root.command(command.__name__)(command)

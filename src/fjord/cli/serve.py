@@ -1,0 +1,35 @@
+"""``fjord serve``: the API and web UI on loopback (uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from fjord.api import ApiSettings, create_app
+from fjord.cli.output import err
+from fjord.control import ControlSettings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port")] = 8650,
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="URL clusters post events to; default $FJORD_PUBLIC_URL or this server"),
+    ] = None,
+) -> None:
+    """Serve the control plane's API (/api, /openapi.json) and web UI (/)."""
+    control = ControlSettings.from_env()
+    url = public_url or os.environ.get("FJORD_PUBLIC_URL") or f"http://{host}:{port}"
+    control = replace(control, public_url=url.rstrip("/"))
+    app = create_app(ApiSettings(control=control))
+    err.print(f"fjord serving on http://{host}:{port} (data: {control.data_dir})")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("serve")(serve)
