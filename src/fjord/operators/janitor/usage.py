@@ -88,6 +88,13 @@ def _expired(notes: Mapping[str, str], now: datetime) -> bool:
         return False  # unparsable: keep (aivenator does the same)
 
 
+def _age(meta: Mapping[str, Any], now: datetime) -> float:
+    created = meta.get("creationTimestamp")
+    if not created:
+        return float("inf")
+    return (now - datetime.fromisoformat(str(created).replace("Z", "+00:00"))).total_seconds()
+
+
 def to_delete(
     secrets: Iterable[Mapping[str, Any]],
     users: Iterable[Mapping[str, Any]],
@@ -107,8 +114,10 @@ def to_delete(
         if meta.get("deletionTimestamp"):
             continue
         notes = meta.get("annotations") or {}
-        if _expired(notes, now) or (
-            meta["name"] not in used and notes.get(naming.PROTECTED) != "true"
-        ):
+        if _expired(notes, now):
+            doomed.append(meta["name"])
+        elif _age(meta, now) < grace:
+            continue  # just created: its AppCredentials' status may not name it yet
+        elif meta["name"] not in used and notes.get(naming.PROTECTED) != "true":
             doomed.append(meta["name"])
     return sorted(doomed)
