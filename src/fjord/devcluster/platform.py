@@ -90,7 +90,7 @@ def status(root: Path) -> dict[str, Any]:
     hints = []
     if cluster.get("kubeconfig"):
         hints.append(f"export KUBECONFIG={cluster['kubeconfig']}")
-        hints.append("stop everything with: fjord dev down")
+        hints.append("stop everything with: make down  (or: .venv/bin/fjord dev down)")
     return {
         "running": all(p["running"] for p in parts),
         "parts": parts,
