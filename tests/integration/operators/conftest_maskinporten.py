@@ -29,6 +29,7 @@ from fjord.kube import Kube, is_true
 from fjord.maskinporten.emulator import (
     ADMIN_SCOPES,
     EmulatorServer,
+    FaultConfig,
     ScopeDefinition,
     SupplierClient,
 )
@@ -190,8 +191,25 @@ async def operator(
     op = operator_for(cluster, namespace, mp_emulator, supplier_dir, tmp_path / "operator.log")
     try:
         yield op
+        await cleanup(cluster, namespace, op, mp_emulator)
     finally:
         op.stop()
+
+
+async def cleanup(
+    cluster: ClusterState, namespace: str, op: Operator, emulator: EmulatorServer
+) -> None:
+    """Delete the test's CRs through the operator, so no finalizer keeps the namespace."""
+    emulator.state.set_faults(FaultConfig())
+    if not op.alive():
+        op.start()
+    async with await Kube.connect(cluster.kubeconfig) as kube:
+        for obj in await kube.items(API_VERSION, KIND, namespace):
+            await kube.delete(API_VERSION, KIND, obj["metadata"]["name"], namespace)
+        deadline = time.monotonic() + 60
+        while await kube.items(API_VERSION, KIND, namespace):
+            assert time.monotonic() < deadline, f"CRs not deleted; operator log:\n{op.tail()}"
+            await asyncio.sleep(0.2)
 
 
 # -- CRs, Secrets and the emulator's view --------------------------------------------------------
