@@ -12,6 +12,7 @@ Identical objects (the same bytes in several environments) are validated once pe
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fjord.render.errors import CheckFailure
+from fjord.render.fastschema import Check, compile_schema
 from fjord.render.openapi import openapi_dir, validator_for
 from fjord.render.yamlout import dump
 
@@ -74,10 +76,20 @@ def _path(items: Iterable[Any]) -> str:
     return text
 
 
+@functools.cache
+def _is_valid(directory: Path, api_version: str, kind: str) -> Check:
+    validator = validator_for(directory, api_version, kind)
+    assert validator is not None
+    return compile_schema(validator.schema)
+
+
 def _schema_failures(obj: dict[str, Any], directory: Path) -> list[tuple[str, str]]:
     validator = validator_for(directory, str(obj["apiVersion"]), str(obj["kind"]))
     if validator is None:
         return [("", f"no schema known for {obj['apiVersion']} {obj['kind']}")]
+    # The fast yes/no answer is jsonschema's (see fastschema); only failures need jsonschema.
+    if _is_valid(directory, str(obj["apiVersion"]), str(obj["kind"]))(obj):
+        return []
     return [
         (_path(error.absolute_path), error.message)
         for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.path)))
