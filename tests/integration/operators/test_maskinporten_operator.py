@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from conftest_maskinporten import (
@@ -11,6 +12,7 @@ from conftest_maskinporten import (
     READ,
     WRITE,
     Operator,
+    cleanup,
     create_client,
     decode_claims,
     emulator_clients,
@@ -22,6 +24,7 @@ from conftest_maskinporten import (
     mp_emulator_server,
     mp_supplier_key,
     operator,
+    operator_for,
     read_settings,
     request_rotation,
     set_scopes,
@@ -30,6 +33,7 @@ from conftest_maskinporten import (
     wait_ready,
 )
 
+from fjord.devcluster.cluster import ClusterState
 from fjord.kube import Kube, condition
 from fjord.maskinporten.emulator import EmulatorServer
 from fjord.spec.infra import API_VERSION
@@ -193,3 +197,46 @@ async def test_drift_lost_secret_and_unknown_scope(
     cr = await wait_ready(kube, "app2", namespace, op=operator)
     assert condition(cr, "Stalled")["status"] == "False"  # type: ignore[index]
     assert emulator_clients(mp_emulator)[0]["scopes"] == [READ]
+
+
+async def test_rotates_on_time_without_any_event(
+    cluster: ClusterState,
+    kube: Kube,
+    namespace: str,
+    mp_emulator: EmulatorServer,
+    supplier_dir: Path,
+    tmp_path: Path,
+    mp_crd: None,
+) -> None:
+    """Keys older than key-max-age rotate at the requeue the plan set (no resync, no event)."""
+    op = operator_for(
+        cluster, namespace, mp_emulator, supplier_dir, tmp_path / "op.log", key_max_age="4"
+    )
+    try:
+        op.start()
+        await create_client(kube, "app3", namespace, [READ])
+        await wait_ready(kube, "app3", namespace, op=op)
+        first = await read_settings(kube, namespace, "app3-maskinporten")
+        assert first is not None
+        seen = [first.kid]
+        failures: list[str] = []
+        while len(seen) < 3:
+            current = await read_settings(kube, namespace, "app3-maskinporten")
+            assert current is not None
+            try:
+                await token_for(current)
+            except Exception as exc:
+                failures.append(f"{current.kid}: {exc}")
+            if current.kid != seen[-1]:
+                seen.append(current.kid)
+            await asyncio.sleep(0.1)
+        assert failures == []
+        registered = [k["kid"] for k in emulator_clients(mp_emulator)[0]["keys"]]
+        assert registered[0] == seen[-1]
+        assert seen[0] not in registered
+        cr = await kube.get(API_VERSION, "MaskinportenClient", "app3", namespace)
+        assert cr is not None
+        assert cr["status"]["keyIds"] == registered
+    finally:
+        await cleanup(cluster, namespace, op, mp_emulator)
+        op.stop()
