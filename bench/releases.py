@@ -363,10 +363,16 @@ def build(app_dir: Path, platform: PlatformConfig) -> Release:
     )
 
 
-def rebuild_all(dirs: list[Path], platform: PlatformConfig) -> tuple[float, list[str]]:
-    t = time.perf_counter()
+def rebuild_all(dirs: list[Path], platform: PlatformConfig) -> tuple[float, float, list[str]]:
+    """Wall and CPU seconds (this process) to build every app, and the digests."""
+    t, cpu = time.perf_counter(), time.process_time()
     digests = [build(d, platform).digest for d in dirs]
-    return time.perf_counter() - t, digests
+    return time.perf_counter() - t, time.process_time() - cpu, digests
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # Where a build's time goes: cumulative time of fjord's stages (they nest only as listed).
@@ -437,6 +443,7 @@ def main() -> int:
             "python": sys.version.split()[0],
             "platform": host_platform.platform(),
             "note": "2 shared cores; other work ran at the same time, so absolute times are noisy",
+            "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
         },
         "apps": args.apps,
         "baseline_apps": args.baseline_apps,
@@ -453,19 +460,23 @@ def main() -> int:
         gc.collect()
         rss_before = maxrss_mib(resource.RUSAGE_SELF)
         build(platform_dirs[0], platform)  # imports, schema loading
-        first_s, first = rebuild_all(platform_dirs, platform)
-        second_s, second = rebuild_all(platform_dirs, platform)
+        first_s, first_cpu, first = rebuild_all(platform_dirs, platform)
+        second_s, second_cpu, second = rebuild_all(platform_dirs, platform)
         result["fjord_rebuild"] = {
             "what": "render + checks + pack + digest of each app from its fjord.yaml, in process",
             "apps": args.apps,
             "first_s": round(first_s, 2),
             "second_unchanged_s": round(second_s, 2),
+            "first_cpu_s": round(first_cpu, 2),
+            "second_unchanged_cpu_s": round(second_cpu, 2),
+            "note": "wall time depends on the other work on the 2 shared cores; CPU time less so",
             "per_app_ms": round(first_s / args.apps * 1000, 2),
             "apps_per_s": round(args.apps / first_s, 1),
             "same_digests_both_times": first == second,
             "distinct_digests": len(set(first)),
             "target_s": 30,
             "meets_target": max(first_s, second_s) < 30,
+            "meets_target_by_cpu_time": max(first_cpu, second_cpu) < 30,
             "peak_rss_mib": maxrss_mib(resource.RUSAGE_SELF),
             "rss_before_mib": rss_before,
         }
@@ -486,19 +497,28 @@ def main() -> int:
                 "fjord_chart",
                 "fjord_platform_publish",
                 "fjord_publish_only",
+                "baseline_cpu",
+                "fjord_platform_cpu",
+                "fjord_chart_cpu",
             )
         }
         equivalent = True
         kinds_example: dict[str, Any] = {}
         for index in range(args.baseline_apps):
+            cpu, child_cpu = time.process_time(), children_cpu()
             phases = baseline.run(chart_dirs[index])
             samples["baseline"].append(phases["total"])
+            samples["baseline_cpu"].append(time.process_time() - cpu + children_cpu() - child_cpu)
             for key in ("helm_template", "tar", "oras_push"):
                 samples[key].append(phases[key])
             platform_dir, chart_dir = platform_dirs[index], chart_dirs[index]
+            cpu = time.process_time()
             s, platform_release = timed_build(platform_dir, platform)
+            samples["fjord_platform_cpu"].append(time.process_time() - cpu)
             samples["fjord_platform"].append(s)
+            cpu = time.process_time()
             s, chart_release = timed_build(chart_dir, platform)
+            samples["fjord_chart_cpu"].append(time.process_time() - cpu)
             samples["fjord_chart"].append(s)
             t = time.perf_counter()
             release = build(platform_dirs[index], platform)
@@ -536,6 +556,15 @@ def main() -> int:
             "fjord_build_helm_chart": summary(samples["fjord_chart"]),
             "fjord_build_and_publish_platform_chart": summary(samples["fjord_platform_publish"]),
             "fjord_publish_only": summary(samples["fjord_publish_only"]),
+            "cpu": {
+                "what": (
+                    "CPU seconds per app: the baseline's children (helm, tar, oras: user + sys) "
+                    "plus this process's share; fjord's in-process build"
+                ),
+                "baseline": summary(samples["baseline_cpu"]),
+                "fjord_build_platform_chart": summary(samples["fjord_platform_cpu"]),
+                "fjord_build_helm_chart": summary(samples["fjord_chart_cpu"]),
+            },
             "same_object_kinds_in_all_pipelines": equivalent,
             "objects": kinds_example,
         }
@@ -557,6 +586,8 @@ def main() -> int:
                 "which the shared machine's noise disturbs least"
             ),
             "build_platform_chart": ratio(("baseline",), "fjord_platform"),
+            "build_platform_chart_cpu": ratio(("baseline_cpu",), "fjord_platform_cpu"),
+            "build_helm_chart_cpu": ratio(("baseline_cpu",), "fjord_chart_cpu"),
             "build_helm_chart": ratio(("baseline",), "fjord_chart"),
             "build_and_publish_platform_chart": ratio(("baseline",), "fjord_platform_publish"),
             "build_platform_chart_vs_baseline_without_push": ratio(
@@ -602,6 +633,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             result["work_dir"] = str(work)
+    result["machine"]["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0
 
