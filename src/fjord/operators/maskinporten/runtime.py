@@ -7,6 +7,7 @@ One ``SelfServiceClient`` (so one cached supplier token for all objects, not one
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class Runtime:
     reconciler: Reconciler | None = None
 
     async def start(self) -> None:
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # httpx2 logs every Digdir request at INFO: thousands of lines at 500 clients.
+            logging.getLogger("httpx2").setLevel(logging.WARNING)
         kube = self._kube = await connect(self.kubeconfig)
         supplier = await load_supplier(self.config, kube)
         api = self._api = SelfServiceClient(
