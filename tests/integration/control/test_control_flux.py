@@ -1,0 +1,242 @@
+"""The control plane end to end on a real cluster with Flux, a real registry and a real server.
+
+One app's life: bootstrap the cluster, deploy (Flux pulls, applies, reports back over the
+generic-hmac Provider), a broken release fails with Flux's own message, roll back, promote to
+production with an app-admin's approval, undeploy (Flux prunes), then the same cluster
+bootstrapped as the production cluster runs the promoted digest. The Flux intervals are 10
+minutes, so every pull here was started by fjord calling the cluster's Receiver.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from control_support import REPO_ROOT, Client, fjord_cli, make_token
+
+from fjord.api import ApiSettings
+from fjord.api.server import ApiServer
+from fjord.control import ControlSettings, Role
+from fjord.devcluster.cluster import ClusterState
+from fjord.devcluster.registry import LocalRegistry
+from fjord.kube import Kube, is_true
+from fjord.spec import PlatformConfig
+from fjord.spec.platform import Cluster, Environment, IngressRouting, OciStore, Org
+from fjord.stores import RegistryStore
+
+pytestmark = [pytest.mark.cluster, pytest.mark.flux]
+
+APP = "ttd/skjema"
+NS = "ttd-skjema"
+
+
+def platform(registry: LocalRegistry) -> PlatformConfig:
+    return PlatformConfig(
+        domain="fjord.localhost",
+        environments=[Environment(name="tt02"), Environment(name="production")],
+        orgs={
+            "ttd": Org(
+                store=OciStore(kind="oci", registry=registry.host, plain_http=True),
+                clusters={"tt02": [Cluster(name="local")], "production": [Cluster(name="local")]},
+            )
+        },
+        routing=IngressRouting(flavour="ingress"),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, registry: LocalRegistry) -> ControlSettings:
+    return ControlSettings(
+        data_dir=tmp_path / "data",
+        platform=platform(registry),
+        deploy_timeout_seconds=240,
+        kustomization_timeout="30s",
+        flux_interval="10m",
+    )
+
+
+@pytest.fixture
+def server(settings: ControlSettings) -> Iterator[ApiServer]:
+    with ApiServer(ApiSettings(control=settings, sweep_seconds=1.0)) as running:
+        yield running
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    # Outside git: the revision is the directory's content hash.
+    target = tmp_path / "skjema"
+    shutil.copytree(REPO_ROOT / "examples" / "platform-app", target)
+    return target
+
+
+async def install_crds(kube: Kube) -> None:
+    for path in sorted((REPO_ROOT / "deploy" / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        await kube.apply(crd, field_manager="test", force=True)
+        await kube.wait_for(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            crd["metadata"]["name"],
+            until=lambda o: is_true(o, "Established"),
+        )
+
+
+@pytest.fixture
+async def admin(settings: ControlSettings, server: ApiServer) -> AsyncIterator[Client]:
+    token = await make_token(settings, "admin", {"*": Role.platform_admin})
+    client = Client(server.url, token)
+    client.token = token  # type: ignore[attr-defined]
+    yield client
+    await client.aclose()
+
+
+async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
+    flux_cluster: ClusterState,
+    flux_kube: Kube,
+    registry: LocalRegistry,
+    settings: ControlSettings,
+    server: ApiServer,
+    admin: Client,
+    source: Path,
+) -> None:
+    cli_env = {"FJORD_SERVER": server.url, "FJORD_TOKEN": admin.token}  # type: ignore[attr-defined]
+    await install_crds(flux_kube)
+
+    # Bootstrap with the CLI, applying to the cluster; point fjord at the cluster's Receiver.
+    boot = fjord_cli(
+        "cluster", "bootstrap", "--org", "ttd", "--env", "tt02", "--cluster", "local",
+        "--kubeconfig", str(flux_cluster.kubeconfig), env=cli_env,
+    )  # fmt: skip
+    assert boot.returncode == 0, boot.stderr
+    assert "applied Provider fjord" in boot.stderr
+    await admin.call(
+        "PUT", "/api/clusters/ttd.tt02.local/receiver", {"url": flux_cluster.flux_receiver_url}
+    )
+    await admin.call("POST", "/api/apps", {"name": APP, "source": str(source)}, expect=201)
+
+    # 1. deploy: the CLI follows the cluster and exits 0 once Flux reports the digest applied.
+    first = fjord_cli("deploy", APP, "--env", "tt02", "-o", "json", env=cli_env)
+    assert first.returncode == 0, first.stderr
+    v1 = yaml.safe_load(first.stdout)
+    assert v1["state"] == "ready"
+    assert v1["revision"].startswith("sha256:")  # content hash: the source is not in git
+    assert [c["state"] for c in v1["clusters"]] == ["ready"]
+    assert v1["clusters"][0]["revision"] == f"tt02@{v1['digest']}"
+    deployment = await flux_kube.get("apps/v1", "Deployment", "skjema", NS)
+    assert deployment is not None
+    kustomization = await flux_kube.get(
+        "kustomize.toolkit.fluxcd.io/v1", "Kustomization", "skjema", NS
+    )
+    assert kustomization is not None
+    assert kustomization["spec"]["serviceAccountName"] == "fjord-deployer"
+    assert kustomization["status"]["lastAppliedRevision"] == f"tt02@{v1['digest']}"
+    status = await admin.call("GET", f"/api/apps/{APP}/status")
+    tt02 = status["environments"][0]
+    assert tt02["clusters"][0] == {**tt02["clusters"][0], "ready": True, "digest": v1["digest"]}
+
+    # 2. a release whose pods can never be scheduled: Flux's health check fails, fjord says so.
+    await admin.call(
+        "PUT",
+        f"/api/apps/{APP}/config",
+        {
+            "values": {
+                "environments": {
+                    "tt02": {
+                        "resources": {"requests": {"memory": "1Ti"}, "limits": {"memory": "1Ti"}}
+                    }
+                }
+            },
+            "reason": "more memory",
+        },
+    )
+    broken = fjord_cli("deploy", APP, "--env", "tt02", "-o", "json", env=cli_env)
+    assert broken.returncode == 1, broken.stderr
+    v2 = yaml.safe_load(broken.stdout)
+    assert v2["state"] == "failed"
+    assert v2["digest"] != v1["digest"]
+    assert v2["config_version"] == 1
+    assert v2["reason"].startswith("ttd.tt02.local: ")
+    assert "Deployment/ttd-skjema/skjema" in v2["reason"]  # Flux's health-check message
+    assert "Deployment/ttd-skjema/skjema" in broken.stderr
+
+    # History shows both releases; their diff names the changed manifest and config.
+    history = await admin.call("GET", f"/api/apps/{APP}/history")
+    assert [h["id"] for h in history] == [v2["id"], v1["id"]]
+    diff = await admin.call("GET", f"/api/apps/{APP}/diff?from={v1['digest']}&to={v2['digest']}")
+    assert [f["path"] for f in diff["files"]] == ["tt02/skjema.yaml"]
+    added = [line for line in diff["files"][0]["diff"].splitlines() if line.startswith("+")]
+    assert any(line.strip().endswith("memory: 1Ti") for line in added), added
+    assert '+  "environments": {' in diff["config"]
+
+    # 3. roll back to the last ready release: a recorded deployment, ready on v1's digest.
+    back = await admin.call(
+        "POST", f"/api/apps/{APP}/rollbacks", {"environment": "tt02"}, expect=201
+    )
+    assert back["kind"] == "rollback"
+    assert back["digest"] == v1["digest"]
+    back = await admin.wait_deployment(back["id"])
+    assert back["state"] == "ready", back
+    assert back["clusters"][0]["revision"] == f"tt02@{v1['digest']}"
+
+    # 4. promote to production: a developer may ask, only an app-admin may approve.
+    developer = Client(server.url, await make_token(settings, "dev", {"ttd": Role.developer}))
+    app_admin = Client(server.url, await make_token(settings, "lead", {"ttd": Role.app_admin}))
+    try:
+        promo = await developer.call(
+            "POST", f"/api/apps/{APP}/promotions", {"to": "production"}, expect=201
+        )
+        assert promo["state"] == "awaiting_approval"
+        assert promo["digest"] == v1["digest"]
+        await developer.call("POST", f"/api/deployments/{promo['id']}/approve", expect=403)
+        approved = await app_admin.call("POST", f"/api/deployments/{promo['id']}/approve")
+        assert approved["state"] == "progressing"
+        assert approved["approved_by"] == "token:lead"
+    finally:
+        await developer.aclose()
+        await app_admin.aclose()
+    async with RegistryStore(registry.url) as store:
+        # Same bytes: production's tag points at the digest tt02 runs.
+        assert await store.resolve("ttd/apps/skjema", "production") == v1["digest"]
+        assert await store.resolve("ttd/apps/skjema", "tt02") == v1["digest"]
+
+    # 5. undeploy from tt02: the sync root drops the app and Flux prunes its namespace.
+    gone = await admin.call(
+        "POST", f"/api/apps/{APP}/undeployments", {"environment": "tt02"}, expect=201
+    )
+    gone = await admin.wait_deployment(gone["id"])
+    assert gone["state"] == "ready", gone
+    await flux_kube.wait_for("v1", "Namespace", NS, until=lambda o: o is None, timeout=120)
+    status = await admin.call("GET", f"/api/apps/{APP}/status")
+    assert status["environments"][0]["clusters"][0]["revision"] is None
+
+    # 6. the same cluster, bootstrapped as production's, runs the promoted digest.
+    boot = fjord_cli(
+        "cluster", "bootstrap", "--org", "ttd", "--env", "production", "--cluster", "local",
+        "--kubeconfig", str(flux_cluster.kubeconfig), env=cli_env,
+    )  # fmt: skip
+    assert boot.returncode == 0, boot.stderr
+    await admin.call(
+        "PUT",
+        "/api/clusters/ttd.production.local/receiver",
+        {"url": flux_cluster.flux_receiver_url},
+    )
+    # Nothing changed in the store since approval; ask the new cluster to pull now.
+    await flux_kube.patch(
+        "source.toolkit.fluxcd.io/v1",
+        "OCIRepository",
+        "fjord-sync",
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "bootstrap"}}},
+        "flux-system",
+    )
+    done = await admin.wait_deployment(approved["id"])
+    assert done["state"] == "ready", done
+    assert done["clusters"][0]["revision"] == f"production@{v1['digest']}"
+    prod = await flux_kube.get("apps/v1", "Deployment", "skjema", NS)
+    assert prod is not None
+    assert (
+        prod["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "ghcr.io/fjord-demo/skjema:1.3.0"
+    )
