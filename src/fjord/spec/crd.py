@@ -20,6 +20,7 @@ from fjord.spec.infra import (
     AppCredentialsSpec,
     InfraStatus,
     MaskinportenClientSpec,
+    MaskinportenClientStatus,
 )
 
 _DROP = frozenset({"title", "$defs", "$schema"})
@@ -88,9 +89,10 @@ def crd_manifest(
     plural: str,
     short_names: list[str],
     columns: list[dict[str, Any]],
+    status_model: type[SpecModel] = InfraStatus,
 ) -> dict[str, Any]:
     """A namespaced ``apiextensions.k8s.io/v1`` CRD with a status subresource."""
-    status = structural_schema(InfraStatus)
+    status = structural_schema(status_model)
     status["x-kubernetes-preserve-unknown-fields"] = True  # kopf keeps handler state here
     root = {
         "type": "object",
@@ -159,5 +161,6 @@ def infra_crds() -> list[dict[str, Any]]:
                 _column("Secret", ".spec.secretName"),
                 _column("Client", ".status.clientId", priority=1),
             ],
+            MaskinportenClientStatus,
         ),
     ]
