@@ -26,6 +26,8 @@ async def create_app(plane: ControlPlane, actor: Actor, full_name: str, source: 
     """Register ``org/app`` whose source is the directory ``source`` (with a ``fjord.yaml``)."""
     org_name, app_name = catalog.split_app(full_name)
     actor.require(org_name, Role.developer)
+    async with plane.db.session() as session:
+        await catalog.org(session, org_name)  # an unknown org is the first thing to say
     directory = await asyncio.to_thread(Path(source).resolve)
     try:
         spec = await asyncio.to_thread(load_app_spec, directory)

@@ -1,0 +1,88 @@
+"""Shared helpers (not tests) for the control plane's unit tests: a plane on a temporary SQLite
+database and a local store, an app source, and Flux events signed like a cluster signs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fjord.control import ControlPlane, ControlSettings, apps, clusters, events, system_actor
+from fjord.spec import PlatformConfig, default_platform
+from fjord.spec.platform import IngressRouting
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ADMIN = system_actor("alice")
+CLUSTER = "ttd.tt02.tt02-1"
+PROD_CLUSTER = "ttd.production.production-1"
+
+
+def demo_platform() -> PlatformConfig:
+    return default_platform().model_copy(update={"routing": IngressRouting(flavour="ingress")})
+
+
+def settings(tmp_path: Path, **overrides: Any) -> ControlSettings:
+    values: dict[str, Any] = {"data_dir": tmp_path / "data", "platform": demo_platform()}
+    values.update(overrides)
+    return ControlSettings(**values)
+
+
+@asynccontextmanager
+async def opened(config: ControlSettings) -> AsyncIterator[ControlPlane]:
+    plane = await ControlPlane.open(config)
+    try:
+        yield plane
+    finally:
+        await plane.close()
+
+
+def app_source(tmp_path: Path) -> Path:
+    target = tmp_path / "skjema"
+    if not target.exists():
+        shutil.copytree(REPO_ROOT / "examples" / "platform-app", target)
+    return target
+
+
+async def with_app(plane: ControlPlane, tmp_path: Path) -> dict[str, str]:
+    """Register ttd/skjema and bootstrap both ttd clusters; returns cluster id → HMAC token."""
+    await apps.create_app(plane, ADMIN, "ttd/skjema", str(app_source(tmp_path)))
+    tokens = {}
+    for env, name in (("tt02", "tt02-1"), ("production", "production-1")):
+        await clusters.bootstrap(plane, ADMIN, "ttd", env, name)
+        cid = f"ttd.{env}.{name}"
+        tokens[cid] = await clusters.cluster_token(plane, ADMIN, cid)
+    return tokens
+
+
+def event_body(
+    *,
+    kind: str = "Kustomization",
+    namespace: str = "ttd-skjema",
+    name: str = "skjema",
+    severity: str = "info",
+    reason: str = "ReconciliationSucceeded",
+    message: str = "Reconciliation finished in 2s, next run in 10m0s",
+    revision: str | None = None,
+    timestamp: str = "2026-01-01T00:00:00Z",
+) -> bytes:
+    metadata = {"revision": revision} if revision else {}
+    return json.dumps(
+        {
+            "involvedObject": {"kind": kind, "namespace": namespace, "name": name},
+            "severity": severity,
+            "timestamp": timestamp,
+            "reason": reason,
+            "message": message,
+            "metadata": metadata,
+            "reportingController": "kustomize-controller",
+        }
+    ).encode()
+
+
+async def report(
+    plane: ControlPlane, token: str, body: bytes, cluster: str = CLUSTER
+) -> events.IngestResult:
+    return await events.ingest(plane, cluster, body, events.sign(token, body))
