@@ -233,7 +233,7 @@ async def test_rollback_points_the_environment_at_the_previous_ready_release(
         assert [f.path for f in diff.files] == ["tt02/skjema.yaml"]
         added = [line[1:].strip() for line in diff.files[0].diff.splitlines() if line[:1] == "+"]
         assert "- name: B" in added
-        assert '+          "B": "x"' in diff.config.splitlines()
+        assert '+        "B": "x"' in diff.config.splitlines()
 
 
 async def test_undeploy_removes_the_app_from_the_sync_root(tmp_path: Path) -> None:
