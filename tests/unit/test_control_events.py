@@ -1,0 +1,185 @@
+"""Flux events: per-cluster HMAC, idempotent replays, Flux's errors, timeouts and restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from test_control_support import (
+    ADMIN,
+    CLUSTER,
+    event_body,
+    opened,
+    report,
+    settings,
+    with_app,
+)
+
+from fjord.control import UnauthenticatedError, deploys, events, queries
+from fjord.control.models import ClusterApp, Deployment, FluxEvent, utcnow
+from fjord.control.progress import expire
+from fjord.stores import LocalStore
+
+
+async def count_events(plane: object) -> int:
+    async with plane.db.session() as session:  # type: ignore[attr-defined]
+        return int(await session.scalar(select(func.count()).select_from(FluxEvent)) or 0)
+
+
+async def test_missing_wrong_or_foreign_signatures_are_refused_and_nothing_is_recorded(
+    tmp_path: Path,
+) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        body = event_body(revision="tt02@sha256:" + "a" * 64)
+        other_cluster_token = tokens["ttd.production.production-1"]
+        for signature in (
+            None,
+            "",
+            "sha256=" + "0" * 64,
+            events.sign(other_cluster_token, body),  # another cluster's token
+            events.sign(tokens[CLUSTER], body + b" "),  # signed, then changed
+            "md5=" + "0" * 32,
+        ):
+            with pytest.raises(UnauthenticatedError):
+                await events.ingest(plane, CLUSTER, body, signature)
+        with pytest.raises(UnauthenticatedError):
+            await events.ingest(plane, "ttd.tt02.nope", body, events.sign(tokens[CLUSTER], body))
+        assert await count_events(plane) == 0
+        async with plane.db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(ClusterApp)) == 0
+
+
+async def test_replayed_events_are_recorded_once_and_change_nothing(tmp_path: Path) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        ok = event_body(revision=f"tt02@{deployment.digest}")
+        assert (await report(plane, tokens[CLUSTER], ok)).recorded
+        before = await queries.get_deployment(plane, ADMIN, deployment.id)
+        for _ in range(3):
+            assert not (await report(plane, tokens[CLUSTER], ok)).recorded
+        after = await queries.get_deployment(plane, ADMIN, deployment.id)
+        assert after == before
+        assert after.state == "ready"
+        assert await count_events(plane) == 1
+
+
+async def test_a_flux_error_for_the_release_fails_the_deployment_with_flux_s_message(
+    tmp_path: Path,
+) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        # An error about some other revision (the previous one failing) does not count.
+        stale = event_body(
+            severity="error",
+            reason="HealthCheckFailed",
+            message="old release unhealthy",
+            revision="tt02@sha256:" + "b" * 64,
+        )
+        await report(plane, tokens[CLUSTER], stale)
+        assert (await queries.get_deployment(plane, ADMIN, deployment.id)).state == "progressing"
+        message = (
+            "health check failed after 30s: timeout waiting for: "
+            "[Deployment/ttd-skjema/skjema status: 'InProgress']"
+        )
+        failing = event_body(
+            severity="error",
+            reason="HealthCheckFailed",
+            message=message,
+            revision=f"tt02@{deployment.digest}",
+        )
+        await report(plane, tokens[CLUSTER], failing)
+        failed = await queries.get_deployment(plane, ADMIN, deployment.id)
+        assert failed.state == "failed"
+        assert failed.reason == f"{CLUSTER}: {message}"
+        assert failed.clusters[0].state == "failed"
+        flux_entries = [t for t in failed.timeline if t.cluster == CLUSTER]
+        assert flux_entries[-1].message == message
+
+
+async def test_a_source_error_without_revision_fails_the_deployment(tmp_path: Path) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        message = "failed to verify the signature using provider 'cosign': no matching signatures"
+        await report(
+            plane,
+            tokens[CLUSTER],
+            event_body(
+                kind="OCIRepository",
+                namespace="flux-system",
+                name="ttd-skjema",
+                severity="error",
+                reason="VerificationError",
+                message=message,
+            ),
+        )
+        failed = await queries.get_deployment(plane, ADMIN, deployment.id)
+        assert failed.state == "failed"
+        assert failed.reason == f"{CLUSTER}: {message}"
+
+
+async def test_a_deployment_times_out_naming_the_silent_clusters(tmp_path: Path) -> None:
+    async with opened(settings(tmp_path, deploy_timeout_seconds=60)) as plane:
+        await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        async with plane.db.session() as session:
+            assert await expire(session, utcnow()) == 0
+        async with plane.db.session() as session:
+            assert await expire(session, utcnow() + dt.timedelta(seconds=61)) == 1
+        failed = await queries.get_deployment(plane, ADMIN, deployment.id)
+        assert failed.state == "failed"
+        assert failed.reason is not None
+        assert failed.reason.startswith("timed out after 6")
+        assert f"{CLUSTER}: waiting for the cluster to report" in failed.reason
+
+
+async def test_restart_fails_unpublished_work_and_resumes_published_work(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    async with opened(config) as plane:
+        tokens = await with_app(plane, tmp_path)
+        first = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
+        async with plane.db.session() as session:
+            original = await session.get(Deployment, first.id)
+            assert original is not None
+            # Owners on this host whose pids do not exist: processes that died.
+            # A process died while building: no release yet.
+            building = Deployment(
+                app_id=original.app_id,
+                environment_id=original.environment_id,
+                kind="deploy",
+                state="publishing",
+                step="building",
+                requested_by="bob",
+                owner=f"{socket.gethostname()}:999999998:x",
+            )
+            # Another died after the release was pushed, while moving the production tag.
+            tagging = Deployment(
+                app_id=original.app_id,
+                environment_id=original.environment_id + 1,
+                release_id=original.release_id,
+                kind="promote",
+                state="publishing",
+                step="tagging",
+                requested_by="bob",
+                owner=f"{socket.gethostname()}:999999999:y",
+            )
+            session.add_all([building, tagging])
+        handled = await deploys.recover(plane)
+        assert sorted(handled) == sorted([building.id, tagging.id])
+        lost = await queries.get_deployment(plane, ADMIN, building.id)
+        assert lost.state == "failed"
+        assert lost.reason is not None
+        assert lost.reason.startswith("interrupted while building")
+        resumed = await queries.get_deployment(plane, ADMIN, tagging.id)
+        assert resumed.state == "progressing"
+        assert "resumed" in [t.reason for t in resumed.timeline]
+        store = LocalStore(config.local_store_dir)
+        assert await store.resolve("ttd/apps/skjema", "production") == first.digest
+        assert await deploys.recover(plane) == []  # nothing left to do
