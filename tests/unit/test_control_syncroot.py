@@ -1,0 +1,121 @@
+"""What clusters get: sync-root objects per app, and the one-time bootstrap manifests."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import yaml
+from test_control_support import ADMIN, CLUSTER, opened, settings, with_app
+
+from fjord.control import ControlSettings, RegistryCredentials, clusters
+from fjord.control.bootstrap import BootstrapInput, bootstrap_objects
+from fjord.control.models import Cluster
+from fjord.control.receivers import webhook_path
+from fjord.control.syncroot import sync_root_artifact, sync_root_files
+from fjord.spec.platform import OciStore
+
+
+def oci_settings(tmp_path: Path, *, auth: bool = False) -> ControlSettings:
+    base = settings(tmp_path)
+    org = base.platform.orgs["ttd"].model_copy(
+        update={"store": OciStore(kind="oci", registry="registry.test:5000", plain_http=True)}
+    )
+    platform = base.platform.model_copy(update={"orgs": {"ttd": org}})
+    creds = {"registry.test:5000": RegistryCredentials("puller", "s3cret")} if auth else {}
+    return ControlSettings(
+        data_dir=base.data_dir,
+        platform=platform,
+        public_url="http://fjord.test:8650",
+        registry_credentials=creds,
+    )
+
+
+def by_kind(documents: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(d["kind"]): d for d in documents}
+
+
+def test_each_app_gets_namespace_confined_deployer_source_and_kustomization(tmp_path: Path) -> None:
+    config = oci_settings(tmp_path)
+    files = sync_root_files(config, "ttd", "tt02", ["skjema", "annet"])
+    assert sorted(files) == ["alert.yaml", "apps/annet.yaml", "apps/skjema.yaml"]
+    objects = by_kind(list(yaml.safe_load_all(files["apps/skjema.yaml"])))
+    assert objects["Namespace"]["metadata"]["name"] == "ttd-skjema"  # type: ignore[index]
+    binding = objects["RoleBinding"]
+    assert binding["metadata"]["namespace"] == "ttd-skjema"  # type: ignore[index]
+    assert binding["roleRef"]["name"] == "admin"  # type: ignore[index]
+    assert binding["subjects"] == [  # type: ignore[comparison-overlap]
+        {"kind": "ServiceAccount", "name": "fjord-deployer", "namespace": "ttd-skjema"}
+    ]
+    source = objects["OCIRepository"]["spec"]
+    assert source == {  # type: ignore[comparison-overlap]
+        "url": "oci://registry.test:5000/ttd/apps/skjema",
+        "ref": {"tag": "tt02"},
+        "interval": "10m",
+        "insecure": True,
+        "verify": {"provider": "cosign", "secretRef": {"name": "fjord-cosign"}},
+    }
+    kustomization = objects["Kustomization"]
+    assert kustomization["metadata"]["namespace"] == "ttd-skjema"  # type: ignore[index]
+    spec = kustomization["spec"]
+    assert spec["path"] == "./tt02"  # type: ignore[index]
+    assert spec["prune"] is True  # type: ignore[index]
+    assert spec["wait"] is True  # type: ignore[index]
+    assert spec["serviceAccountName"] == "fjord-deployer"  # type: ignore[index]
+    assert spec["sourceRef"] == {  # type: ignore[index]
+        "kind": "OCIRepository",
+        "name": "ttd-skjema",
+        "namespace": "flux-system",
+    }
+    assert "Secret" not in files["apps/skjema.yaml"].decode()
+    alert = yaml.safe_load(files["alert.yaml"])
+    namespaces = {s.get("namespace") for s in alert["spec"]["eventSources"]}
+    assert {"ttd-skjema", "ttd-annet"} <= namespaces
+    # Same list, same bytes; order does not matter.
+    one = sync_root_artifact(config, "ttd", "tt02", ["skjema", "annet"])
+    two = sync_root_artifact(config, "ttd", "tt02", ["annet", "skjema", "annet"])
+    assert one.digest == two.digest
+
+
+def test_bootstrap_has_secrets_root_sync_provider_alert_and_receiver(tmp_path: Path) -> None:
+    config = oci_settings(tmp_path, auth=True)
+    objects = bootstrap_objects(
+        config,
+        BootstrapInput("ttd", "tt02", CLUSTER, token="t0ken", public_key_pem=b"PEM"),
+    )
+    named = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    hmac_secret = named[("Secret", "fjord-webhook")]
+    assert base64.b64decode(hmac_secret["data"]["token"]) == b"t0ken"
+    assert base64.b64decode(named[("Secret", "fjord-cosign")]["data"]["cosign.pub"]) == b"PEM"
+    registry = named[("Secret", "fjord-registry")]
+    assert registry["type"] == "kubernetes.io/dockerconfigjson"
+    root = named[("OCIRepository", "fjord-sync")]["spec"]
+    assert root["url"] == "oci://registry.test:5000/ttd/sync/tt02"
+    assert root["ref"] == {"tag": "current"}
+    assert root["secretRef"] == {"name": "fjord-registry"}
+    assert named[("Kustomization", "fjord-sync")]["spec"]["prune"] is True
+    provider = named[("Provider", "fjord")]["spec"]
+    assert provider == {
+        "type": "generic-hmac",
+        "address": f"http://fjord.test:8650/api/flux/events/{CLUSTER}",
+        "secretRef": {"name": "fjord-webhook"},
+    }
+    assert named[("Alert", "fjord")]["spec"]["eventSeverity"] == "info"
+    receiver = named[("Receiver", "fjord")]["spec"]
+    assert receiver["type"] == "generic-hmac"
+    assert receiver["secretRef"] == {"name": "fjord-webhook"}
+    assert webhook_path("t0ken").startswith("/hook/")
+
+
+async def test_each_cluster_gets_its_own_token_encrypted_at_rest(tmp_path: Path) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        assert len(set(tokens.values())) == 2
+        async with plane.db.session() as session:
+            stored = await session.get(Cluster, CLUSTER)
+        assert stored is not None
+        assert stored.token_cipher is not None
+        assert tokens[CLUSTER] not in stored.token_cipher
+        # Bootstrapping again rotates the token.
+        await clusters.bootstrap(plane, ADMIN, "ttd", "tt02", "tt02-1")
+        assert await clusters.cluster_token(plane, ADMIN, CLUSTER) != tokens[CLUSTER]
