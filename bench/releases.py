@@ -219,7 +219,7 @@ class Baseline:
             [self.helm, "version", "--short"], capture_output=True, text=True, env=self.env
         )
         oras = subprocess.run([self.oras, "version"], capture_output=True, text=True, env=self.env)
-        return {"helm": helm.stdout.strip(), "oras": oras.stdout.strip().splitlines()[0]}
+        return {"helm": helm.stdout.strip(), "oras": oras.stdout.split()[1]}  # "Version: 1.3.3 …"
 
     def _exec(self, tool: str, argv: list[str], cwd: Path | None = None) -> bytes:
         """Run one pipeline step; with ``self.time_binary`` set, record the step's peak RSS.
