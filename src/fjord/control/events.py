@@ -102,22 +102,21 @@ class IngestResult:
 async def ingest(
     plane: ControlPlane, cluster_id: str, body: bytes, signature: str | None
 ) -> IngestResult:
-    async with plane.db.session() as session:
-        cluster = await session.get(Cluster, cluster_id)
-        token = (
-            plane.cipher.decrypt(cluster.token_cipher)
-            if cluster is not None and cluster.token_cipher
-            else None
-        )
-    if token is None or not signature_valid(token, body, signature):
-        raise UnauthenticatedError(_REFUSED)
-    event = parse_event(body)
-    event_hash = hashlib.sha256(body).hexdigest()
     # Concurrent events about one app can race on its row in PostgreSQL; the loser retries.
     for attempt in range(5):
         try:
             async with plane.db.session() as session:
-                return await _apply(session, cluster_id, event, event_hash)
+                cluster = await session.get(Cluster, cluster_id)
+                token = (
+                    plane.cipher.decrypt(cluster.token_cipher)
+                    if cluster is not None and cluster.token_cipher
+                    else None
+                )
+                # Nothing is written before this check passes.
+                if token is None or not signature_valid(token, body, signature):
+                    raise UnauthenticatedError(_REFUSED)
+                event = parse_event(body)
+                return await _apply(session, cluster_id, event, hashlib.sha256(body).hexdigest())
         except IntegrityError:
             if attempt == 4:
                 raise

@@ -129,8 +129,9 @@ class Release(Base):
     builder: Mapped[str] = mapped_column(String(100))
     environments: Mapped[list[Any]] = mapped_column()
     # The rendered files (path → text) and the config values, kept for diffs between releases.
-    files: Mapped[dict[str, Any]] = mapped_column()
-    config: Mapped[dict[str, Any]] = mapped_column()
+    # Deferred: history and status never need them, and they are the bulk of a row.
+    files: Mapped[dict[str, Any]] = mapped_column(deferred=True)
+    config: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     __table_args__ = (UniqueConstraint("app_id", "digest"),)
 

@@ -7,6 +7,7 @@ import json
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from fjord.control import catalog
 from fjord.control.errors import NotFoundError
@@ -36,21 +37,14 @@ from fjord.control.views import (
 )
 
 
-async def deployment_view(
-    session: AsyncSession, deployment: Deployment, *, detail: bool = True
+def _view(
+    deployment: Deployment, org: str, app: str, environment: str, release: Release | None
 ) -> DeploymentView:
-    app = await session.get(App, deployment.app_id)
-    env = await session.get(Environment, deployment.environment_id)
-    assert app is not None
-    assert env is not None
-    org = await session.get(Org, app.org_id)
-    assert org is not None
-    release = await session.get(Release, deployment.release_id) if deployment.release_id else None
-    view = DeploymentView(
+    return DeploymentView(
         id=deployment.id,
-        org=org.name,
-        app=app.name,
-        environment=env.name,
+        org=org,
+        app=app,
+        environment=environment,
         kind=deployment.kind,
         state=deployment.state,
         step=deployment.step,
@@ -64,6 +58,19 @@ async def deployment_view(
         updated_at=deployment.updated_at,
         finished_at=deployment.finished_at,
     )
+
+
+async def deployment_view(
+    session: AsyncSession, deployment: Deployment, *, detail: bool = True
+) -> DeploymentView:
+    app = await session.get(App, deployment.app_id)
+    env = await session.get(Environment, deployment.environment_id)
+    assert app is not None
+    assert env is not None
+    org = await session.get(Org, app.org_id)
+    assert org is not None
+    release = await session.get(Release, deployment.release_id) if deployment.release_id else None
+    view = _view(deployment, org.name, app.name, env.name, release)
     if detail:
         clusters = (
             await session.scalars(
@@ -134,8 +141,17 @@ async def history(
             query = query.where(Deployment.environment_id == env.id)
         if before is not None:
             query = query.where(Deployment.id < before)
-        rows = (await session.scalars(query.order_by(Deployment.id.desc()).limit(limit))).all()
-        return [await deployment_view(session, d, detail=False) for d in rows]
+        # One query: the deployments with their releases and environment names.
+        rows = (
+            await session.execute(
+                query.add_columns(Release, Environment.name)
+                .outerjoin(Release, Release.id == Deployment.release_id)
+                .join(Environment, Environment.id == Deployment.environment_id)
+                .order_by(Deployment.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        return [_view(d, org_name, app_name, env_name, r) for d, r, env_name in rows]
 
 
 def _release_view(org: str, app: str, release: Release) -> ReleaseView:
@@ -171,7 +187,9 @@ async def find_release(session: AsyncSession, app_id: int, digest: str) -> Relea
     wanted = digest if digest.startswith("sha256:") else f"sha256:{digest}"
     rows = (
         await session.scalars(
-            select(Release).where(Release.app_id == app_id, Release.digest.startswith(wanted))
+            select(Release)
+            .where(Release.app_id == app_id, Release.digest.startswith(wanted))
+            .options(undefer(Release.files), undefer(Release.config))
         )
     ).all()
     if len(rows) != 1:
