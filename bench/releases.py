@@ -456,7 +456,7 @@ def main() -> int:
         baseline = Baseline(bin_dir, registry, work / "baseline", platform)
         result["tools"] = baseline.versions()
 
-        # 1. fjord: 1000 apps rebuilt, in process (first, so its peak RSS is fjord's alone).
+        # 1. fjord: every app rebuilt (twice), in process (first, so its peak RSS is fjord's alone).
         gc.collect()
         rss_before = maxrss_mib(resource.RUSAGE_SELF)
         build(platform_dirs[0], platform)  # imports, schema loading
