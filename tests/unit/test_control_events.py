@@ -183,3 +183,13 @@ async def test_restart_fails_unpublished_work_and_resumes_published_work(tmp_pat
         store = LocalStore(config.local_store_dir)
         assert await store.resolve("ttd/apps/skjema", "production") == first.digest
         assert await deploys.recover(plane) == []  # nothing left to do
+
+
+async def test_reading_an_overdue_deployment_fails_it_without_a_sweeper(tmp_path: Path) -> None:
+    async with opened(settings(tmp_path, deploy_timeout_seconds=0)) as plane:
+        await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        read = await queries.get_deployment(plane, ADMIN, deployment.id)
+        assert read.state == "failed"
+        assert read.reason is not None
+        assert read.reason.startswith("timed out after ")

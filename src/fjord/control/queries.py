@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from fjord.control import catalog
+from fjord.control import catalog, states
 from fjord.control.errors import NotFoundError
 from fjord.control.models import (
     App,
@@ -21,8 +21,10 @@ from fjord.control.models import (
     Org,
     Release,
     TimelineEntry,
+    utcnow,
 )
 from fjord.control.plane import ControlPlane
+from fjord.control.progress import expire
 from fjord.control.roles import Actor
 from fjord.control.views import (
     AppStatusView,
@@ -114,6 +116,10 @@ async def get_deployment(plane: ControlPlane, actor: Actor, deployment_id: int) 
         deployment = await session.get(Deployment, deployment_id)
         if deployment is None:
             raise NotFoundError(f"no deployment {deployment_id}")
+        overdue = deployment.deadline is not None and deployment.deadline < utcnow()
+        if deployment.state == states.PROGRESSING and overdue:
+            # Deadlines hold even where no server sweeps them (the in-process CLI).
+            await expire(session)
         view = await deployment_view(session, deployment)
     # Checked after loading, with the same error as a missing one: no probing other orgs' ids.
     if actor.role_in(view.org) is None:
