@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,7 @@ import httpx2
 import psycopg
 from sqlalchemy import create_engine, insert
 
-from fjord.api import ApiSettings
-from fjord.api.server import ApiServer
+from fjord.api.server import bind_loopback
 from fjord.control import (
     ControlPlane,
     ControlSettings,
@@ -275,12 +277,46 @@ async def database_run(
         token = (await create_token(plane, ADMIN, "bench", {"*": Role.platform_admin})).token
     finally:
         await plane.close()
-    with ApiServer(ApiSettings(control=settings, recover_on_start=False)) as server:
-        result = await latency(server.url, token, args.requests)
-        result["ingest"] = await ingest_rate(server.url, settings, args.events, args.concurrency)
+    with served(settings) as url:
+        result = await latency(url, token, args.requests)
+        result["ingest"] = await ingest_rate(url, settings, args.events, args.concurrency)
     result["deployments_stored"] = args.deployments
     result["seed_seconds"] = round(seeded, 1)
     return {name: result}
+
+
+@contextlib.contextmanager
+def served(settings: ControlSettings) -> Iterator[str]:
+    """``fjord serve`` in its own process: a client in the same process would share the GIL
+    with the server and measure thread switching instead of the API."""
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {**os.environ, "FJORD_DATA_DIR": str(settings.data_dir)}
+    if settings.database_url:
+        env["FJORD_DATABASE_URL"] = settings.database_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fjord.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(url + "/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("fjord serve did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def store_usage(root: Path) -> dict[str, int]:
