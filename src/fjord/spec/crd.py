@@ -18,6 +18,7 @@ from fjord.spec.infra import (
     GROUP,
     VERSION,
     AppCredentialsSpec,
+    AppCredentialsStatus,
     InfraStatus,
     MaskinportenClientSpec,
     MaskinportenClientStatus,
@@ -151,6 +152,7 @@ def infra_crds() -> list[dict[str, Any]]:
                 _column("Protected", ".spec.protected", "boolean"),
                 _column("Expires", ".spec.expiresAt", "date"),
             ],
+            status_model=AppCredentialsStatus,
         ),
         crd_manifest(
             MaskinportenClientSpec,

@@ -8,7 +8,7 @@ operators validate what they read from the cluster with them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -41,6 +41,14 @@ class DatabaseCredentials(SpecModel):
 
 class PostgreSQLCredentials(SpecModel):
     databases: list[DatabaseCredentials] = Field(min_length=1)
+    deletion_policy: Literal["Retain", "Delete"] | None = Field(
+        default=None,
+        description=(
+            "what happens to each database and its owner role when the app's last credentials "
+            "are cleaned up: Retain (the default when unset) keeps them, so a re-created app or "
+            "a rollback finds its data; Delete drops them"
+        ),
+    )
 
 
 class RedisCredentials(SpecModel):
@@ -106,6 +114,32 @@ class MaskinportenClientStatus(InfraStatus):
     )
     secret_name: str | None = Field(default=None, description="the Secret last written")
     last_actions: list[MaskinportenAction] = Field(default_factory=list, max_length=10)
+
+
+class ServiceStatus(SpecModel):
+    """One Secret the credentials operator maintains for an AppCredentials."""
+
+    key: str = Field(description="the service: postgresql/<database> or redis")
+    kind: str = Field(pattern=r"^(postgresql|redis)$")
+    base_secret_name: str = Field(description="spec's secretName (generation 1's Secret name)")
+    secret_name: str = Field(description="the current Secret; mount this one")
+    generation: int = Field(ge=1, description="credential generation; +1 on every rotation")
+    state: str | None = Field(
+        default=None,
+        pattern=r"^(Ready|Degraded|Stalled)$",
+        description="Ready, or how its last reconcile failed",
+    )
+
+
+class AppCredentialsStatus(InfraStatus):
+    """What the credentials operator reports on an ``AppCredentials``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    services: list[ServiceStatus] = Field(default_factory=list)
+    rotation: str | None = Field(
+        default=None, description="the last fjord.dev/rotate annotation value acted on"
+    )
 
 
 def custom_resource(

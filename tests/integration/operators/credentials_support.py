@@ -80,6 +80,7 @@ def start_operator(
     log: Path,
     *,
     janitor_interval: float = 2.0,
+    janitor_grace: float = 5.0,
     resync: float = 3600.0,
     extra: list[str] | None = None,
     wait: bool = True,
@@ -104,6 +105,10 @@ def start_operator(
         str(janitor_interval),
         "--resync",
         str(resync),
+        # The janitor spares Secrets younger than this (default 60 s); short, so tests that
+        # wait for a sweep do not wait for the grace period.
+        "--option",
+        f"janitor.grace={janitor_grace}",
         "--metrics",
         f"127.0.0.1:{metrics_port}",
         "--liveness",

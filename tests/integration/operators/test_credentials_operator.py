@@ -268,3 +268,53 @@ def _replicaset(namespace: str, name: str, secret_name: str) -> dict[str, Any]:
             "template": {"metadata": {"labels": labels}, "spec": _pod_spec(secret_name)},
         },
     }
+
+
+def _database_exists(postgres: LocalPostgres, database: str) -> bool:
+    with psycopg.connect(postgres.dsn) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (database,))
+        return found.fetchone() is not None
+
+
+async def test_deletion_policy_delete_drops_the_database_retain_keeps_it(
+    kube: Kube, namespace: str, operator: OperatorProcess, postgres: LocalPostgres
+) -> None:
+    dropped = app_credentials(namespace, "dropped", redis=False)
+    dropped["spec"]["postgresql"]["deletionPolicy"] = "Delete"
+    await kube.apply(dropped)
+    await kube.apply(app_credentials(namespace, "kept", redis=False))  # default: Retain
+    await ready(kube, namespace, "dropped")
+    await ready(kube, namespace, "kept")
+    gone = await secret(kube, namespace, "dropped-pg-main")
+    stays = await secret(kube, namespace, "kept-pg-main")
+    obj = await kube.get("v1", "Secret", "dropped-pg-main", namespace)
+    assert obj is not None
+    notes = obj["metadata"]["annotations"]
+    assert notes["fjord.dev/postgresql-database-retention"] == "Delete"
+    for creds in (gone, stays):
+        with psycopg.connect(creds["url"], autocommit=True) as conn:
+            conn.execute("CREATE TABLE data (v int)")
+
+    # Rotation: the old generation's cleanup must not drop the database the new one uses.
+    await kube.patch(
+        *AC, "dropped", {"metadata": {"annotations": {"fjord.dev/rotate": "r1"}}}, namespace
+    )
+    await kube.wait_for(
+        "v1", "Secret", "dropped-pg-main", namespace, until=lambda o: o is None, timeout=60
+    )
+    assert not role_exists(postgres, gone["user"])
+    assert _database_exists(postgres, gone["database"])
+    current = await secret(kube, namespace, "dropped-pg-main-g2")
+    with psycopg.connect(current["url"]) as conn:
+        assert conn.execute("SELECT count(*) FROM data").fetchone() == (0,)
+
+    await kube.delete(*AC, "dropped", namespace)
+    await kube.delete(*AC, "kept", namespace)
+    for name in ("dropped-pg-main-g2", "kept-pg-main"):
+        await kube.wait_for("v1", "Secret", name, namespace, until=lambda o: o is None, timeout=60)
+    assert not role_exists(postgres, current["user"])
+    assert not _database_exists(postgres, gone["database"])
+    assert not role_exists(postgres, f"{gone['database']}_owner")
+    assert not role_exists(postgres, stays["user"])
+    assert _database_exists(postgres, stays["database"])  # Retain: the data survives the app
+    assert role_exists(postgres, f"{stays['database']}_owner")

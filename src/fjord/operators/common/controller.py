@@ -84,6 +84,21 @@ class Controller:
             self._queued.add(key)
             self._queue.put_nowait(key)
 
+    def latest(self, key: Hashable) -> dict[str, Any] | None:
+        """The last body seen for ``key``."""
+        return self._bodies.get(key)
+
+    def remember(self, key: Hashable, body: dict[str, Any]) -> None:
+        """Keep ``body`` as the latest of a known ``key`` without scheduling a reconcile.
+
+        For events that need no reconcile (e.g. the reconciler's own status write): a retry or
+        requeue that is already scheduled then runs with the newest body, at its own time.
+        """
+        if key in self._bodies:
+            self._bodies[key] = body
+        else:
+            self.enqueue(key, body)
+
     def forget(self, key: Hashable) -> None:
         """The object is gone: drop its body, timers and failure count."""
         self._bodies.pop(key, None)

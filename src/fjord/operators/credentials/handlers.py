@@ -90,8 +90,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         if event["type"] == "DELETED":
             runtime.credentials.forget(key)
             context.nudges.nudge(str(meta.get("namespace")))
-        else:
+        elif needs_reconcile(runtime.credentials.latest(key), body):
             runtime.credentials.enqueue(key, body)
+        else:  # our own status write coming back: no new work, and a backoff stays a backoff
+            runtime.credentials.remember(key, body)
 
     @kopf.on.event("v1", "secrets", registry=registry)
     def managed_secret(event: kopf.RawEvent, **_: Any) -> None:
@@ -104,6 +106,25 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             runtime.secrets.forget(key)
         elif meta.get("deletionTimestamp") and naming.FINALIZER in (meta.get("finalizers") or []):
             runtime.secrets.enqueue(key, body)
+
+
+def needs_reconcile(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether a watch event asks for a reconcile (aivenator's predicates).
+
+    Yes for a new object, a spec change (generation), labels, annotations (``fjord.dev/rotate``),
+    deletion, and a status that is not ours for this generation (cleared or edited: resync).
+    No when only the status changed, i.e. the event of the operator's own status write.
+    """
+    if old is None:
+        return True
+    before, after = old.get("metadata") or {}, new.get("metadata") or {}
+    for field in ("generation", "labels", "annotations", "deletionTimestamp"):
+        if before.get(field) != after.get(field):
+            return True
+    status = new.get("status") or {}
+    return status.get("observedGeneration") != after.get("generation") or not status.get(
+        "conditions"
+    )
 
 
 def _kubeconfig(context: OperatorContext) -> str:

@@ -114,6 +114,7 @@ def make_plan(
             "baseSecretName": r.base_secret,
             "secretName": goal[r.key].secret_name,
             "generation": goal[r.key].generation,
+            "state": "Ready",
         }
         for r in wanted
     ]
@@ -139,24 +140,47 @@ def make_plan(
 
 
 def failure_status(
-    body: Mapping[str, Any], *, reason: str, message: str, permanent: bool, now: datetime
+    body: Mapping[str, Any],
+    *,
+    reason: str,
+    message: str,
+    permanent: bool,
+    now: datetime,
+    service: str | None = None,
 ) -> dict[str, Any] | None:
-    """The status after a failed reconcile (None when it is already exactly that)."""
+    """The status after a failed reconcile (None when it is already exactly that).
+
+    A transient failure of an object that is Ready for its current generation keeps Ready
+    (its Secrets exist and nothing was removed; only a re-check failed): Degraded and
+    Reconciling carry the error. So a database blip does not fail every app's health check.
+    """
     status = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
-    new_status = {
-        **status,
-        "observedGeneration": generation,
-        "conditions": conditions.summarize(
-            status.get("conditions") or [],
-            ready=False,
-            reason=reason,
-            message=message,
-            reconciling=not permanent,
-            stalled=permanent,
-            degraded=not permanent,
-            generation=generation,
-            now=now,
-        ),
-    }
+    previous = status.get("conditions") or []
+    ready = conditions.find(previous, conditions.READY)
+    keep_ready = (
+        not permanent
+        and ready is not None
+        and ready.get("status") == "True"
+        and ready.get("observedGeneration") == generation
+    )
+    summary = conditions.summarize(
+        previous,
+        ready=False,
+        reason=reason,
+        message=message,
+        reconciling=not permanent,
+        stalled=permanent,
+        degraded=not permanent,
+        generation=generation,
+        now=now,
+    )
+    if keep_ready and ready is not None:
+        summary = [ready if c.get("type") == conditions.READY else c for c in summary]
+    new_status = {**status, "observedGeneration": generation, "conditions": summary}
+    if service is not None and status.get("services"):
+        state = "Stalled" if permanent else "Degraded"
+        new_status["services"] = [
+            {**s, "state": state} if s.get("key") == service else s for s in status["services"]
+        ]
     return new_status if new_status != status else None

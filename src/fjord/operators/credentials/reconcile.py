@@ -16,7 +16,7 @@ import structlog
 from pydantic import ValidationError
 
 from fjord.kube import KubeError
-from fjord.operators.common import events
+from fjord.operators.common import conditions, events
 from fjord.operators.common.errors import PermanentError, ReconcileError, TransientError
 from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.common.nudges import Nudges
@@ -63,24 +63,27 @@ class CredentialsReconciler:
         namespace = body["metadata"]["namespace"]
         name = body["metadata"]["name"]
         with structlog.contextvars.bound_contextvars(namespace=namespace, app_credentials=name):
+            progress: dict[str, str] = {}  # the service being worked on, for the status
             try:
-                return await self._reconcile(namespace, name, body)
+                return await self._reconcile(namespace, name, body, progress)
             except KubeError as exc:
                 error = kube_error(exc, "Kubernetes API")
-                await self._report_failure(body, error, attempts)
+                await self._report_failure(body, error, progress.get("service"))
                 raise error from exc
             except ReconcileError as exc:
-                await self._report_failure(body, exc, attempts)
+                await self._report_failure(body, exc, progress.get("service"))
                 raise
             finally:
                 self._nudges.nudge(namespace)  # the janitor looks soon; never waits for it
 
-    async def _reconcile(self, namespace: str, name: str, body: dict[str, Any]) -> Result:
+    async def _reconcile(
+        self, namespace: str, name: str, body: dict[str, Any], progress: dict[str, str]
+    ) -> Result:
         try:
             spec = AppCredentialsSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
             raise PermanentError(f"invalid spec: {exc}", reason="InvalidSpec") from exc
-        observed, found = await self._observe(namespace, name, body, spec)
+        observed, found = await self._observe(namespace, name, body, spec, progress)
         now = datetime.now(UTC)
         plan = make_plan(body, spec, observed, now=now, resync=self._resync)
         if plan.expired:
@@ -102,12 +105,24 @@ class CredentialsReconciler:
             )
         writes = 0
         for ensure in plan.ensures:
+            progress["service"] = ensure.request.key
             writes += await self._ensure(
                 namespace, name, spec, ensure, found.get(ensure.request.key)
             )
+        progress.pop("service", None)
         if plan.status is not None:
             await self._write_status(namespace, name, plan.status)
             writes += 1
+            if not _healthy(body.get("status")) and _healthy(plan.status):
+                ready = conditions.find(plan.status["conditions"], conditions.READY) or {}
+                await events.post(
+                    self._kube.kube,
+                    body,
+                    events.NORMAL,
+                    "Ready",
+                    str(ready.get("message") or "credentials are ready"),
+                    controller=CONTROLLER,
+                )
         if writes:
             log.info(
                 "reconciled", writes=writes, secrets=[e.target.secret_name for e in plan.ensures]
@@ -115,13 +130,19 @@ class CredentialsReconciler:
         return Result(requeue_after=plan.requeue_after, writes=writes)
 
     async def _observe(
-        self, namespace: str, name: str, body: dict[str, Any], spec: AppCredentialsSpec
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        spec: AppCredentialsSpec,
+        progress: dict[str, str],
     ) -> tuple[dict[str, ObservedSecret | None], dict[str, dict[str, Any]]]:
         wanted = requests(spec)
         goal = targets(body, wanted)
         observed: dict[str, ObservedSecret | None] = {}
         found: dict[str, dict[str, Any]] = {}
         for request in wanted:
+            progress["service"] = request.key
             target = goal[request.key]
             try:
                 obj = await self._kube.get("v1", "Secret", target.secret_name, namespace)
@@ -207,7 +228,7 @@ class CredentialsReconciler:
             raise kube_error(exc, "writing status") from exc
 
     async def _report_failure(
-        self, body: dict[str, Any], error: ReconcileError, attempts: int
+        self, body: dict[str, Any], error: ReconcileError, service: str | None
     ) -> None:
         meta = body["metadata"]
         status = failure_status(
@@ -216,14 +237,16 @@ class CredentialsReconciler:
             message=error.message,
             permanent=isinstance(error, PermanentError),
             now=datetime.now(UTC),
+            service=service,
         )
         if status is None:
-            return
+            return  # the same failure again: already reported, nothing to write
         try:
             await self._write_status(meta["namespace"], meta["name"], status)
         except ReconcileError as exc:
             log.warning("status_write_failed", error=str(exc))
-        if attempts == 0:
+        else:
+            # One Event per change of the reported failure (Degraded or Stalled, new reason).
             await events.post(
                 self._kube.kube,
                 body,
@@ -232,6 +255,17 @@ class CredentialsReconciler:
                 error.message,
                 controller=CONTROLLER,
             )
+
+
+def _healthy(status: Mapping[str, Any] | None) -> bool:
+    """Ready, and neither Degraded nor Stalled."""
+    found = (status or {}).get("conditions") or []
+
+    def true(type_: str) -> bool:
+        cond = conditions.find(found, type_)
+        return cond is not None and cond.get("status") == "True"
+
+    return true(conditions.READY) and not (true(conditions.DEGRADED) or true(conditions.STALLED))
 
 
 def _ref(namespace: str, name: str) -> dict[str, Any]:

@@ -33,10 +33,13 @@ def requests(spec: AppCredentialsSpec) -> list[ServiceRequest]:
     found: list[ServiceRequest] = []
     if spec.postgresql is not None:
         for db in spec.postgresql.databases:
+            settings: dict[str, Any] = {"database": db.name}
+            if spec.postgresql.deletion_policy == "Delete":
+                # Only when set: an unset policy (Retain) keeps the spec hash of Secrets written
+                # before the field existed, so they are not rewritten.
+                settings["deletionPolicy"] = "Delete"
             found.append(
-                ServiceRequest(
-                    f"{POSTGRESQL}/{db.name}", POSTGRESQL, db.secret_name, {"database": db.name}
-                )
+                ServiceRequest(f"{POSTGRESQL}/{db.name}", POSTGRESQL, db.secret_name, settings)
             )
     if spec.redis is not None:
         found.append(

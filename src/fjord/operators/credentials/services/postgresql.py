@@ -8,9 +8,13 @@ Layout per (namespace, AppCredentials, database):
   ``SET role = <owner>`` so every object it creates belongs to the owner role. Dropping a login
   role (cleanup, rotation) therefore never touches the app's data.
 
-Retention: cleanup drops the login role only. The database and its owner role are **kept**
-(a rollback or a re-created app finds its data); dropping them is an administrator's decision
-(``DROP DATABASE``; listed by ``COMMENT ON DATABASE`` as fjord-managed).
+Retention (``spec.postgresql.deletionPolicy``, recorded on each Secret as
+``fjord.dev/postgresql-database-retention``): cleanup always drops the Secret's login role.
+``Retain`` (the default) keeps the database and its owner role (a rollback or a re-created app
+finds its data; dropping them is an administrator's decision). ``Delete`` drops the database and
+the owner role too, once the owner role has no member left (so cleaning up an old generation
+after a rotation never drops the database the current one uses); an advisory lock per database
+orders this against a concurrent apply.
 
 Passwords go to the server as SCRAM verifiers (:mod:`..scram`), never in clear text.
 """
@@ -18,10 +22,12 @@ Passwords go to the server as SCRAM verifiers (:mod:`..scram`), never in clear t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -37,23 +43,46 @@ from fjord.operators.credentials.services.base import Issued
 
 T = TypeVar("T")
 TIMEOUT = 10.0
+RETAIN = "Retain"
+DELETE = "Delete"
 
 
-def _classify(exc: BaseException, what: str) -> Exception:
+def _where(endpoint: Endpoint | None) -> str:
+    """``host:port`` of the admin connection (never its credentials)."""
+    if endpoint is None:
+        return "PostgreSQL"
+    parts = urlsplit(endpoint.admin_url)
+    return f"PostgreSQL at {parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
+RETRYING = (
+    "retrying with backoff; check that the server is up and reachable from the operator "
+    "and the admin Secret's postgresql-url"
+)
+
+
+def _classify(exc: BaseException, what: str, endpoint: Endpoint | None = None) -> Exception:
     if isinstance(exc, PermanentError | TransientError):
         return exc
+    where = _where(endpoint)
     if isinstance(exc, TimeoutError | PoolTimeout):
         return TransientError(
-            f"PostgreSQL did not answer in time ({what})", reason="PostgreSQLTimeout"
+            f"{where} did not answer in time ({what}): down, overloaded or unreachable; {RETRYING}",
+            reason="PostgreSQLTimeout",
         )
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return PermanentError(f"{what}: {exc}", reason="PostgreSQLPrivileges")
+        return PermanentError(
+            f"{what}: {exc}; the admin role in postgresql-url needs CREATEROLE and CREATEDB",
+            reason="PostgreSQLPrivileges",
+        )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return TransientError(
-            f"PostgreSQL unavailable ({what}): {exc}", reason="PostgreSQLUnavailable"
+            f"{where} is unavailable ({what}): {detail}; {RETRYING}",
+            reason="PostgreSQLUnavailable",
         )
     if isinstance(exc, psycopg.Error):
-        return TransientError(f"PostgreSQL error ({what}): {exc}", reason="PostgreSQLError")
+        return TransientError(f"{where} error ({what}): {exc}", reason="PostgreSQLError")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
@@ -104,7 +133,7 @@ class PostgreSQLHandler:
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise _classify(exc, what) from exc
+            raise _classify(exc, what, endpoint) from exc
 
     async def apply(
         self,
@@ -121,7 +150,16 @@ class PostgreSQLHandler:
         password = password or secrets.token_urlsafe(24)
         comment = json.dumps({"namespace": namespace, "secret": secret, "database": database})
 
+        policy = str(request.settings.get("deletionPolicy") or RETAIN)
+
         async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            if policy == DELETE:  # a concurrent cleanup must not drop the database under us
+                async with _database_lock(conn, database):
+                    await create(conn)
+            else:
+                await create(conn)
+
+        async def create(conn: psycopg.AsyncConnection[Any]) -> None:
             ident = sql.Identifier
             exists = "SELECT 1 FROM pg_roles WHERE rolname = %s"
             if not await (await conn.execute(exists, (group,))).fetchone():
@@ -172,7 +210,7 @@ class PostgreSQLHandler:
                 naming.PG_ROLE: role,
                 naming.PG_DATABASE: database,
                 naming.PG_OWNER: group,
-                naming.PG_RETENTION: "Retain",
+                naming.PG_RETENTION: policy,
             },
         )
 
@@ -195,7 +233,9 @@ class PostgreSQLHandler:
         group = annotations.get(naming.PG_OWNER)
         endpoint = await self._endpoint()
 
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+        delete = annotations.get(naming.PG_RETENTION) == DELETE
+
+        async def drop_role(conn: psycopg.AsyncConnection[Any]) -> None:
             found = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
             if await found.fetchone() is None:
                 return
@@ -208,11 +248,50 @@ class PostgreSQLHandler:
                 await _reassign(endpoint.admin_url, database, role, group)
             await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            if not (delete and database and group):
+                await drop_role(conn)
+                return
+            async with _database_lock(conn, database):
+                await drop_role(conn)
+                await _drop_database_if_unused(conn, database, group)
+
         await self._run(f"drop {role}", work)
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _database_lock(conn: psycopg.AsyncConnection[Any], database: str) -> AsyncIterator[None]:
+    """A session advisory lock per database: serialises creating a generation's role in it
+    with dropping it (deletionPolicy Delete). Released with the session if the link breaks."""
+    key = f"fjord-credentials/{database}"
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+async def _drop_database_if_unused(
+    conn: psycopg.AsyncConnection[Any], database: str, group: str
+) -> None:
+    """deletionPolicy Delete: once no login role (no generation) is left in the owner role,
+    drop the database (disconnecting its sessions) and the owner role."""
+    members = await conn.execute(
+        "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "WHERE g.rolname = %s LIMIT 1",
+        (group,),
+    )
+    if await members.fetchone() is not None:
+        return  # another generation still uses the database
+    await conn.execute(
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+    )
+    await conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
 
 
 async def _ignore_duplicate(conn: psycopg.AsyncConnection[Any], statement: sql.Composed) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -27,15 +28,35 @@ T = TypeVar("T")
 TIMEOUT = 10.0
 
 
-def _classify(exc: Exception, what: str) -> Exception:
+RETRYING = (
+    "retrying with backoff; check that the server is up and reachable from the operator "
+    "and the admin Secret's redis-url"
+)
+
+
+def _classify(exc: Exception, what: str, endpoint: Endpoint | None = None) -> Exception:
     if isinstance(exc, PermanentError | TransientError):
         return exc
+    where = "Redis"
+    if endpoint is not None:
+        parts = urlsplit(endpoint.admin_url)
+        where = f"Redis at {parts.hostname or 'localhost'}:{parts.port or 6379}"
     if isinstance(exc, TimeoutError | redis_errors.TimeoutError):
-        return TransientError(f"Redis did not answer in time ({what})", reason="RedisTimeout")
-    if isinstance(exc, redis_errors.ConnectionError | OSError):
-        return TransientError(f"Redis unavailable ({what}): {exc}", reason="RedisUnavailable")
+        return TransientError(
+            f"{where} did not answer in time ({what}): down, overloaded or unreachable; {RETRYING}",
+            reason="RedisTimeout",
+        )
+    # Before ConnectionError: redis-py's AuthenticationError is one.
     if isinstance(exc, redis_errors.NoPermissionError | redis_errors.AuthenticationError):
-        return PermanentError(f"{what}: {exc}", reason="RedisPrivileges")
+        return PermanentError(
+            f"{what}: {exc}; check the user and password in redis-url (it needs ACL and CLIENT)",
+            reason="RedisPrivileges",
+        )
+    if isinstance(exc, redis_errors.ConnectionError | OSError):
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return TransientError(
+            f"{where} is unavailable ({what}): {detail}; {RETRYING}", reason="RedisUnavailable"
+        )
     if isinstance(exc, redis_errors.ResponseError):
         return PermanentError(f"Redis refused {what}: {exc}", reason="RedisRejected")
     return exc
@@ -71,7 +92,7 @@ class RedisHandler:
             async with asyncio.timeout(TIMEOUT * 2):
                 return await work(self._client)
         except Exception as exc:
-            raise _classify(exc, what) from exc
+            raise _classify(exc, what, endpoint) from exc
 
     async def apply(
         self,
