@@ -1,15 +1,21 @@
 """Crash safety: SIGKILL the operator at random points, restart it, check convergence.
 
-Each run creates an AppCredentials (PostgreSQL + Redis) or rotates an existing one, kills the
-operator after a random delay (mid-reconcile most of the time), restarts it, and waits for Ready.
-At the end every AppCredentials is deleted; the janitor and finalizers must leave no role and no
-ACL user behind, and at no point may two Secrets exist for one service generation.
+Each of the 50 runs issues a batch of changes at once — new AppCredentials (PostgreSQL + Redis)
+and rotations of existing ones — and kills the operator after a random delay, so the kill lands
+in the middle of several reconciles (or of the re-check of everything that each restart does),
+then checks that no service generation has two Secrets and restarts the operator. Runs do not
+wait for convergence: work interrupted in one run is finished, or interrupted again, in later
+ones. At the end every AppCredentials must be Ready with its latest rotation handled, every role
+and ACL user must belong to a Secret; then everything is deleted and the janitor and finalizers
+must leave no role and no ACL user behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from credentials_support import (
@@ -26,6 +32,7 @@ from fjord.kube import Kube, is_true
 
 AC = ("fjord.dev/v1alpha1", "AppCredentials")
 RUNS = 50
+BATCH = 3  # changes per run
 
 
 def _roles(postgres: LocalPostgres, namespace: str) -> set[str]:
@@ -41,6 +48,28 @@ def _acl_users(redis: LocalRedis, namespace: str) -> set[str]:
     return {u.decode() for u in users if u.decode().startswith(f"fjord.{namespace}.")}
 
 
+def _duplicates(secrets: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    seen = [
+        (
+            s["metadata"]["annotations"]["fjord.dev/credentials-service"],
+            s["metadata"]["labels"]["fjord.dev/app-credentials"],
+            s["metadata"]["annotations"]["fjord.dev/credentials-generation"],
+        )
+        for s in secrets
+    ]
+    return [k for k in set(seen) if seen.count(k) > 1]
+
+
+def _converged(obj: dict[str, Any] | None) -> bool:
+    status = (obj or {}).get("status") or {}
+    meta = (obj or {}).get("metadata") or {}
+    return (
+        is_true(obj, "Ready")
+        and status.get("observedGeneration") == meta.get("generation")
+        and status.get("rotation") == (meta.get("annotations") or {}).get("fjord.dev/rotate")
+    )
+
+
 async def test_kill_at_random_points_leaves_no_orphans(
     kube: Kube,
     namespace: str,
@@ -53,56 +82,31 @@ async def test_kill_at_random_points_leaves_no_orphans(
     admin = await install_admin_secret(kube, postgres, redis)
     rng = random.Random(5)  # fixed seed: a failure is reproducible
     names: list[str] = []
+    selector = "app.kubernetes.io/managed-by=fjord-credentials"
     operator = start_operator(Path(cluster.kubeconfig), admin, tmp_path / "op-0.log")
     for run in range(RUNS):
-        if names and rng.random() < 0.3:
-            name = rng.choice(names)
-            await kube.patch(
-                *AC,
-                name,
-                {"metadata": {"annotations": {"fjord.dev/rotate": f"r{run}"}}},
-                namespace,
-            )
-        else:
-            name = f"app{run}"
-            names.append(name)
-            await kube.apply(app_credentials(namespace, name))
-        # Kill somewhere between "just received the event" and "long done".
-        import asyncio
-
-        await asyncio.sleep(rng.uniform(0.0, 0.6))
+        for change in range(BATCH):
+            if names and rng.random() < 0.3:
+                rotate = {"metadata": {"annotations": {"fjord.dev/rotate": f"r{run}.{change}"}}}
+                await kube.patch(*AC, rng.choice(names), rotate, namespace)
+            else:
+                names.append(f"app{run}-{change}")
+                await kube.apply(app_credentials(namespace, names[-1]))
+        # Kill somewhere between "just received the events" and "long done".
+        await asyncio.sleep(rng.uniform(0.0, 1.0))
         operator.kill()
+        secrets = await kube.items("v1", "Secret", namespace, label_selector=selector)
+        assert _duplicates(secrets) == [], f"run {run}: duplicate Secrets for one generation"
         operator = start_operator(Path(cluster.kubeconfig), admin, tmp_path / f"op-{run + 1}.log")
-        obj = await kube.wait_for(
-            *AC,
-            name,
-            namespace,
-            until=lambda o: (
-                is_true(o, "Ready")
-                and (o or {}).get("status", {}).get("observedGeneration")
-                == (o or {}).get("metadata", {}).get("generation")
-                and (o or {}).get("status", {}).get("rotation")
-                == ((o or {}).get("metadata", {}).get("annotations") or {}).get("fjord.dev/rotate")
-            ),
-            timeout=90,
-        )
+    for name in names:
+        obj = await kube.wait_for(*AC, name, namespace, until=_converged, timeout=120)
         assert obj is not None
         services = {s["key"]: s["secretName"] for s in obj["status"]["services"]}
         assert set(services) == {"postgresql/main", "redis"}
         for secret_name in services.values():
             assert await kube.get("v1", "Secret", secret_name, namespace) is not None
-    secrets = await kube.items(
-        "v1", "Secret", namespace, label_selector="app.kubernetes.io/managed-by=fjord-credentials"
-    )
-    by_service = [
-        (
-            s["metadata"]["annotations"]["fjord.dev/credentials-service"],
-            s["metadata"]["labels"]["fjord.dev/app-credentials"],
-            s["metadata"]["annotations"]["fjord.dev/credentials-generation"],
-        )
-        for s in secrets
-    ]
-    assert len(by_service) == len(set(by_service)), "duplicate Secrets for one generation"
+    secrets = await kube.items("v1", "Secret", namespace, label_selector=selector)
+    assert _duplicates(secrets) == [], "duplicate Secrets for one generation"
     # Every role and ACL user belongs to an existing Secret (no orphans while running).
     users = {s["metadata"]["annotations"].get("fjord.dev/postgresql-role") for s in secrets} | {
         s["metadata"]["annotations"].get("fjord.dev/redis-user") for s in secrets
