@@ -89,7 +89,7 @@ def start_operator(
     argv = [
         sys.executable,
         "-m",
-        "fjord.cli",
+        "fjord.operators.common.main",  # ``fjord operator`` without the rest of the CLI
         "operator",
         "run",
         "--all-namespaces",
