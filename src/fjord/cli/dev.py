@@ -93,7 +93,7 @@ def _print_cluster(status: dict[str, Any]) -> None:
 def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOption) -> None:
     """Bring up the local platform and print where everything is."""
     try:
-        info = platform.up(_root(state_dir), progress=_progress(time.monotonic()))
+        info = platform.up(_root(state_dir) / "platform", progress=_progress(time.monotonic()))
     except FjordError as exc:
         raise fail(exc) from exc
     _print_platform(info, output)
@@ -102,14 +102,14 @@ def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOption) -> 
 @dev_app.command("down")
 def dev_down(state_dir: Path | None = StateDir) -> None:
     """Stop everything `fjord dev up` started and remove its state."""
-    removed = platform.down(_root(state_dir))
+    removed = platform.down(_root(state_dir) / "platform")
     err.print("removed: " + (", ".join(removed) if removed else "nothing was running"))
 
 
 @dev_app.command("status")
 def dev_status(state_dir: Path | None = StateDir, output: Output = OutputOption) -> None:
     """Where everything of the local platform is, and whether it runs."""
-    info = platform.status(_root(state_dir))
+    info = platform.status(_root(state_dir) / "platform")
     _print_platform(info, output)
     if not info.get("running"):
         raise typer.Exit(code=1)
@@ -127,5 +127,20 @@ def _print_platform(info: dict[str, Any], output: Output) -> None:
         state = "[green]running[/green]" if part["running"] else "[red]down[/red]"
         table.add_row(part["name"], part["where"], state)
     out.print(table)
+    if info.get("apps"):
+        apps = Table(title="apps × environments × clusters")
+        for column in ("app", "environment", "cluster", "state", "revision"):
+            apps.add_column(column)
+        for row in info["apps"]:
+            ready = row["ready"]
+            state = (
+                "[green]Ready[/green]"
+                if ready
+                else ("[red]failed[/red]" if ready is False else "…")
+            )
+            apps.add_row(
+                row["app"], row["environment"], row["cluster"], state, row["revision"] or "-"
+            )
+        out.print(apps)
     for hint in info.get("hints", []):
-        out.print(hint)
+        emit_line(hint)

@@ -173,8 +173,7 @@ class LocalCluster:
         """Stop every recorded process (newest first) and remove the state; True if it existed."""
         state = ClusterState.load(self.directory)
         if state is not None:
-            for record in reversed(state.processes):
-                processes.stop(record)
+            processes.stop_all(state.processes)
         existed = state is not None or self.directory.exists()
         shutil.rmtree(self.directory, ignore_errors=True)
         return existed

@@ -1,100 +1,654 @@
-"""The local platform behind ``fjord dev up``: a cluster with Flux and a loopback OCI registry.
+"""The local platform behind ``fjord dev up``: fjord's whole system on one machine, on loopback.
 
-Every part keeps its state under one root directory, so ``down`` and ``status`` find them from any
-later process.
+Two orgs with their own clusters (org ``ttd``: one tt02 cluster and two identical production
+clusters; org ``digdir``: one tt02 cluster), each cluster a real local Kubernetes with Flux and
+fjord's operators; one OCI registry per org (each with its own credentials, so a cluster can only
+pull its own org's artifacts); PostgreSQL and Redis for the apps' credentials; the Maskinporten
+emulator; and the control plane with its web UI. Then the sample apps are deployed the way a
+service owner would, and the status matrix is printed.
+
+Every part records itself in ``platform.json`` under one root directory, so ``down`` and
+``status`` work from any later process, and ``down`` after a crash still stops everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import base64
+import concurrent.futures
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fjord.devcluster.cluster import LocalCluster
+import httpx2
+import yaml
+
+from fjord.devcluster import processes
+from fjord.devcluster.cluster import ClusterState, LocalCluster
+from fjord.devcluster.postgres import LocalPostgres
+from fjord.devcluster.processes import ProcessRecord
+from fjord.devcluster.redis import LocalRedis
 from fjord.devcluster.registry import LocalRegistry
+from fjord.errors import FjordError
+from fjord.kube import Kube, is_true
+from fjord.maskinporten.emulator import ADMIN_SCOPES
+from fjord.maskinporten.keys import generate_jwk, public_jwks
+from fjord.maskinporten.secret_format import MaskinportenSettings
 
 Progress = Callable[[str], None]
 
-CLUSTER_NAME = "dev"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CRD_DIR = REPO_ROOT / "deploy" / "crds"
+EXAMPLES = REPO_ROOT / "examples"
+STATE_FILE = "platform.json"
+SYSTEM_NAMESPACE = "fjord-system"
+CREDENTIALS_ADMIN_SECRET = "fjord-credentials-admin"  # noqa: S105  (a Secret name)
+SUPPLIER_SECRET = "fjord-maskinporten-supplier"  # noqa: S105  (a Secret name)
+SUPPLIER_CLIENT_ID = "fjord-supplier"
+APP_ORGNO = "310000001"
+ENVIRONMENTS = ("tt02", "production")
 
 
-def _cluster(root: Path) -> LocalCluster:
-    return LocalCluster(root / "clusters" / CLUSTER_NAME, CLUSTER_NAME)
+@dataclass(frozen=True)
+class Topology:
+    """Which clusters each org has in each environment."""
+
+    orgs: Mapping[str, Mapping[str, tuple[str, ...]]]
+    apps: tuple[tuple[str, str], ...] = ()  # (org/app, example directory) deployed to tt02
+
+    def clusters(self) -> list[tuple[str, str, str]]:
+        return [
+            (org, env, name)
+            for org, envs in self.orgs.items()
+            for env, names in envs.items()
+            for name in names
+        ]
 
 
-def _registry_dir(root: Path) -> Path:
-    return root / "registry"
+DEMO = Topology(
+    orgs={
+        "ttd": {"tt02": ("tt02-1",), "production": ("prod-1", "prod-2")},
+        "digdir": {"tt02": ("tt02-1",)},
+    },
+    apps=(("ttd/skjema", "platform-app"), ("digdir/varsel", "app-with-chart")),
+)
 
 
-def _registry(root: Path) -> LocalRegistry | None:
-    return LocalRegistry.load(_registry_dir(root))
+def cluster_id(org: str, env: str, name: str) -> str:
+    """The control plane's id of a cluster."""
+    return f"{org}.{env}.{name}"
 
 
-def up(root: Path, *, progress: Progress | None = None) -> dict[str, Any]:
-    say = progress or (lambda _m: None)
-    registry = _registry(root)
-    if registry is None or not registry.running():
-        say("starting the OCI registry (docker-registry)")
-        registry = LocalRegistry.start(_registry_dir(root))
+@dataclass
+class PlatformState:
+    root: Path
+    topology: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    registries: dict[str, dict[str, Any]] = field(default_factory=dict)  # org → user/password
+    clusters: dict[str, str] = field(default_factory=dict)  # cluster id → state directory
+    operators: dict[str, ProcessRecord] = field(default_factory=dict)
+    emulator: ProcessRecord | None = None
+    emulator_url: str | None = None
+    control: ProcessRecord | None = None
+    control_url: str | None = None
+    token: str | None = None
+
+    @property
+    def file(self) -> Path:
+        return self.root / STATE_FILE
+
+    def save(self) -> None:
+        data = {
+            "topology": self.topology,
+            "registries": self.registries,
+            "clusters": self.clusters,
+            "operators": {k: v.to_json() for k, v in self.operators.items()},
+            "emulator": self.emulator.to_json() if self.emulator else None,
+            "emulator_url": self.emulator_url,
+            "control": self.control.to_json() if self.control else None,
+            "control_url": self.control_url,
+            "token": self.token,
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / (STATE_FILE + ".tmp")
+        # Holds the admin token and registry passwords of the local platform: owner only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+        tmp.replace(self.file)
+
+    @classmethod
+    def load(cls, root: Path) -> PlatformState | None:
+        try:
+            data = json.loads((root / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        record = ProcessRecord.from_json
+        return cls(
+            root=root,
+            topology=data["topology"],
+            registries=data["registries"],
+            clusters=data["clusters"],
+            operators={k: record(v) for k, v in data["operators"].items()},
+            emulator=record(data["emulator"]) if data["emulator"] else None,
+            emulator_url=data["emulator_url"],
+            control=record(data["control"]) if data["control"] else None,
+            control_url=data["control_url"],
+            token=data["token"],
+        )
+
+
+# ---- paths ---------------------------------------------------------------------------------
+
+
+def _registry_dir(root: Path, org: str) -> Path:
+    return root / "registries" / org
+
+
+def _cluster_dir(root: Path, cid: str) -> Path:
+    return root / "clusters" / cid.replace(".", "-")
+
+
+def _fjord(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fjord.cli", *args]
+
+
+def _http_ok(url: str) -> bool:
     try:
-        _cluster(root).up(nodes=1, flux=True, progress=say)
+        return httpx2.get(url, timeout=2.0).status_code == 200
+    except httpx2.HTTPError:
+        return False
+
+
+# ---- bring-up ------------------------------------------------------------------------------
+
+
+def up(
+    root: Path,
+    topology: Topology = DEMO,
+    *,
+    progress: Progress | None = None,
+    deploy_apps: bool = True,
+) -> dict[str, Any]:
+    """Start everything (or find it running) and deploy the sample apps; returns ``status``."""
+    say = progress or (lambda _m: None)
+    root = root.resolve()
+    existing = PlatformState.load(root)
+    if existing is not None and _all_running(existing):
+        say("the local platform is already running")
+        return status(root)
+    if existing is not None:
+        say("cleaning up the remains of an earlier platform")
+        down(root)
+    state = PlatformState(
+        root=root,
+        topology={
+            org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
+        },
+    )
+    state.save()
+    try:
+        _start(state, topology, say, deploy_apps=deploy_apps)
     except BaseException:
-        registry.stop()
+        say("bring-up failed; stopping what was started")
+        down(root)
         raise
     return status(root)
 
 
+def _start(state: PlatformState, topology: Topology, say: Progress, *, deploy_apps: bool) -> None:
+    root = state.root
+    started = time.monotonic()
+    supplier_key = generate_jwk("fjord-supplier-key")
+    ids = [cluster_id(*c) for c in topology.clusters()]
+    # Independent parts start side by side: registries, databases, emulator and the clusters.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 5) as pool:
+        say(
+            f"starting {len(ids)} clusters with Flux, {len(topology.orgs)} registries, "
+            "PostgreSQL, Redis and the Maskinporten emulator"
+        )
+        registry_jobs = {org: pool.submit(_start_registry, root, org) for org in topology.orgs}
+        postgres_job = pool.submit(LocalPostgres.start, root / "postgres")
+        redis_job = pool.submit(LocalRedis.start, root / "redis")
+        emulator_job = pool.submit(_start_emulator, root, supplier_key)
+        cluster_jobs = {
+            cid: pool.submit(
+                LocalCluster(_cluster_dir(root, cid), cid.replace(".", "-")).up, flux=True
+            )
+            for cid in ids
+        }
+        for org, registry_job in registry_jobs.items():
+            registry = registry_job.result()
+            state.registries[org] = {
+                "host": registry.host,
+                "username": registry.username,
+                "password": registry.password,
+            }
+            state.save()
+        postgres, redis = postgres_job.result(), redis_job.result()
+        state.emulator, state.emulator_url = emulator_job.result()
+        state.save()
+        say("starting the control plane")
+        state.control, state.control_url = _start_control_plane(state, topology)
+        state.save()
+        state.token = _admin_token(state)
+        state.save()
+        clusters: dict[str, ClusterState] = {}
+        for cid, cluster_job in cluster_jobs.items():
+            clusters[cid] = cluster_job.result()
+            state.clusters[cid] = str(clusters[cid].directory)
+            state.save()
+    say(f"infrastructure up in {time.monotonic() - started:.0f}s; bootstrapping clusters")
+    asyncio.run(_bootstrap_all(state, clusters, postgres, redis, supplier_key, say))
+    if deploy_apps and topology.apps:
+        asyncio.run(_deploy_samples(state, topology, say))
+    say(f"local platform ready in {time.monotonic() - started:.0f}s")
+
+
+def _start_registry(root: Path, org: str) -> LocalRegistry:
+    return LocalRegistry.start(
+        _registry_dir(root, org), username=org, password=secrets.token_urlsafe(16)
+    )
+
+
+def _start_emulator(root: Path, supplier_key: dict[str, Any]) -> tuple[ProcessRecord, str]:
+    directory = root / "maskinporten"
+    directory.mkdir(parents=True, exist_ok=True)
+    jwks = directory / "supplier-jwks.json"
+    jwks.write_text(json.dumps(public_jwks([supplier_key])))
+    record, port = processes.start_server(
+        "maskinporten-emulator",
+        lambda p: _fjord(
+            "maskinporten",
+            "emulator",
+            "--supplier-jwks",
+            str(jwks),
+            "--supplier-client-id",
+            SUPPLIER_CLIENT_ID,
+            "--port",
+            str(p),
+            "--allow-any-scope",
+            "--log-level",
+            "warning",
+        ),
+        log=directory / "emulator.log",
+        ready=lambda p: _http_ok(f"http://127.0.0.1:{p}/.well-known/oauth-authorization-server"),
+    )
+    return record, f"http://127.0.0.1:{port}/"
+
+
+def platform_config(state: PlatformState) -> dict[str, Any]:
+    """The platform config the control plane serves (as a YAML-able mapping)."""
+    orgs: dict[str, Any] = {}
+    for org, envs in state.topology.items():
+        registry = state.registries[org]
+        orgs[org] = {
+            "store": {"kind": "oci", "registry": registry["host"], "plain_http": True},
+            "clusters": {env: [{"name": n} for n in names] for env, names in envs.items()},
+        }
+    return {
+        "domain": "fjord.localhost",
+        "environments": [{"name": env} for env in ENVIRONMENTS],
+        "orgs": orgs,
+        # Plain Ingress: the local clusters have no Traefik or Gateway API CRDs.
+        "routing": {"flavour": "ingress"},
+    }
+
+
+def _control_env(state: PlatformState) -> dict[str, str]:
+    auth = ",".join(
+        f"{r['host']}={r['username']}:{r['password']}" for r in state.registries.values()
+    )
+    return {
+        "FJORD_DATA_DIR": str(state.root / "control"),
+        "FJORD_PLATFORM": str(state.root / "platform.yaml"),
+        "FJORD_REGISTRY_AUTH": auth,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _start_control_plane(state: PlatformState, topology: Topology) -> tuple[ProcessRecord, str]:
+    (state.root / "platform.yaml").write_text(yaml.safe_dump(platform_config(state)))
+    env = _control_env(state)
+    record, port = processes.start_server(
+        "fjord-serve",
+        lambda p: _fjord("serve", "--port", str(p), "--public-url", f"http://127.0.0.1:{p}"),
+        log=state.root / "control.log",
+        env=env,
+        ready=lambda p: _http_ok(f"http://127.0.0.1:{p}/openapi.json"),
+        timeout=120,
+    )
+    return record, f"http://127.0.0.1:{port}"
+
+
+def _admin_token(state: PlatformState) -> str:
+    result = subprocess.run(
+        _fjord(
+            "token", "create", "--name", "dev-admin", "--role", "*=platform-admin", "-o", "json"
+        ),
+        env={**os.environ, **_control_env(state)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise FjordError(f"creating the admin token failed: {result.stderr.strip()}")
+    return str(json.loads(result.stdout)["token"])
+
+
+class _Api:
+    """The control plane's HTTP API with the platform's admin token."""
+
+    def __init__(self, state: PlatformState) -> None:
+        if not (state.control_url and state.token):
+            raise FjordError("the control plane is not running")
+        self.client = httpx2.AsyncClient(
+            base_url=state.control_url,
+            headers={"Authorization": f"Bearer {state.token}"},
+            timeout=60.0,
+        )
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        response = await self.client.request(method, path, json=body)
+        if response.status_code >= 400:
+            raise FjordError(f"{method} {path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def _bootstrap_all(
+    state: PlatformState,
+    clusters: Mapping[str, ClusterState],
+    postgres: LocalPostgres,
+    redis: LocalRedis,
+    supplier_key: dict[str, Any],
+    say: Progress,
+) -> None:
+    api = _Api(state)
+    supplier = MaskinportenSettings.for_issuer(
+        issuer=state.emulator_url or "",
+        client_id=SUPPLIER_CLIENT_ID,
+        jwk=supplier_key,
+        scopes=list(ADMIN_SCOPES[:5]),
+    )
+    try:
+        await asyncio.gather(
+            *(
+                _bootstrap_cluster(state, api, cid, cluster, postgres, redis, supplier)
+                for cid, cluster in clusters.items()
+            )
+        )
+    finally:
+        await api.aclose()
+    for cid, cluster in clusters.items():
+        state.operators[cid] = _start_operator(state, cid, cluster)
+        state.save()
+    say(f"{len(clusters)} clusters bootstrapped, operators running")
+
+
+async def _bootstrap_cluster(
+    state: PlatformState,
+    api: _Api,
+    cid: str,
+    cluster: ClusterState,
+    postgres: LocalPostgres,
+    redis: LocalRedis,
+    supplier: MaskinportenSettings,
+) -> None:
+    org, env, name = cid.split(".")
+    async with await Kube.connect(cluster.kubeconfig) as kube:
+        for path in sorted(CRD_DIR.glob("*.yaml")):
+            await kube.apply(
+                yaml.safe_load(path.read_text()), field_manager="fjord-dev", force=True
+            )
+        await kube.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}}
+        )
+        # Operator configuration lives in Secrets of the cluster, never in the CRs apps own.
+        await kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": CREDENTIALS_ADMIN_SECRET, "namespace": SYSTEM_NAMESPACE},
+                "data": {"postgresql-url": _b64(postgres.dsn), "redis-url": _b64(redis.url)},
+            },
+            field_manager="fjord-dev",
+            force=True,
+        )
+        await kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": SUPPLIER_SECRET, "namespace": SYSTEM_NAMESPACE},
+                "data": {k: _b64(v) for k, v in supplier.to_secret_data().items()},
+            },
+            field_manager="fjord-dev",
+            force=True,
+        )
+        for path in sorted(CRD_DIR.glob("*.yaml")):
+            crd_name = yaml.safe_load(path.read_text())["metadata"]["name"]
+            await kube.wait_for(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                crd_name,
+                until=lambda o: is_true(o, "Established"),
+            )
+        objects = await api.call(
+            "POST", "/api/clusters/bootstrap", {"org": org, "environment": env, "cluster": name}
+        )
+        for obj in objects:
+            await kube.apply(obj, field_manager="fjord-bootstrap", force=True)
+    await api.call("PUT", f"/api/clusters/{cid}/receiver", {"url": cluster.flux_receiver_url})
+
+
+def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> ProcessRecord:
+    record, _ = processes.start_server(
+        f"operator-{cid}",
+        lambda p: _fjord(
+            "operator",
+            "run",
+            "--all-namespaces",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--credentials-admin-secret",
+            f"{SYSTEM_NAMESPACE}/{CREDENTIALS_ADMIN_SECRET}",
+            "--liveness",
+            f"127.0.0.1:{p}",
+            "--metrics",
+            "",
+            "--option",
+            f"maskinporten.api-url={state.emulator_url}",
+            "--option",
+            f"maskinporten.client-orgno={APP_ORGNO}",
+            "--option",
+            f"maskinporten.platform-id={cid}",
+            "--option",
+            f"maskinporten.supplier-secret={SYSTEM_NAMESPACE}/{SUPPLIER_SECRET}",
+        ),
+        log=state.root / "operators" / f"{cid}.log",
+        env={"KUBECONFIG": str(cluster.kubeconfig), "PYTHONUNBUFFERED": "1"},
+        ready=lambda p: _http_ok(f"http://127.0.0.1:{p}/healthz"),
+        timeout=120,
+    )
+    return record
+
+
+async def _deploy_samples(state: PlatformState, topology: Topology, say: Progress) -> None:
+    api = _Api(state)
+    try:
+        for name, example in topology.apps:
+            await api.call("POST", "/api/apps", {"name": name, "source": str(EXAMPLES / example)})
+        say("deploying the sample apps to tt02: " + ", ".join(n for n, _ in topology.apps))
+        started = [
+            await api.call("POST", f"/api/apps/{name}/deployments", {"environment": "tt02"})
+            for name, _ in topology.apps
+        ]
+        for deployment in started:
+            final = await wait_deployment(api.client, deployment["id"])
+            if final["state"] != "ready":
+                raise FjordError(
+                    f"deploying the sample app {final.get('app')} failed: {final.get('reason')}"
+                )
+    finally:
+        await api.aclose()
+
+
+async def wait_deployment(
+    client: httpx2.AsyncClient, deployment_id: int, timeout: float = 300.0
+) -> dict[str, Any]:
+    """Poll a deployment until it is ready, failed or waits for approval."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/api/deployments/{deployment_id}")
+        response.raise_for_status()
+        deployment: dict[str, Any] = response.json()
+        if deployment["state"] in ("ready", "failed", "awaiting_approval", "superseded"):
+            return deployment
+        if time.monotonic() > deadline:
+            return deployment
+        await asyncio.sleep(0.5)
+
+
+# ---- down and status -----------------------------------------------------------------------
+
+
+def _all_running(state: PlatformState) -> bool:
+    records = [*state.operators.values(), state.emulator, state.control]
+    if not all(r is not None and processes.is_alive(r) for r in records):
+        return False
+    if not state.clusters:
+        return False
+    return all(LocalCluster(Path(d)).status().get("running") for d in state.clusters.values())
+
+
 def down(root: Path) -> list[str]:
-    removed = []
-    if _cluster(root).down():
-        removed.append(f"cluster {CLUSTER_NAME}")
-    registry = _registry(root)
-    if registry is not None:
-        registry.stop()
-        removed.append("registry")
+    """Stop everything the platform started, newest first, and remove its state."""
+    root = root.resolve()
+    removed: list[str] = []
+    state = PlatformState.load(root)
+    if state is not None:
+        servers = [*state.operators.values(), state.control, state.emulator]
+        processes.stop_all([r for r in servers if r is not None])
+        removed += [f"operator {cid}" for cid in state.operators]
+        removed += [
+            n for n, r in (("control plane", state.control), ("emulator", state.emulator)) if r
+        ]
+    # Clusters and servers are found by directory, so a bring-up that died before recording
+    # them is cleaned up too. Clusters stop side by side.
+    directories = sorted((root / "clusters").glob("*"))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(directories))) as pool:
+        stopped = list(pool.map(lambda d: LocalCluster(d).down(), directories))
+    removed += [f"cluster {d.name}" for d, ok in zip(directories, stopped, strict=True) if ok]
+    for directory in sorted((root / "registries").glob("*")):
+        registry = LocalRegistry.load(directory)
+        if registry is not None:
+            registry.stop()
+            removed.append(f"registry {directory.name}")
+    postgres = LocalPostgres.load(root / "postgres")
+    if postgres is not None:
+        postgres.destroy()
+        removed.append("postgresql")
+    redis = LocalRedis.load(root / "redis")
+    if redis is not None:
+        redis.destroy()
+        removed.append("redis")
+    if root.exists():
+        shutil.rmtree(root, ignore_errors=True)
     return removed
 
 
 def status(root: Path) -> dict[str, Any]:
-    cluster = _cluster(root).status()
-    registry = _registry(root)
-    registry_running = registry is not None and registry.running()
-    parts = [
-        {
-            "name": f"cluster {CLUSTER_NAME} (kube-apiserver)",
-            "where": cluster.get("server", "-"),
-            "running": bool(cluster.get("ready")),
-        },
-    ]
-    if cluster.get("flux"):
-        ports = cluster["ports"]
-        parts += [
-            {
-                "name": "flux source-controller storage",
-                "where": f"http://127.0.0.1:{ports['source-storage']}",
-                "running": bool(cluster["components"].get("source-controller")),
-            },
-            {
-                "name": "flux notification-controller receiver",
-                "where": f"http://127.0.0.1:{ports['notification-receiver']}",
-                "running": bool(cluster["components"].get("notification-controller")),
-            },
-        ]
-    parts.append(
-        {
-            "name": "OCI registry",
-            "where": registry.url if registry is not None else "-",
-            "running": registry_running,
-        }
+    """Where everything is, whether it runs, and (if the control plane runs) the app matrix."""
+    root = root.resolve()
+    state = PlatformState.load(root)
+    if state is None:
+        return {"running": False, "parts": [], "hints": ["start it with: make demo"]}
+    parts: list[dict[str, Any]] = []
+
+    def part(name: str, where: str, running: bool) -> None:
+        parts.append({"name": name, "where": where, "running": running})
+
+    if state.control is not None:
+        part("control plane + web UI", state.control_url or "-", processes.is_alive(state.control))
+    if state.emulator is not None:
+        part("Maskinporten emulator", state.emulator_url or "-", processes.is_alive(state.emulator))
+    for org in state.topology:
+        registry = LocalRegistry.load(_registry_dir(root, org))
+        part(
+            f"registry of {org}",
+            registry.url if registry else "-",
+            bool(registry and registry.running()),
+        )
+    postgres = LocalPostgres.load(root / "postgres")
+    part(
+        "PostgreSQL",
+        f"127.0.0.1:{postgres.port}" if postgres else "-",
+        bool(postgres and postgres.running()),
+    )
+    redis = LocalRedis.load(root / "redis")
+    part("Redis", redis.url.split("@")[-1] if redis else "-", bool(redis and redis.running()))
+    for cid, directory in state.clusters.items():
+        info = LocalCluster(Path(directory)).status()
+        operator = state.operators.get(cid)
+        running = bool(info.get("ready")) and operator is not None and processes.is_alive(operator)
+        part(f"cluster {cid} (+ Flux, operators)", info.get("kubeconfig", "-"), running)
+    matrix = (
+        _matrix(state) if state.control is not None and processes.is_alive(state.control) else []
     )
     hints = []
-    if cluster.get("kubeconfig"):
-        hints.append(f"export KUBECONFIG={cluster['kubeconfig']}")
-        hints.append("stop everything with: make down  (or: .venv/bin/fjord dev down)")
+    if state.control_url and state.token:
+        hints.append(f"web UI: {state.control_url}/  (sign in with the token below)")
+        hints.append(f"export FJORD_SERVER={state.control_url} FJORD_TOKEN={state.token}")
+    hints.append("stop everything with: make down  (or: .venv/bin/fjord dev down)")
     return {
-        "running": all(p["running"] for p in parts),
+        "running": bool(parts) and all(p["running"] for p in parts),
         "parts": parts,
-        "cluster": cluster,
-        "registry": registry.url if registry is not None else None,
+        "apps": matrix,
+        "control_url": state.control_url,
+        "token": state.token,
+        "clusters": state.clusters,
+        "emulator_url": state.emulator_url,
+        "registries": {org: r["host"] for org, r in state.registries.items()},
         "hints": hints,
     }
+
+
+def _matrix(state: PlatformState) -> list[dict[str, Any]]:
+    """One row per app, environment and cluster, from the control plane's status."""
+    try:
+        response = httpx2.get(
+            f"{state.control_url}/api/status",
+            headers={"Authorization": f"Bearer {state.token}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+    except httpx2.HTTPError:
+        return []
+    rows: list[dict[str, Any]] = []
+    for app in response.json():
+        for env in app.get("environments", []):
+            for cluster in env.get("clusters", []):
+                rows.append(
+                    {
+                        "app": app.get("app") or app.get("name"),
+                        "environment": env.get("environment") or env.get("name"),
+                        "cluster": cluster.get("cluster") or cluster.get("id"),
+                        "ready": cluster.get("ready"),
+                        "revision": cluster.get("revision"),
+                        "message": cluster.get("message"),
+                    }
+                )
+    return rows

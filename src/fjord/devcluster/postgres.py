@@ -180,12 +180,12 @@ class LocalPostgres:
         os.replace(tmp, self.state_dir / STATE_FILE)
 
     @classmethod
-    def load(cls, state_dir: Path | str) -> LocalPostgres:
+    def load(cls, state_dir: Path | str) -> LocalPostgres | None:
         """The server recorded in ``state_dir`` by :meth:`start` (possibly by another process)."""
         state = Path(state_dir)
         data = _read_state(state)
         if data is None:
-            raise PostgresError(f"no PostgreSQL state in {state}")
+            return None
         return cls(
             state,
             Path(data["runtime_dir"]),

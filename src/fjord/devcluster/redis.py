@@ -127,11 +127,11 @@ class LocalRedis:
         os.replace(tmp, self.state_dir / STATE_FILE)
 
     @classmethod
-    def load(cls, state_dir: Path | str) -> LocalRedis:
+    def load(cls, state_dir: Path | str) -> LocalRedis | None:
         state = Path(state_dir)
         data = _read_state(state)
         if data is None:
-            raise RedisError(f"no Redis state in {state}")
+            return None
         return cls(
             state,
             int(data["port"]),

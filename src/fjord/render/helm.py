@@ -169,6 +169,9 @@ def platform_facts(spec: AppSpec, environment: str, platform: PlatformConfig) ->
         "namespace": spec.namespace,
         "host": platform.app_host(spec.org, environment),
         "path": route_path(spec),
+        # Charts cannot ask the cluster which route kinds exist (no capabilities in-process),
+        # so fjord tells them the platform's flavour: traefik, gateway or ingress.
+        "routing": platform.routing.flavour,
         "port": spec.port,
         "secrets": secrets,
         "labels": names.labels(spec),

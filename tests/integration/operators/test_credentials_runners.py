@@ -15,7 +15,9 @@ def test_postgres_requires_the_generated_password(postgres: LocalPostgres) -> No
         assert conn.execute("SHOW fsync").fetchone() == ("off",)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(host=postgres.host, port=postgres.port, user="postgres", password="x")
-    assert LocalPostgres.load(postgres.state_dir).dsn == postgres.dsn
+    loaded = LocalPostgres.load(postgres.state_dir)
+    assert loaded is not None
+    assert loaded.dsn == postgres.dsn
 
 
 def test_redis_requires_the_generated_password(redis: LocalRedis) -> None:
@@ -25,4 +27,6 @@ def test_redis_requires_the_generated_password(redis: LocalRedis) -> None:
     with pytest.raises(redis_lib.AuthenticationError):
         anonymous.ping()
     anonymous.close()
-    assert LocalRedis.load(redis.state_dir).url == redis.url
+    loaded = LocalRedis.load(redis.state_dir)
+    assert loaded is not None
+    assert loaded.url == redis.url
