@@ -1,0 +1,83 @@
+"""Helpers of the end-to-end tests: the running platform and ways to reach its parts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from fjord.devcluster.cluster import ClusterState
+from fjord.devcluster.platform import PlatformState, wait_deployment
+from fjord.kube import Kube
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def fjord_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fjord.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@dataclass
+class Platform:
+    root: Path
+    info: dict[str, Any]
+    state: PlatformState
+
+    @property
+    def url(self) -> str:
+        return str(self.info["control_url"])
+
+    @property
+    def token(self) -> str:
+        return str(self.info["token"])
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        return {"FJORD_SERVER": self.url, "FJORD_TOKEN": self.token}
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return fjord_cli(*args, env=self.cli_env)
+
+    def cluster(self, cluster_id: str) -> ClusterState:
+        state = ClusterState.load(Path(self.state.clusters[cluster_id]))
+        assert state is not None, cluster_id
+        return state
+
+    def kube(self, cluster_id: str) -> Any:
+        """``async with platform.kube("ttd.tt02.tt02-1") as kube``."""
+        return _KubeSession(self.cluster(cluster_id).kubeconfig)
+
+    def api(self, token: str | None = None) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=60.0,
+        )
+
+    async def wait(self, client: httpx2.AsyncClient, deployment_id: int) -> dict[str, Any]:
+        return await wait_deployment(client, deployment_id)
+
+
+class _KubeSession:
+    def __init__(self, kubeconfig: Path) -> None:
+        self._kubeconfig = kubeconfig
+        self._kube: Kube | None = None
+
+    async def __aenter__(self) -> Kube:
+        self._kube = await Kube.connect(self._kubeconfig)
+        return self._kube
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._kube is not None:
+            await self._kube.close()
