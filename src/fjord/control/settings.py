@@ -8,11 +8,15 @@ artifact store; the demo platform from :func:`fjord.spec.default_platform`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fjord.spec import PlatformConfig, default_platform, load_platform
+
+# Flux's own pattern for ``spec.interval`` (metav1.Duration limited to ms, s, m and h).
+_FLUX_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
 
 
 def default_data_dir() -> Path:
@@ -81,6 +85,13 @@ class ControlSettings:
             kwargs["public_url"] = env["FJORD_PUBLIC_URL"].rstrip("/")
         if env.get("FJORD_DEPLOY_TIMEOUT"):
             kwargs["deploy_timeout_seconds"] = float(env["FJORD_DEPLOY_TIMEOUT"])
+        if env.get("FJORD_FLUX_INTERVAL"):
+            interval = env["FJORD_FLUX_INTERVAL"].strip()
+            if not _FLUX_DURATION.match(interval):
+                raise ValueError(
+                    f"FJORD_FLUX_INTERVAL={interval!r} is not a Flux interval (e.g. 30s, 5m, 1h)"
+                )
+            kwargs["flux_interval"] = interval
         if env.get("FJORD_REGISTRY_AUTH"):
             # host=user:password[,host=user:password]
             creds = {}

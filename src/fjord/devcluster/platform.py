@@ -176,8 +176,13 @@ def up(
     *,
     progress: Progress | None = None,
     deploy_apps: bool = True,
+    flux_interval: str | None = None,
 ) -> dict[str, Any]:
-    """Start everything (or find it running) and deploy the sample apps; returns ``status``."""
+    """Start everything (or find it running) and deploy the sample apps; returns ``status``.
+
+    ``flux_interval`` (e.g. ``"30s"``) becomes the control plane's ``FJORD_FLUX_INTERVAL``: how
+    often Flux polls when no Receiver call comes (default: the control plane's own, ``10m``).
+    """
     say = progress or (lambda _m: None)
     root = root.resolve()
     existing = PlatformState.load(root)
@@ -195,7 +200,7 @@ def up(
     )
     state.save()
     try:
-        _start(state, topology, say, deploy_apps=deploy_apps)
+        _start(state, topology, say, deploy_apps=deploy_apps, flux_interval=flux_interval)
     except BaseException:
         say("bring-up failed; stopping what was started")
         down(root)
@@ -203,7 +208,14 @@ def up(
     return status(root)
 
 
-def _start(state: PlatformState, topology: Topology, say: Progress, *, deploy_apps: bool) -> None:
+def _start(
+    state: PlatformState,
+    topology: Topology,
+    say: Progress,
+    *,
+    deploy_apps: bool,
+    flux_interval: str | None = None,
+) -> None:
     root = state.root
     started = time.monotonic()
     supplier_key = generate_jwk("fjord-supplier-key")
@@ -236,7 +248,7 @@ def _start(state: PlatformState, topology: Topology, say: Progress, *, deploy_ap
         state.emulator, state.emulator_url = emulator_job.result()
         state.save()
         say("starting the control plane")
-        state.control, state.control_url = _start_control_plane(state, topology)
+        state.control, state.control_url = _start_control_plane(state, topology, flux_interval)
         state.save()
         state.token = _admin_token(state)
         state.save()
@@ -314,9 +326,13 @@ def _control_env(state: PlatformState) -> dict[str, str]:
     }
 
 
-def _start_control_plane(state: PlatformState, topology: Topology) -> tuple[ProcessRecord, str]:
+def _start_control_plane(
+    state: PlatformState, topology: Topology, flux_interval: str | None = None
+) -> tuple[ProcessRecord, str]:
     (state.root / "platform.yaml").write_text(yaml.safe_dump(platform_config(state)))
     env = _control_env(state)
+    if flux_interval:
+        env["FJORD_FLUX_INTERVAL"] = flux_interval
     record, port = processes.start_server(
         "fjord-serve",
         lambda p: _fjord("serve", "--port", str(p), "--public-url", f"http://127.0.0.1:{p}"),
