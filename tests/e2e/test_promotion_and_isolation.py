@@ -1,0 +1,605 @@
+"""After `fjord dev up`: promotion needs an app-admin, undeploy cleans up, tenants stay apart.
+
+* promote tt02 → production: the promotion waits for approval (a developer cannot give it, and
+  nothing reaches the production clusters meanwhile); after an app-admin's approval both
+  production clusters run the digest tt02 runs, and the registry's ``production`` tag is the
+  same manifest, byte for byte;
+* undeploy: Flux prunes the app's namespace and the operators delete what they made outside the
+  cluster (the Maskinporten client, the PostgreSQL login role, the Redis ACL user);
+* a tampered artifact under the environment tag (unsigned, or carrying the good release's
+  signature) is refused by Flux's cosign check and the cluster keeps the good revision;
+* org digdir's cluster cannot pull from org ttd's registry, and holds no credentials for it;
+* Flux events that are unsigned, wrongly signed or signed with another cluster's token are
+  refused and change nothing.
+
+Every test registers its own app (a copy of ``examples/platform-app`` with another name), so
+the sample apps and other tests' apps are left alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import psycopg
+import pytest
+import yaml
+from e2e_support import REPO_ROOT, Platform
+
+from fjord.artifact.oci import (
+    ANNOTATION_CREATED,
+    ANNOTATION_REVISION,
+    ANNOTATION_SOURCE,
+    Artifact,
+    build_artifact,
+)
+from fjord.artifact.signing import signature_tag
+from fjord.control.events import sign
+from fjord.devcluster.postgres import LocalPostgres
+from fjord.devcluster.redis import LocalRedis
+from fjord.kube import Kube, condition, is_true
+from fjord.stores import RegistryStore
+
+pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
+
+ORG = "ttd"
+TT02 = "ttd.tt02.tt02-1"
+PRODUCTION = ("ttd.production.prod-1", "ttd.production.prod-2")
+OTHER_ORG_CLUSTER = "digdir.tt02.tt02-1"
+OCI = "source.toolkit.fluxcd.io/v1"
+KUSTOMIZE = "kustomize.toolkit.fluxcd.io/v1"
+FLUX_NS = "flux-system"
+GOOD_IMAGE = "ghcr.io/fjord-demo/skjema:1.3.0"
+EVIL_IMAGE = "ghcr.io/attacker/skjema:evil"
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+async def register(
+    admin: httpx2.AsyncClient, tmp_path: Path, name: str, *, redis: bool = False
+) -> str:
+    """Register ``ttd/{name}``: the platform sample app under another name (outside git)."""
+    source = tmp_path / name
+    shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
+    spec = yaml.safe_load((source / "fjord.yaml").read_text())
+    spec["app"] = name
+    if redis:
+        spec["redis"] = {"keyPrefix": f"{name}:"}
+    (source / "fjord.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    app = f"{ORG}/{name}"
+    created = await admin.post("/api/apps", json={"name": app, "source": str(source)})
+    assert created.status_code == 201, created.text
+    return app
+
+
+async def deploy_ready(
+    platform: Platform, client: httpx2.AsyncClient, app: str, environment: str = "tt02"
+) -> dict[str, Any]:
+    started = await client.post(f"/api/apps/{app}/deployments", json={"environment": environment})
+    assert started.status_code == 201, started.text
+    final = await platform.wait(client, started.json()["id"])
+    assert final["state"] == "ready", final
+    return final
+
+
+async def make_token(admin: httpx2.AsyncClient, name: str, grants: dict[str, str]) -> str:
+    created = await admin.post("/api/tokens", json={"name": name, "grants": grants})
+    assert created.status_code == 201, created.text
+    return str(created.json()["token"])
+
+
+def registry(platform: Platform, org: str) -> RegistryStore:
+    """The org's registry with the org's own credentials."""
+    info = platform.state.registries[org]
+    return RegistryStore(
+        f"http://{info['host']}", username=info["username"], password=info["password"]
+    )
+
+
+def cells(status: dict[str, Any], environment: str) -> dict[str, dict[str, Any]]:
+    env = next(e for e in status["environments"] if e["environment"] == environment)
+    return {c["cluster"]: c for c in env["clusters"]}
+
+
+def secret_data(secret: dict[str, Any] | None) -> dict[str, str]:
+    assert secret is not None
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def emulator_client_ids(platform: Platform) -> set[str]:
+    dump = httpx2.get(f"{platform.info['emulator_url']}test/dump", timeout=10).json()
+    return {c["client_id"] for c in dump["clients"]}
+
+
+def pg_roles(platform: Platform) -> set[str]:
+    postgres = LocalPostgres.load(platform.root / "postgres")
+    assert postgres is not None
+    with psycopg.connect(postgres.dsn) as conn:
+        return {row[0] for row in conn.execute("select rolname from pg_roles").fetchall()}
+
+
+def redis_users(platform: Platform) -> set[str]:
+    local = LocalRedis.load(platform.root / "redis")
+    assert local is not None
+    client = local.client()
+    try:
+        return {u.decode() if isinstance(u, bytes) else str(u) for u in client.acl_users()}
+    finally:
+        client.close()
+
+
+def recorded_events(platform: Platform, body: bytes) -> int:
+    """How many stored Flux events have this body (fjord keys events by its SHA-256)."""
+    database = platform.root / "control" / "fjord.db"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "select count(*) from flux_events where event_hash = ?",
+            (hashlib.sha256(body).hexdigest(),),
+        ).fetchone()
+    return int(row[0])
+
+
+async def request_reconcile(kube: Kube, kind: str, name: str, namespace: str) -> str:
+    """Ask Flux to reconcile now; returns the token that ``lastHandledReconcileAt`` echoes."""
+    token = f"e2e-{time.time_ns()}"
+    api = OCI if kind == "OCIRepository" else KUSTOMIZE
+    await kube.patch(
+        api,
+        kind,
+        name,
+        {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}},
+        namespace,
+    )
+    return token
+
+
+def handled(token: str, also: Callable[[dict[str, Any]], bool]) -> Callable[[Any], bool]:
+    return lambda o: (
+        o is not None and o.get("status", {}).get("lastHandledReconcileAt") == token and also(o)
+    )
+
+
+def verification_refused(o: dict[str, Any]) -> bool:
+    verified = condition(o, "SourceVerified") or {}
+    return verified.get("status") == "False" and verified.get("reason") == "VerificationError"
+
+
+def ready_with(revision: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda o: (
+        is_true(o, "Ready")
+        and is_true(o, "SourceVerified")
+        and o.get("status", {}).get("artifact", {}).get("revision") == revision
+    )
+
+
+# ---- 1. promotion --------------------------------------------------------------------------
+
+
+async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_digest(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    name = "e2e-promo"
+    namespace = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name)
+    tt02 = await deploy_ready(platform, admin, app)
+    digest = tt02["digest"]
+    repository = f"{ORG}/apps/{name}"
+
+    developer = await make_token(admin, "e2e-developer", {ORG: "developer"})
+    lead = await make_token(admin, "e2e-lead", {ORG: "app-admin"})
+    async with platform.api(developer) as dev, platform.api(lead) as app_admin:
+        asked = await dev.post(f"/api/apps/{app}/promotions", json={"to": "production"})
+        assert asked.status_code == 201, asked.text
+        promotion = asked.json()
+        assert promotion["kind"] == "promote"
+        assert promotion["state"] == "awaiting_approval"
+        assert promotion["digest"] == digest
+        assert promotion["requested_by"] == "token:e2e-developer"
+
+        # A developer may ask, not approve.
+        refused = await dev.post(f"/api/deployments/{promotion['id']}/approve")
+        assert refused.status_code == 403, refused.text
+        waiting = (await admin.get(f"/api/deployments/{promotion['id']}")).json()
+        assert waiting["state"] == "awaiting_approval"
+        assert waiting["approved_by"] is None
+
+        # Nothing reached production: no tag in the registry, nothing in either cluster.
+        async with registry(platform, ORG) as store:
+            assert await store.resolve(repository, "production") is None
+            assert await store.resolve(repository, "tt02") == digest
+        for cluster_id in PRODUCTION:
+            async with platform.kube(cluster_id) as kube:
+                assert await kube.get("v1", "Namespace", namespace) is None
+                assert await kube.get(OCI, "OCIRepository", f"{ORG}-{name}", FLUX_NS) is None
+        status = (await admin.get(f"/api/apps/{app}/status")).json()
+        assert all(c["revision"] is None for c in cells(status, "production").values())
+
+        approved = await app_admin.post(f"/api/deployments/{promotion['id']}/approve")
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["approved_by"] == "token:e2e-lead"
+        done = await platform.wait(admin, promotion["id"])
+    assert done["state"] == "ready", done
+    assert done["digest"] == digest
+    per_cluster = {c["cluster"]: (c["state"], c["revision"]) for c in done["clusters"]}
+    assert per_cluster == dict.fromkeys(PRODUCTION, ("ready", f"production@{digest}"))
+
+    # The control plane: both production clusters and tt02 run one digest.
+    status = (await admin.get(f"/api/apps/{app}/status")).json()
+    production = cells(status, "production")
+    assert set(production) == set(PRODUCTION)
+    for cell in production.values():
+        assert cell["ready"] is True
+        assert (cell["digest"], cell["revision"]) == (digest, f"production@{digest}")
+    assert cells(status, "tt02")[TT02]["digest"] == digest
+
+    # The clusters themselves: Flux verified and applied that digest in each.
+    for cluster_id in PRODUCTION:
+        async with platform.kube(cluster_id) as kube:
+            kustomization = await kube.get(KUSTOMIZE, "Kustomization", name, namespace)
+            assert is_true(kustomization, "Ready")
+            assert kustomization is not None
+            assert kustomization["status"]["lastAppliedRevision"] == f"production@{digest}"
+            source = await kube.get(OCI, "OCIRepository", f"{ORG}-{name}", FLUX_NS)
+            assert is_true(source, "SourceVerified")
+            workload = await kube.get("apps/v1", "Deployment", name, namespace)
+            assert is_true(workload, "Available")
+            assert workload is not None
+            image = workload["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert image == GOOD_IMAGE
+
+    # The registry: production's tag is tt02's manifest, the same bytes.
+    async with registry(platform, ORG) as store:
+        assert await store.resolve(repository, "production") == digest
+        assert await store.resolve(repository, "tt02") == digest
+        assert await store.get_manifest(repository, "production") == await store.get_manifest(
+            repository, "tt02"
+        )
+
+
+# ---- 2. undeploy ---------------------------------------------------------------------------
+
+
+async def test_undeploy_prunes_the_app_and_the_operators_delete_its_credentials(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    name = "e2e-gone"
+    namespace = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name, redis=True)
+    await deploy_ready(platform, admin, app)
+
+    async with platform.kube(TT02) as kube:
+        for kind in ("MaskinportenClient", "AppCredentials"):
+            await kube.wait_for(
+                "fjord.dev/v1alpha1",
+                kind,
+                name,
+                namespace,
+                until=lambda o: is_true(o, "Ready"),
+                timeout=180,
+                what="Ready",
+            )
+        maskinporten = secret_data(
+            await kube.get("v1", "Secret", f"{name}-maskinporten", namespace)
+        )
+        postgresql = secret_data(await kube.get("v1", "Secret", f"{name}-pg-forms", namespace))
+        cache = secret_data(await kube.get("v1", "Secret", f"{name}-redis", namespace))
+    client_id = maskinporten["MASKINPORTEN_CLIENT_ID"]
+    role = postgresql["user"]
+    user = cache["username"]
+    # What the operators made outside the cluster exists before the undeploy.
+    assert client_id in emulator_client_ids(platform)
+    assert role in pg_roles(platform)
+    assert user in redis_users(platform)
+
+    started = await admin.post(f"/api/apps/{app}/undeployments", json={"environment": "tt02"})
+    assert started.status_code == 201, started.text
+    assert started.json()["kind"] == "undeploy"
+    done = await platform.wait(admin, started.json()["id"])
+    assert done["state"] == "ready", done
+
+    async with platform.kube(TT02) as kube:
+        # Flux pruned the app's namespace (and with it the workload and the infra resources);
+        # the namespace is gone only once the operators' finalizers let its Secrets go.
+        await kube.wait_for(
+            "v1", "Namespace", namespace, until=lambda o: o is None, timeout=240, what="gone"
+        )
+        assert await kube.get("apps/v1", "Deployment", name, namespace) is None
+        assert await kube.get(OCI, "OCIRepository", f"{ORG}-{name}", FLUX_NS) is None
+    assert client_id not in emulator_client_ids(platform)
+    assert role not in pg_roles(platform)
+    assert user not in redis_users(platform)
+
+    status = (await admin.get(f"/api/apps/{app}/status")).json()
+    assert cells(status, "tt02")[TT02]["revision"] is None
+
+
+# ---- 3a. tampered artifacts ----------------------------------------------------------------
+
+
+def tampered(good: Artifact, name: str) -> Artifact:
+    """The good release with another image and one extra object, not signed by anyone."""
+    files = {
+        path: data.replace(GOOD_IMAGE.encode(), EVIL_IMAGE.encode())
+        for path, data in good.files().items()
+    }
+    assert files != good.files()
+    files["tt02/tampered.yaml"] = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "tampered", "namespace": f"{ORG}-{name}"},
+            "data": {"by": "attacker"},
+        }
+    ).encode()
+    reserved = {ANNOTATION_CREATED, ANNOTATION_SOURCE, ANNOTATION_REVISION}
+    annotations = good.annotations
+    return build_artifact(
+        files,
+        source=annotations[ANNOTATION_SOURCE],
+        revision=annotations[ANNOTATION_REVISION],
+        annotations={k: v for k, v in annotations.items() if k not in reserved},
+    )
+
+
+async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keeps_running(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    name = "e2e-seal"
+    namespace = f"{ORG}-{name}"
+    source_name = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name)
+    deployed = await deploy_ready(platform, admin, app)
+    good_digest = deployed["digest"]
+    good_revision = f"tt02@{good_digest}"
+    repository = f"{ORG}/apps/{name}"
+
+    async with registry(platform, ORG) as store, platform.kube(TT02) as kube:
+        good = await store.pull(repository, "tt02")
+        assert good.digest == good_digest
+        forged = tampered(good, name)
+        try:
+            # (i) modified content under the environment tag, with no signature at all;
+            # (ii) the same content carrying the good release's signature, replayed.
+            await store.push(repository, forged, tag="tt02")
+            assert await store.resolve(repository, "tt02") == forged.digest
+            for replay_signature in (False, True):
+                if replay_signature:
+                    signature = await store.pull_image(repository, signature_tag(good_digest))
+                    await store.push(repository, signature, tag=signature_tag(forged.digest))
+                token = await request_reconcile(kube, "OCIRepository", source_name, FLUX_NS)
+                refused = await kube.wait_for(
+                    OCI,
+                    "OCIRepository",
+                    source_name,
+                    FLUX_NS,
+                    until=handled(token, verification_refused),
+                    timeout=120,
+                    what="refused by the signature check",
+                )
+                assert refused is not None
+                assert (condition(refused, "Ready") or {}).get("status") == "False"
+                assert forged.digest[len("sha256:") :] in str(
+                    (condition(refused, "SourceVerified") or {}).get("message")
+                )
+                # The source still serves the good artifact; the app runs it unchanged.
+                assert refused["status"]["artifact"]["revision"] == good_revision
+                token = await request_reconcile(kube, "Kustomization", name, namespace)
+                kustomization = await kube.wait_for(
+                    KUSTOMIZE,
+                    "Kustomization",
+                    name,
+                    namespace,
+                    until=handled(token, lambda o: is_true(o, "Ready")),
+                    timeout=120,
+                    what="reconciled",
+                )
+                assert kustomization is not None
+                assert kustomization["status"]["lastAppliedRevision"] == good_revision
+                workload = await kube.get("apps/v1", "Deployment", name, namespace)
+                assert workload is not None
+                image = workload["spec"]["template"]["spec"]["containers"][0]["image"]
+                assert image == GOOD_IMAGE
+                assert await kube.get("v1", "ConfigMap", "tampered", namespace) is None
+        finally:
+            await store.tag(repository, good_digest, "tt02")
+
+        # Restored: the source verifies and serves the good release again.
+        assert await store.resolve(repository, "tt02") == good_digest
+        token = await request_reconcile(kube, "OCIRepository", source_name, FLUX_NS)
+        restored = await kube.wait_for(
+            OCI,
+            "OCIRepository",
+            source_name,
+            FLUX_NS,
+            until=handled(token, ready_with(good_revision)),
+            timeout=120,
+            what=f"Ready at {good_revision}",
+        )
+        assert restored is not None
+
+
+# ---- 3b. tenant isolation of the registries ------------------------------------------------
+
+
+async def test_the_other_orgs_cluster_cannot_pull_this_orgs_artifacts(
+    platform: Platform,
+) -> None:
+    ttd = platform.state.registries["ttd"]
+    digdir = platform.state.registries["digdir"]
+    assert ttd["host"] != digdir["host"]
+
+    def source(name: str, host: str, repository: str, *, credentials: bool) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "url": f"oci://{host}/{repository}",
+            "ref": {"tag": "tt02"},
+            "interval": "10m",
+            "insecure": True,
+        }
+        if credentials:
+            spec["secretRef"] = {"name": "fjord-registry"}
+        return {
+            "apiVersion": OCI,
+            "kind": "OCIRepository",
+            "metadata": {"name": name, "namespace": FLUX_NS},
+            "spec": spec,
+        }
+
+    probes = {
+        # The cluster's own registry credentials, used against ttd's registry.
+        "e2e-steal-with-own-credentials": source(
+            "e2e-steal-with-own-credentials",
+            ttd["host"],
+            "ttd/apps/skjema",
+            credentials=True,
+        ),
+        # No credentials at all.
+        "e2e-steal-anonymously": source(
+            "e2e-steal-anonymously", ttd["host"], "ttd/apps/skjema", credentials=False
+        ),
+        # Control: the same Secret does pull from the cluster's own org's registry.
+        "e2e-own-org": source(
+            "e2e-own-org", digdir["host"], "digdir/apps/varsel", credentials=True
+        ),
+    }
+    async with platform.kube(OTHER_ORG_CLUSTER) as kube:
+        # The cluster's registry Secret names only digdir's registry, with digdir's account.
+        dockerconfig = json.loads(
+            secret_data(await kube.get("v1", "Secret", "fjord-registry", FLUX_NS))[
+                ".dockerconfigjson"
+            ]
+        )
+        assert set(dockerconfig["auths"]) == {digdir["host"]}
+        auth = base64.b64decode(dockerconfig["auths"][digdir["host"]]["auth"]).decode()
+        assert auth == f"{digdir['username']}:{digdir['password']}"
+        # No Secret anywhere in the cluster carries ttd's registry password.
+        for secret in await kube.items("v1", "Secret"):
+            for value in secret_data(secret).values():
+                assert ttd["password"] not in value, secret["metadata"]
+
+        try:
+            for probe in probes.values():
+                await kube.apply(probe, field_manager="e2e")
+            for name in ("e2e-steal-with-own-credentials", "e2e-steal-anonymously"):
+                failed = await kube.wait_for(
+                    OCI,
+                    "OCIRepository",
+                    name,
+                    FLUX_NS,
+                    until=lambda o: (condition(o, "Ready") or {}).get("status") == "False",
+                    timeout=120,
+                    what="failed",
+                )
+                ready = condition(failed, "Ready") or {}
+                assert ready.get("reason") == "OCIArtifactPullFailed", ready
+                message = str(ready.get("message"))
+                assert "UNAUTHORIZED" in message or "authentication required" in message, message
+                assert failed is not None
+                assert "artifact" not in failed.get("status", {}), name
+            own = await kube.wait_for(
+                OCI,
+                "OCIRepository",
+                "e2e-own-org",
+                FLUX_NS,
+                until=lambda o: is_true(o, "Ready"),
+                timeout=120,
+                what="Ready",
+            )
+            assert own is not None
+            assert own["status"]["artifact"]["revision"].startswith("tt02@sha256:")
+        finally:
+            for name in probes:
+                await kube.delete(OCI, "OCIRepository", name, FLUX_NS)
+
+
+# ---- 3c. forged Flux events ----------------------------------------------------------------
+
+
+async def webhook_token(platform: Platform, cluster_id: str) -> str:
+    """The HMAC token bootstrap gave the cluster (read from it; bootstrapping would rotate it)."""
+    async with platform.kube(cluster_id) as kube:
+        return secret_data(await kube.get("v1", "Secret", "fjord-webhook", FLUX_NS))["token"]
+
+
+async def test_forged_flux_events_are_rejected_and_change_nothing(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    name = "e2e-forge"
+    namespace = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name)
+    deployed = await deploy_ready(platform, admin, app)
+    before = (await admin.get(f"/api/apps/{app}/status")).json()
+    running = cells(before, "tt02")[TT02]
+    assert (running["ready"], running["digest"]) == (True, deployed["digest"])
+
+    # What kustomize-controller would send if the app had broken: were it accepted, the app
+    # would show as failed on a revision it never ran.
+    body = json.dumps(
+        {
+            "involvedObject": {
+                "apiVersion": KUSTOMIZE,
+                "kind": "Kustomization",
+                "name": name,
+                "namespace": namespace,
+            },
+            "severity": "error",
+            "timestamp": "2030-01-01T00:00:00Z",
+            "message": "forged: Deployment/ttd-e2e-forge/e2e-forge health check failed",
+            "reason": "HealthCheckFailed",
+            "metadata": {"revision": f"tt02@sha256:{'0' * 64}"},
+            "reportingController": "kustomize-controller",
+            "reportingInstance": "forger",
+        }
+    ).encode()
+    own = await webhook_token(platform, TT02)
+    same_org_other_cluster = await webhook_token(platform, PRODUCTION[0])
+    other_org = await webhook_token(platform, OTHER_ORG_CLUSTER)
+    assert len({own, same_org_other_cluster, other_org}) == 3
+
+    url = f"/api/flux/events/{TT02}"
+    attempts: list[tuple[str, str, dict[str, str]]] = [
+        ("no signature", url, {}),
+        ("a wrong signature", url, {"X-Signature": f"sha256={secrets.token_hex(32)}"}),
+        ("an empty signature", url, {"X-Signature": "sha256="}),
+        ("signed with prod-1's token", url, {"X-Signature": sign(same_org_other_cluster, body)}),
+        ("signed with digdir's token", url, {"X-Signature": sign(other_org, body)}),
+        (
+            "another cluster's URL",
+            f"/api/flux/events/{PRODUCTION[0]}",
+            {"X-Signature": sign(own, body)},
+        ),
+        ("an unknown cluster", "/api/flux/events/ttd.tt02.nope", {"X-Signature": sign(own, body)}),
+    ]
+    # Flux's events carry no API token: only the signature may let them in.
+    async with httpx2.AsyncClient(base_url=platform.url, timeout=30) as anonymous:
+        for what, target, headers in attempts:
+            response = await anonymous.post(
+                target, content=body, headers={"Content-Type": "application/json", **headers}
+            )
+            assert response.status_code == 401, (what, response.text)
+        assert recorded_events(platform, body) == 0
+        after = (await admin.get(f"/api/apps/{app}/status")).json()
+        assert after == before
+
+        # Control: the same bytes signed with this cluster's own token are let in and count,
+        # so the refusals above were the signature check's doing.
+        accepted = await anonymous.post(
+            url,
+            content=body,
+            headers={"Content-Type": "application/json", "X-Signature": sign(own, body)},
+        )
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json() == {"recorded": True, "app": app}
+    assert recorded_events(platform, body) == 1
+    forged_cell = cells((await admin.get(f"/api/apps/{app}/status")).json(), "tt02")[TT02]
+    assert forged_cell["ready"] is False
+    assert str(forged_cell["message"]).startswith("forged:")
