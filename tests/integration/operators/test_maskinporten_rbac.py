@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import yaml
 from credentials_support import ROOT, install_crds
 
 from fjord.kube import Kube
 
-SA = "system:serviceaccount:fjord-system:fjord-operator"
+# The role is bound to a ServiceAccount of this test's own, so the checks see this ClusterRole
+# alone (in a real install both operators' roles are bound to fjord-operator).
+TEST_SA = "fjord-maskinporten-rbac-test"
+SA = f"system:serviceaccount:fjord-system:{TEST_SA}"
 GROUPS = ["system:serviceaccounts", "system:serviceaccounts:fjord-system"]
 
 ALLOWED = [
@@ -59,16 +60,17 @@ def documents(name: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-async def rbac(kube: Kube) -> AsyncIterator[None]:
+async def rbac(kube: Kube) -> None:
     await install_crds(kube)
-    for name in ("namespace.yaml", "rbac-maskinporten.yaml"):
-        for doc in documents(name):
-            await kube.apply(doc, force=True)
-    # The credentials operator's role is bound to the same ServiceAccount in a real install;
-    # leave it out here so these checks see the Maskinporten role alone.
-    await kube.delete(
-        "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "fjord-credentials-operator"
-    )
+    for doc in documents("namespace.yaml"):
+        await kube.apply(doc, force=True)
+    for doc in documents("rbac-maskinporten.yaml"):
+        if doc["kind"] == "ClusterRoleBinding":
+            doc = {**doc, "metadata": {"name": TEST_SA}}
+            doc["subjects"] = [
+                {"kind": "ServiceAccount", "name": TEST_SA, "namespace": "fjord-system"}
+            ]
+        await kube.apply(doc, force=True)
 
 
 @pytest.mark.usefixtures("rbac")
