@@ -272,6 +272,11 @@ async def one_deploy(
 def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
     ok = sorted(s["latency_s"] for s in samples if s["state"] == "ready")
     publish = [s["publish_s"] for s in samples if s["publish_s"] is not None]
+    after = [
+        s["latency_s"] - s["publish_s"]
+        for s in samples
+        if s["state"] == "ready" and s["publish_s"] is not None
+    ]
     if not ok:
         return {"ready": 0, "failed": len(samples)}
     rank95 = ok[max(0, math.ceil(0.95 * len(ok)) - 1)]  # nearest rank
@@ -284,6 +289,8 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "max_s": ok[-1],
         "mean_s": round(statistics.fmean(ok), 2),
         "publish_median_s": round(statistics.median(publish), 2) if publish else None,
+        # From the tag move to Ready: Flux pulls, verifies, applies, waits; the event comes back.
+        "after_publish_median_s": round(statistics.median(after), 2) if after else None,
         "latencies_s": [s["latency_s"] for s in samples],
     }
 
