@@ -264,8 +264,36 @@ async def one_deploy(
         "latency_s": round(latency, 2),
         # Request → the control plane starts moving the tag (build, push, sign, sync root).
         "publish_s": round(_at(tagging[0]) - wall, 2) if tagging else None,
+        "phases": phases(deployment),
         "digest": deployment["digest"],
         "reason": deployment["reason"],
+    }
+
+
+def phases(deployment: dict[str, Any]) -> dict[str, float]:
+    """Seconds between the deployment's timeline entries (fjord's steps and Flux's events).
+
+    ``publish``: request → tag moved (render, push, sign, sync root); ``pull``: tag moved →
+    the cluster's source-controller stored the new artifact (Receiver call or next poll);
+    ``apply``: stored → applied (kustomize-controller); ``health``: applied → the Kustomization's
+    health check passed and fjord recorded Ready.
+    """
+    first: dict[str, float] = {}
+    for entry in deployment.get("timeline", []):
+        key = entry["reason"]
+        if key.startswith("Kustomization/Progressing"):
+            key = "health" if "Health check passed" in entry["message"] else "applied"
+        first.setdefault(key, _at(entry["at"]))
+    marks = [
+        ("publish", "requested", "tagging"),
+        ("pull", "tagging", "OCIRepository/NewArtifact"),
+        ("apply", "OCIRepository/NewArtifact", "applied"),
+        ("health", "applied", "ready"),
+    ]
+    return {
+        name: round(first[end] - first[start], 2)
+        for name, start, end in marks
+        if start in first and end in first
     }
 
 
@@ -291,6 +319,11 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "publish_median_s": round(statistics.median(publish), 2) if publish else None,
         # From the tag move to Ready: Flux pulls, verifies, applies, waits; the event comes back.
         "after_publish_median_s": round(statistics.median(after), 2) if after else None,
+        "phase_medians_s": {
+            name: round(statistics.median(values), 2)
+            for name in ("publish", "pull", "apply", "health")
+            if (values := [s["phases"][name] for s in samples if name in s.get("phases", {})])
+        },
         "latencies_s": [s["latency_s"] for s in samples],
     }
 
