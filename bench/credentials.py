@@ -56,6 +56,19 @@ def status_kib(pid: int, field: str) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
+def load_average() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
 def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Prometheus text → {(name, sorted labels): value} for fjord's operator counters."""
     found: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -176,6 +189,8 @@ async def converge(
     kube: Kube, op: processes.ProcessRecord, port: int, apps: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     started = time.monotonic()
+    cpu_before = cpu_seconds(op.pid) or 0.0
+    load_before = load_average()
     sem = asyncio.Semaphore(20)
 
     async def create(i: int) -> None:
@@ -192,8 +207,9 @@ async def converge(
             raise RuntimeError("operator died:\n" + processes.log_tail(op.log))
         if time.monotonic() - started > 1800:
             raise RuntimeError(f"only {ready_count(items)}/{apps} Ready after 30 min")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
     all_ready_s = time.monotonic() - started
+    cpu_used = (cpu_seconds(op.pid) or 0.0) - cpu_before
     after = counters(port)
     reconciles = sum(after["reconciles"].values())
     requests = sum(after["requests"].values())
@@ -204,6 +220,10 @@ async def converge(
         "create_crs_s": round(created_s, 2),
         "all_ready_s": round(all_ready_s, 2),
         "ready_per_s": round(apps / all_ready_s, 1),
+        "operator_cpu_s": round(cpu_used, 2),
+        "operator_cpu_ms_per_app": round(cpu_used * 1000 / apps, 1),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
         "peak_rss_mib": status_kib(op.pid, "VmHWM"),
         "rss_after_mib": status_kib(op.pid, "VmRSS"),
         "reconciles": after["reconciles"],

@@ -73,8 +73,6 @@ class CredentialsReconciler:
             except ReconcileError as exc:
                 await self._report_failure(body, exc, progress.get("service"))
                 raise
-            finally:
-                self._nudges.nudge(namespace)  # the janitor looks soon; never waits for it
 
     async def _reconcile(
         self, namespace: str, name: str, body: dict[str, Any], progress: dict[str, str]
@@ -88,6 +86,7 @@ class CredentialsReconciler:
         plan = make_plan(body, spec, observed, now=now, resync=self._resync)
         if plan.expired:
             await self._kube.delete(API_VERSION, KIND, name, namespace)
+            self._nudges.nudge(namespace)  # its Secrets are past expires-at now
             await events.post(
                 self._kube.kube,
                 body,
@@ -113,6 +112,11 @@ class CredentialsReconciler:
         if plan.status is not None:
             await self._write_status(namespace, name, plan.status)
             writes += 1
+            if _dropped_secrets(body.get("status"), plan.status):
+                # A rotation or a new secretName left a Secret unreferenced: the janitor looks
+                # soon (never waiting for it). Other reconciles leave it nothing to do; its
+                # periodic sweep (and the one at start-up) covers everything else.
+                self._nudges.nudge(namespace)
             if not _healthy(body.get("status")) and _healthy(plan.status):
                 ready = conditions.find(plan.status["conditions"], conditions.READY) or {}
                 await events.post(
@@ -255,6 +259,15 @@ class CredentialsReconciler:
                 error.message,
                 controller=CONTROLLER,
             )
+
+
+def _dropped_secrets(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a Secret the old status named is no longer named by the new one."""
+
+    def names(status: Mapping[str, Any] | None) -> set[str]:
+        return {str(s.get("secretName")) for s in (status or {}).get("services") or []}
+
+    return bool(names(old) - names(new))
 
 
 def _healthy(status: Mapping[str, Any] | None) -> bool:
