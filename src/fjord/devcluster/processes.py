@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -49,8 +50,41 @@ class ProcessRecord:
         )
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 20000
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections and ``bind(0)``."""
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A port that is free on 127.0.0.1 right now (the kernel picks it)."""
+    """A port that is free on 127.0.0.1 right now.
+
+    Chosen at random *below* the kernel's ephemeral range: a port from that range (what
+    ``bind(0)`` returns) can be taken by any outgoing connection between being picked and being
+    bound by the server, which happened under load with clusters that pick a dozen ports up
+    front. Falls back to the kernel's choice if no such port is free.
+    """
+    high = _ephemeral_low()
+    if high - _LOWEST_PORT >= 1000:
+        for _ in range(100):
+            port = secrets.SystemRandom().randrange(_LOWEST_PORT, high)
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
