@@ -298,3 +298,18 @@ def test_platform_json_schema_describes_routing_flavours() -> None:
     text = str(platform_schema())
     for flavour in ("traefik", "gateway", "ingress"):
         assert flavour in text
+
+
+def test_a_database_name_that_would_make_an_invalid_secret_name_is_refused() -> None:
+    # Found by the determinism property test: "forms_" would become the Secret "app1-pg-forms-".
+    found = problems(
+        """\
+        org: ttd
+        app: app1
+        image: x:1
+        postgresql:
+          databases: [{name: forms_}]
+        """
+    )
+    assert len(found) == 1
+    assert found[0].startswith(f"{FILE}:5: postgresql.databases[0].name:")

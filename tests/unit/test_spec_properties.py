@@ -47,7 +47,9 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         document["maskinporten"] = {"scopes": sorted(set(draw(scopes)))}
     if draw(st.booleans()):
-        names = draw(st.lists(st.from_regex(r"\A[a-z][a-z0-9_]{0,8}\Z"), min_size=1, max_size=3))
+        names = draw(
+            st.lists(st.from_regex(r"\A[a-z]([a-z0-9_]{0,7}[a-z0-9])?\Z"), min_size=1, max_size=3)
+        )
         document["postgresql"] = {"databases": [{"name": n} for n in sorted(set(names))]}
     if draw(st.booleans()):
         document["redis"] = {"keyPrefix": draw(labels) + ":"}

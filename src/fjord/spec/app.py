@@ -24,7 +24,8 @@ from fjord.spec.base import DnsLabel, Quantity, SpecModel, quantity_value
 ENV_NAME = r"^[a-z][a-z0-9-]{0,30}$"
 ENV_VAR_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 SCOPE = r"^[A-Za-z0-9][A-Za-z0-9:._/-]*$"
-DATABASE_NAME = r"^[a-z][a-z0-9_]{0,39}$"  # short enough for volume names
+# Short enough for volume names; no trailing "_", which would end the Secret name in "-".
+DATABASE_NAME = r"^[a-z]([a-z0-9_]{0,38}[a-z0-9])?$"
 REDIS_COMMAND = r"^[+-]@?[a-z][a-z0-9|_-]*$"
 
 DEFAULT_REDIS_COMMANDS = ("+@all", "-@dangerous")
