@@ -101,6 +101,10 @@ def emulator_clients(platform: Platform) -> dict[str, dict[str, Any]]:
     return {c["client_id"]: c for c in dump["clients"]}
 
 
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
 def environment(status: dict[str, Any], env: str) -> dict[str, Any]:
     found: dict[str, Any] = next(e for e in status["environments"] if e["environment"] == env)
     return found
@@ -181,12 +185,24 @@ async def test_scope_change_reaches_the_maskinporten_emulator(
             until=lambda o: o is not None and o["spec"]["scopes"] == after,
         )
         assert client is not None
-    # The operator updates the same client at Digdir (the emulator): no new client id.
+    # The operator updates the same client at Digdir (the emulator): no new client id …
     registered = await eventually(
         lambda: asyncio.to_thread(lambda: emulator_clients(platform).get(client_id)),
         lambda c: c is not None and set(c["scopes"]) == set(after),
     )
     assert registered["client_id"] == client_id
+
+    # … and the app's Secret tells the pod the new scopes, with the same client.
+    async def delivered() -> dict[str, str]:
+        async with platform.kube(TT02) as kube:
+            secret = await kube.get("v1", "Secret", f"{name}-maskinporten", namespace)
+        assert secret is not None
+        return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+    data = await eventually(
+        delivered, lambda d: set(d["MASKINPORTEN_SCOPES"].split()) == set(after)
+    )
+    assert data["MASKINPORTEN_CLIENT_ID"] == client_id
 
 
 # ---- 2. a broken release fails with Flux's own message, in CLI, API and UI ----------------------
@@ -200,13 +216,17 @@ async def assert_failed_everywhere(
     cli: Any,
     flux_says: str,
 ) -> dict[str, Any]:
-    """CLI exit 1 with Flux's message; the API's reason; the UI's app page."""
+    """CLI exit 1 with Flux's message; the API's reason; the UI's app page.
+
+    Compared word by word: Flux ends some messages with a newline, the CLI's table wraps lines.
+    """
+    says = words(flux_says)
     assert cli.returncode == 1, cli.stderr
     shown: dict[str, Any] = json.loads(cli.stdout)
     assert shown["state"] == "failed"
     assert shown["reason"].startswith(f"{TT02}: ")
-    assert flux_says in shown["reason"]
-    assert flux_says in " ".join(cli.stderr.split())  # the followed table may wrap lines
+    assert says in words(shown["reason"])
+    assert says in words(cli.stderr)
 
     deployment = await call(admin, "GET", f"/api/deployments/{shown['id']}")
     assert deployment["state"] == "failed"
@@ -214,12 +234,12 @@ async def assert_failed_everywhere(
     status = await call(admin, "GET", f"/api/apps/{app}/status")
     tt02 = environment(status, "tt02")
     assert tt02["deployment"]["id"] == shown["id"]
-    assert flux_says in tt02["deployment"]["reason"]
+    assert says in words(tt02["deployment"]["reason"])
 
     row, history = await ui_app_page(platform, browser, app)
-    assert flux_says in row
+    assert says in words(row)
     assert "failed" in history
-    assert flux_says in history
+    assert says in words(history)
     return shown
 
 
@@ -256,6 +276,8 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
 ) -> None:
     app, name, namespace = "ttd/e2e-invalid", "e2e-invalid", "ttd-e2e-invalid"
     await register(admin, tmp_path, name)
+    v1 = await deploy(platform, admin, app)
+    assert v1["state"] == "ready", v1
     # The route path is a valid spec value and the Ingress is valid against Kubernetes'
     # OpenAPI schema, but the apiserver refuses '//' in a Prefix path: only the cluster knows.
     await set_config(
@@ -267,15 +289,26 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
     async with platform.kube(TT02) as kube:
         kustomization = await kube.get(*KUSTOMIZATION, name, namespace)
         workload = await kube.get("apps/v1", "Deployment", name, namespace)
+        ingress = await kube.get("networking.k8s.io/v1", "Ingress", name, namespace)
     assert kustomization is not None
     ready = condition(kustomization, "Ready")
     assert ready is not None, kustomization.get("status")
     assert ready["status"] == "False", ready
-    # Flux's dry-run refuses the whole revision: nothing of it was applied.
-    assert workload is None
+    # Flux's dry-run refuses the whole revision: nothing of it is applied, v1 keeps running.
+    assert kustomization["status"]["lastAppliedRevision"] == f"tt02@{v1['digest']}"
+    assert workload is not None
+    assert is_true(workload, "Available")
+    assert ingress is not None
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/ttd/e2e-invalid"
     assert f"Ingress/{namespace}/{name}" in ready["message"]
     assert "must not contain '//'" in ready["message"]
     await assert_failed_everywhere(platform, admin, browser, app, cli, ready["message"])
+    # The control plane agrees: the cluster still runs v1, its latest outcome is the refusal.
+    status = await call(admin, "GET", f"/api/apps/{app}/status")
+    (cell,) = environment(status, "tt02")["clusters"]
+    assert cell["revision"] == f"tt02@{v1['digest']}"
+    assert cell["ready"] is False
+    assert "must not contain '//'" in cell["message"]
 
 
 # ---- 3. rollback → the previous release runs again in every production cluster -----------------
