@@ -198,8 +198,12 @@ class LocalPostgres:
         return processes.is_alive(self.record)
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown); the data is kept for a restart with :meth:`start`."""
-        processes.stop(self.record, timeout=30)
+        """Stop the server (fast shutdown); the data is kept for a restart with :meth:`start`.
+
+        SIGINT is PostgreSQL's fast shutdown: it disconnects clients and exits cleanly. SIGTERM
+        would be the smart shutdown, which waits for every pooled client connection to close.
+        """
+        processes.stop(self.record, timeout=30, graceful=signal.SIGINT)
 
     def pause(self) -> None:
         """Freeze the postmaster (SIGSTOP): new connections hang, as with an overloaded server."""

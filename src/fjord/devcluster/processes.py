@@ -156,13 +156,15 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop(record: ProcessRecord, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL it if it has not exited within ``timeout``."""
+def stop(
+    record: ProcessRecord, timeout: float = 10.0, graceful: signal.Signals = signal.SIGTERM
+) -> None:
+    """Send ``graceful`` (SIGTERM) to the process group, then SIGKILL after ``timeout``."""
     if not is_alive(record):
         _reap(record.pid)
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(record.pid, signal.SIGTERM)
+        os.killpg(record.pid, graceful)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(record.pid)
