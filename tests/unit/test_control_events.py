@@ -124,6 +124,55 @@ async def test_a_source_error_without_revision_fails_the_deployment(tmp_path: Pa
         assert failed.reason == f"{CLUSTER}: {message}"
 
 
+async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization_s(
+    tmp_path: Path,
+) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        revision = f"tt02@{deployment.digest}"
+        await report(plane, tokens[CLUSTER], event_body(revision=revision))
+
+        async def cell() -> tuple[bool | None, str | None]:
+            status = await queries.app_status(plane, ADMIN, "ttd/skjema")
+            found = status.environments[0].clusters[0]
+            return found.ready, found.message
+
+        def source(severity: str, reason: str, message: str, n: int) -> bytes:
+            return event_body(
+                kind="OCIRepository",
+                namespace="flux-system",
+                name="ttd-skjema",
+                severity=severity,
+                reason=reason,
+                message=message,
+                revision=revision,  # the stored artifact: what keeps running
+                timestamp=f"2026-01-01T00:0{n}:00Z",
+            )
+
+        # A tampered tag: the source refuses it and keeps serving the applied revision.
+        refused = "failed to verify the signature using provider 'cosign': no matching signatures"
+        await report(plane, tokens[CLUSTER], source("error", "VerificationError", refused, 1))
+        assert await cell() == (False, refused)
+        # The tag is restored: Flux reports the recovery once, for the same revision.
+        stored = f"stored artifact with revision '{revision}'"
+        await report(plane, tokens[CLUSTER], source("info", "Succeeded", stored, 2))
+        assert await cell() == (True, stored)
+
+        # A failing Kustomization is not cleared by its source's recovery.
+        await report(plane, tokens[CLUSTER], source("error", "VerificationError", refused, 3))
+        unhealthy = "health check failed after 30s"
+        await report(
+            plane,
+            tokens[CLUSTER],
+            event_body(
+                severity="error", reason="HealthCheckFailed", message=unhealthy, revision=revision
+            ),
+        )
+        await report(plane, tokens[CLUSTER], source("info", "Succeeded", stored, 4))
+        assert await cell() == (False, unhealthy)
+
+
 async def test_a_deployment_times_out_naming_the_silent_clusters(tmp_path: Path) -> None:
     async with opened(settings(tmp_path, deploy_timeout_seconds=60)) as plane:
         await with_app(plane, tmp_path)

@@ -186,6 +186,17 @@ def _is_success(event: FluxEventData) -> bool:
     return event.kind == "Kustomization" and event.reason == "ReconciliationSucceeded"
 
 
+def _source_recovered(row: ClusterApp, event: FluxEventData) -> bool:
+    return (
+        row.ready is False
+        and (row.reason or "").startswith("OCIRepository/")
+        and event.kind == "OCIRepository"
+        and event.reason == "Succeeded"
+        and event.digest is not None
+        and event.digest == row.applied_digest
+    )
+
+
 async def _root_event(session: AsyncSession, cluster: Cluster, event: FluxEventData) -> None:
     if event.severity == "error":
         cluster.sync_ready = False
@@ -228,12 +239,17 @@ async def _app_event(
         row.applied_revision, row.applied_digest = event.revision, event.digest
     elif event.digest is not None and event.digest != row.applied_digest:
         row.ready = None  # a new revision is on its way
+    elif _source_recovered(row, event):
+        # The source failed (pull, verification) while the applied revision kept running, and
+        # works again: Flux says so once ("Succeeded" for the same revision); the Kustomization
+        # never failed, so no other event would ever clear the failure.
+        row.ready = True
     else:
         # News about what already runs (drift fixes, re-pulls): nothing changes.
         await _note(session, cluster, app, event)
         return
     row.revision, row.digest = event.revision, event.digest
-    row.reason, row.message = event.reason, event.message
+    row.reason, row.message = f"{event.kind}/{event.reason}"[:100], event.message
     row.updated_at = utcnow()
     await _note(session, cluster, app, event)
 
