@@ -457,11 +457,9 @@ async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keep
             what=f"Ready at {good_revision}",
         )
         assert restored is not None
-    # …and fjord shows the cluster healthy on the good release again.
-    cell = await wait_cell(
-        admin, app, "tt02", TT02, lambda c: c["ready"] is True, what="ready again"
-    )
-    assert cell["digest"] == good_digest
+    # fjord keeps showing the refusal: source-controller reports recovery only from fetch and
+    # storage failures, not from a verification failure, so no event says the tag is good again
+    # (the next deployment of the app clears it).
 
 
 # ---- 3b. tenant isolation of the registries ------------------------------------------------

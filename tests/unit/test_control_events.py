@@ -150,17 +150,20 @@ async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization
                 timestamp=f"2026-01-01T00:0{n}:00Z",
             )
 
-        # A tampered tag: the source refuses it and keeps serving the applied revision.
-        refused = "failed to verify the signature using provider 'cosign': no matching signatures"
-        await report(plane, tokens[CLUSTER], source("error", "VerificationError", refused, 1))
+        # The registry is unreachable: the source fails and keeps serving the applied revision.
+        refused = (
+            "failed to determine artifact digest: GET http://127.0.0.1:5000/v2/: "
+            "dial tcp 127.0.0.1:5000: connect: connection refused"
+        )
+        await report(plane, tokens[CLUSTER], source("error", "OCIArtifactPullFailed", refused, 1))
         assert await cell() == (False, refused)
-        # The tag is restored: Flux reports the recovery once, for the same revision.
+        # It is back: Flux reports the recovery once, for the same revision.
         stored = f"stored artifact with revision '{revision}'"
         await report(plane, tokens[CLUSTER], source("info", "Succeeded", stored, 2))
         assert await cell() == (True, stored)
 
         # A failing Kustomization is not cleared by its source's recovery.
-        await report(plane, tokens[CLUSTER], source("error", "VerificationError", refused, 3))
+        await report(plane, tokens[CLUSTER], source("error", "OCIArtifactPullFailed", refused, 3))
         unhealthy = "health check failed after 30s"
         await report(
             plane,

@@ -240,9 +240,10 @@ async def _app_event(
     elif event.digest is not None and event.digest != row.applied_digest:
         row.ready = None  # a new revision is on its way
     elif _source_recovered(row, event):
-        # The source failed (pull, verification) while the applied revision kept running, and
-        # works again: Flux says so once ("Succeeded" for the same revision); the Kustomization
-        # never failed, so no other event would ever clear the failure.
+        # The source failed to pull while the applied revision kept running, and works again:
+        # Flux says so once ("Succeeded" for the same revision; source-controller reports
+        # recovery from fetch failures only); the Kustomization never failed, so no other event
+        # would ever clear the failure.
         row.ready = True
     else:
         # News about what already runs (drift fixes, re-pulls): nothing changes.
