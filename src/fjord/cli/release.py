@@ -50,7 +50,9 @@ def build(
     platform_file: Path | None = PlatformOption,
     publish_to: Annotated[
         str | None,
-        typer.Option("--publish", help="Store URL: oci://host:port[/prefix], file:///dir."),
+        typer.Option(
+            "--publish", help="Store URL: oci://host:port/prefix, file:///dir or azure://c."
+        ),
     ] = None,
     key: Annotated[Path | None, typer.Option(help="cosign.key (PKCS#8 PEM) to sign with.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag(s) to move after publishing.")] = None,

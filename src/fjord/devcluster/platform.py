@@ -473,7 +473,11 @@ async def _bootstrap_cluster(
 def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> ProcessRecord:
     record, _ = processes.start_server(
         f"operator-{cid}",
-        lambda p: _fjord(
+        # The operators' lean entry point: the same arguments without loading the whole CLI.
+        lambda p: [
+            sys.executable,
+            "-m",
+            "fjord.operators.common.main",
             "operator",
             "run",
             "--all-namespaces",
@@ -493,7 +497,7 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
             f"maskinporten.platform-id={cid}",
             "--option",
             f"maskinporten.supplier-secret={SYSTEM_NAMESPACE}/{SUPPLIER_SECRET}",
-        ),
+        ],
         log=state.root / "operators" / f"{cid}.log",
         env={"KUBECONFIG": str(cluster.kubeconfig), "PYTHONUNBUFFERED": "1"},
         ready=lambda p: _http_ok(f"http://127.0.0.1:{p}/healthz"),
