@@ -243,7 +243,7 @@ async def assert_failed_everywhere(
     return shown
 
 
-@pytest.mark.timeout(900)  # Flux gives up on health checks after the Kustomization timeout (5m)
+@pytest.mark.timeout(600)  # Flux gives up on health checks after the Kustomization timeout
 async def test_a_deployment_that_never_becomes_available_fails_with_fluxs_message(
     platform: Platform, admin: httpx2.AsyncClient, browser: Browser, tmp_path: Path
 ) -> None:

@@ -62,3 +62,10 @@ def test_empty_interval_keeps_the_default(tmp_path: Path) -> None:
 def test_invalid_interval_is_refused_with_the_variable_named(value: str) -> None:
     with pytest.raises(ValueError, match="FJORD_FLUX_INTERVAL"):
         ControlSettings.from_env({"FJORD_FLUX_INTERVAL": value})
+
+
+def test_kustomization_timeout_from_the_environment() -> None:
+    settings = ControlSettings.from_env({"FJORD_KUSTOMIZATION_TIMEOUT": "60s"})
+    assert settings.kustomization_timeout == "60s"
+    with pytest.raises(ValueError, match="FJORD_KUSTOMIZATION_TIMEOUT"):
+        ControlSettings.from_env({"FJORD_KUSTOMIZATION_TIMEOUT": "a minute"})

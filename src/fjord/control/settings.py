@@ -92,6 +92,13 @@ class ControlSettings:
                     f"FJORD_FLUX_INTERVAL={interval!r} is not a Flux interval (e.g. 30s, 5m, 1h)"
                 )
             kwargs["flux_interval"] = interval
+        if env.get("FJORD_KUSTOMIZATION_TIMEOUT"):
+            timeout = env["FJORD_KUSTOMIZATION_TIMEOUT"].strip()
+            if not _FLUX_DURATION.match(timeout):
+                raise ValueError(
+                    f"FJORD_KUSTOMIZATION_TIMEOUT={timeout!r} is not a Flux duration (e.g. 60s, 5m)"
+                )
+            kwargs["kustomization_timeout"] = timeout
         if env.get("FJORD_REGISTRY_AUTH"):
             # host=user:password[,host=user:password]
             creds = {}

@@ -333,6 +333,9 @@ def _start_control_plane(
     env = _control_env(state)
     if flux_interval:
         env["FJORD_FLUX_INTERVAL"] = flux_interval
+    # kwok makes workloads Available within seconds, so a release that is not healthy after a
+    # minute will not become so: fail it then, not after Flux's usual five minutes.
+    env["FJORD_KUSTOMIZATION_TIMEOUT"] = os.environ.get("FJORD_KUSTOMIZATION_TIMEOUT", "60s")
     record, port = processes.start_server(
         "fjord-serve",
         lambda p: _fjord("serve", "--port", str(p), "--public-url", f"http://127.0.0.1:{p}"),
