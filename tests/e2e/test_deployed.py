@@ -18,7 +18,7 @@ from e2e_support import Platform
 
 from fjord.kube import is_true
 
-pytestmark = [pytest.mark.cluster, pytest.mark.flux]
+pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
 
 SAMPLES = {
     # app → (cluster, namespace, Secrets the operators must write)

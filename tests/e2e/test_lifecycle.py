@@ -30,7 +30,7 @@ from playwright.async_api import Browser, async_playwright
 
 from fjord.kube import condition, is_true
 
-pytestmark = [pytest.mark.cluster, pytest.mark.flux]
+pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
 
 TT02 = "ttd.tt02.tt02-1"
 PRODUCTION = ("ttd.production.prod-1", "ttd.production.prod-2")
