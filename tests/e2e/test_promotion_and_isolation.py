@@ -51,7 +51,7 @@ from fjord.devcluster.redis import LocalRedis
 from fjord.kube import Kube, condition, is_true
 from fjord.stores import RegistryStore
 
-pytestmark = [pytest.mark.cluster, pytest.mark.flux]
+pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
 
 ORG = "ttd"
 TT02 = "ttd.tt02.tt02-1"
