@@ -97,9 +97,18 @@ def _start_ticks(pid: int) -> int | None:
         return None
     # Field 22 (starttime) follows the command name, which may itself contain spaces.
     fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
-        return None
+    if fields[0] == "Z" and _last_thread(pid):
+        return None  # exited; only its parent's wait is missing
+    # A multi-threaded program (every Go binary) whose main thread has exited shows "Z" while
+    # its other threads still run and hold its sockets: that is not gone yet.
     return int(fields[19])
+
+
+def _last_thread(pid: int) -> bool:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
+        return True
 
 
 def is_alive(record: ProcessRecord) -> bool:
