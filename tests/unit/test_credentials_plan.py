@@ -89,6 +89,22 @@ def test_foreign_secret_with_the_name_is_a_conflict() -> None:
     assert plan.ensures == []
 
 
+def test_our_secret_being_deleted_is_waited_for_not_a_conflict() -> None:
+    # Found by the crash test: a kill lost the status write of a rotation, the janitor then
+    # deleted the new generation's Secret, and the restarted operator saw it terminating.
+    body = _body()
+    observed: dict[str, ObservedSecret | None] = {
+        "postgresql/main": ObservedSecret("app-pg-main", True, None, False, terminating=True)
+    }
+    plan = make_plan(body, _spec(body), observed, now=NOW, resync=3600)
+    assert plan.conflicts == []
+    assert plan.waiting_for == ["app-pg-main"]
+    assert plan.ensures == []
+    assert plan.status is None
+    assert plan.requeue_after is not None
+    assert plan.requeue_after < 60
+
+
 def test_expiry_requeues_at_expires_at_and_then_expires() -> None:
     body = _body()
     body["spec"]["expiresAt"] = (NOW + timedelta(seconds=90)).isoformat()

@@ -34,6 +34,9 @@ class ObservedSecret:
     managed_by_us: bool
     spec_hash: str | None
     external_present: bool
+    # Ours but being deleted (its finalizer removes the external user first), e.g. the janitor
+    # removed a generation whose status write a crash lost. Wait for it, then recreate it.
+    terminating: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,15 @@ class Ensure:
     existing: bool  # the Secret exists: keep its password, rewrite it only if its data changes
 
 
+WAIT_FOR_DELETION = 2.0  # seconds: a Secret's finalizer only has to drop one user
+
+
 @dataclass(frozen=True)
 class Plan:
     expired: bool = False
     ensures: list[Ensure] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    waiting_for: list[str] = field(default_factory=list)  # our Secrets still being deleted
     status: dict[str, Any] | None = None  # the status after success; None when unchanged
     requeue_after: float | None = None
 
@@ -94,11 +101,14 @@ def make_plan(
     goal = targets(body, wanted)
     ensures: list[Ensure] = []
     conflicts: list[str] = []
+    waiting: list[str] = []
     for request in wanted:
         target = goal[request.key]
         seen = observed.get(request.key)
         if seen is None:
             ensures.append(Ensure(request, target, existing=False))
+        elif seen.managed_by_us and seen.terminating:
+            waiting.append(target.secret_name)
         elif not seen.managed_by_us:
             conflicts.append(target.secret_name)
         elif seen.spec_hash != request.spec_hash or not seen.external_present:
@@ -107,6 +117,8 @@ def make_plan(
     requeue = earliest(resync, expiry)
     if conflicts:
         return Plan(conflicts=conflicts, requeue_after=requeue)
+    if waiting:
+        return Plan(waiting_for=waiting, requeue_after=WAIT_FOR_DELETION)
     services = [
         {
             "key": r.key,

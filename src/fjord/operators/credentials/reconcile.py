@@ -102,6 +102,9 @@ class CredentialsReconciler:
                 "rename the secretName or delete those Secrets",
                 reason="SecretNameTaken",
             )
+        if plan.waiting_for:
+            log.info("waiting for Secrets being deleted", secrets=plan.waiting_for)
+            return Result(requeue_after=plan.requeue_after)
         writes = 0
         for ensure in plan.ensures:
             progress["service"] = ensure.request.key
@@ -163,11 +166,11 @@ class CredentialsReconciler:
                 labels.get(naming.MANAGED_BY) == naming.MANAGER
                 and labels.get(naming.LABEL_OWNER) == name
                 and notes.get(naming.SERVICE) == request.key
-                and not meta.get("deletionTimestamp")
             )
-            present = ours and await self._handlers[request.kind].present(notes)
+            terminating = bool(meta.get("deletionTimestamp"))
+            present = ours and not terminating and await self._handlers[request.kind].present(notes)
             observed[request.key] = ObservedSecret(
-                target.secret_name, ours, notes.get(naming.SPEC_HASH), present
+                target.secret_name, ours, notes.get(naming.SPEC_HASH), present, terminating
             )
         return observed, found
 
