@@ -84,46 +84,52 @@ async def test_kill_at_random_points_leaves_no_orphans(
     names: list[str] = []
     selector = "app.kubernetes.io/managed-by=fjord-credentials"
     operator = start_operator(Path(cluster.kubeconfig), admin, tmp_path / "op-0.log")
-    for run in range(RUNS):
-        for change in range(BATCH):
-            if names and rng.random() < 0.3:
-                rotate = {"metadata": {"annotations": {"fjord.dev/rotate": f"r{run}.{change}"}}}
-                await kube.patch(*AC, rng.choice(names), rotate, namespace)
-            else:
-                names.append(f"app{run}-{change}")
-                await kube.apply(app_credentials(namespace, names[-1]))
-        # Kill somewhere between "just received the events" and "long done".
-        await asyncio.sleep(rng.uniform(0.0, 1.0))
-        operator.kill()
+    # Whatever fails, no operator may outlive this test: a leaked one would race the next
+    # test's operator for the same objects.
+    try:
+        for run in range(RUNS):
+            for change in range(BATCH):
+                if names and rng.random() < 0.3:
+                    rotate = {"metadata": {"annotations": {"fjord.dev/rotate": f"r{run}.{change}"}}}
+                    await kube.patch(*AC, rng.choice(names), rotate, namespace)
+                else:
+                    names.append(f"app{run}-{change}")
+                    await kube.apply(app_credentials(namespace, names[-1]))
+            # Kill somewhere between "just received the events" and "long done".
+            await asyncio.sleep(rng.uniform(0.0, 1.0))
+            operator.kill()
+            secrets = await kube.items("v1", "Secret", namespace, label_selector=selector)
+            assert _duplicates(secrets) == [], f"run {run}: duplicate Secrets for one generation"
+            operator = start_operator(
+                Path(cluster.kubeconfig), admin, tmp_path / f"op-{run + 1}.log"
+            )
+        for name in names:
+            obj = await kube.wait_for(*AC, name, namespace, until=_converged, timeout=120)
+            assert obj is not None
+            services = {s["key"]: s["secretName"] for s in obj["status"]["services"]}
+            assert set(services) == {"postgresql/main", "redis"}
+            for secret_name in services.values():
+                assert await kube.get("v1", "Secret", secret_name, namespace) is not None
         secrets = await kube.items("v1", "Secret", namespace, label_selector=selector)
-        assert _duplicates(secrets) == [], f"run {run}: duplicate Secrets for one generation"
-        operator = start_operator(Path(cluster.kubeconfig), admin, tmp_path / f"op-{run + 1}.log")
-    for name in names:
-        obj = await kube.wait_for(*AC, name, namespace, until=_converged, timeout=120)
-        assert obj is not None
-        services = {s["key"]: s["secretName"] for s in obj["status"]["services"]}
-        assert set(services) == {"postgresql/main", "redis"}
-        for secret_name in services.values():
-            assert await kube.get("v1", "Secret", secret_name, namespace) is not None
-    secrets = await kube.items("v1", "Secret", namespace, label_selector=selector)
-    assert _duplicates(secrets) == [], "duplicate Secrets for one generation"
-    # Every role and ACL user belongs to an existing Secret (no orphans while running).
-    users = {s["metadata"]["annotations"].get("fjord.dev/postgresql-role") for s in secrets} | {
-        s["metadata"]["annotations"].get("fjord.dev/redis-user") for s in secrets
-    }
-    assert _roles(postgres, namespace) <= users
-    assert _acl_users(redis, namespace) <= users
-    for name in names:
-        await kube.delete(*AC, name, namespace)
-    for secret in secrets:
-        await kube.wait_for(
-            "v1",
-            "Secret",
-            secret["metadata"]["name"],
-            namespace,
-            until=lambda o: o is None,
-            timeout=120,
-        )
-    operator.stop()
+        assert _duplicates(secrets) == [], "duplicate Secrets for one generation"
+        # Every role and ACL user belongs to an existing Secret (no orphans while running).
+        users = {s["metadata"]["annotations"].get("fjord.dev/postgresql-role") for s in secrets} | {
+            s["metadata"]["annotations"].get("fjord.dev/redis-user") for s in secrets
+        }
+        assert _roles(postgres, namespace) <= users
+        assert _acl_users(redis, namespace) <= users
+        for name in names:
+            await kube.delete(*AC, name, namespace)
+        for secret in secrets:
+            await kube.wait_for(
+                "v1",
+                "Secret",
+                secret["metadata"]["name"],
+                namespace,
+                until=lambda o: o is None,
+                timeout=120,
+            )
+    finally:
+        operator.stop()
     assert _roles(postgres, namespace) == set()
     assert _acl_users(redis, namespace) == set()
