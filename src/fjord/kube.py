@@ -287,6 +287,15 @@ def is_true(obj: Obj | None, type_: str) -> bool:
     return cond is not None and cond.get("status") == "True"
 
 
+def has_artifact(obj: Obj | None) -> bool:
+    """A Flux source that is Ready *and* has its artifact recorded.
+
+    Flux's patch helper writes status conditions before the rest of status, so a reader can see
+    ``Ready=True`` a moment before ``status.artifact`` exists; waiting on both avoids that race.
+    """
+    return is_true(obj, "Ready") and bool((obj or {}).get("status", {}).get("artifact"))
+
+
 def _summary(obj: Obj | None) -> str:
     if obj is None:
         return "absent"

@@ -48,7 +48,7 @@ from fjord.artifact.oci import (
 from fjord.control.events import sign
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.redis import LocalRedis
-from fjord.kube import Kube, condition, is_true
+from fjord.kube import Kube, condition, has_artifact, is_true
 from fjord.stores import RegistryStore
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
@@ -544,7 +544,7 @@ async def test_the_other_orgs_cluster_cannot_pull_this_orgs_artifacts(
                 "OCIRepository",
                 "e2e-own-org",
                 FLUX_NS,
-                until=lambda o: is_true(o, "Ready"),
+                until=has_artifact,
                 timeout=120,
                 what="Ready",
             )

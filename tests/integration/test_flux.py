@@ -11,7 +11,7 @@ import yaml
 from fjord.artifact.oci import build_artifact
 from fjord.devcluster.cluster import ClusterState
 from fjord.devcluster.registry import LocalRegistry
-from fjord.kube import Kube, condition, is_true
+from fjord.kube import Kube, condition, has_artifact, is_true
 from fjord.stores.registry import RegistryStore
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux]
@@ -68,7 +68,7 @@ async def test_oci_repository_pulls_and_kustomization_applies_and_prunes(
         "OCIRepository",
         "app",
         ns,
-        until=lambda o: is_true(o, "Ready"),
+        until=has_artifact,
         what="Ready",
     )
     assert source is not None

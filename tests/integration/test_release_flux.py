@@ -13,7 +13,7 @@ import yaml
 from fjord.artifact.oci import build_artifact
 from fjord.artifact.signing import generate_key_pair, load_private_key
 from fjord.devcluster.registry import LocalRegistry
-from fjord.kube import Kube, condition, is_true
+from fjord.kube import Kube, condition, has_artifact, is_true
 from fjord.releases import build_release, publish
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
@@ -99,9 +99,7 @@ async def test_flux_verifies_fjord_signatures_and_applies_the_environment(
     for name, tag in (("signed", "tt02"), ("unsigned", "unsigned"), ("foreign", "foreign")):
         await flux_kube.apply(oci_repository(name, ns, url, tag), field_manager="test")
 
-    signed = await flux_kube.wait_for(
-        OCI, "OCIRepository", "signed", ns, until=ready_status("True")
-    )
+    signed = await flux_kube.wait_for(OCI, "OCIRepository", "signed", ns, until=has_artifact)
     assert signed is not None
     assert signed["status"]["artifact"]["revision"] == f"tt02@{published.digest}"
     assert is_true(signed, "SourceVerified")
