@@ -148,8 +148,3 @@ def config_history(
     for row in rows:
         table.add_row(str(row["version"]), row["created_at"], row["author"], row["reason"])
     out.print(table)
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(app_app, name="app")
-    root.add_typer(config_app, name="config")

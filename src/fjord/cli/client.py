@@ -18,9 +18,7 @@ from typing import Any, TypeVar
 import httpx2
 import typer
 
-from fjord.api import ApiSettings, create_app
 from fjord.cli.output import fail
-from fjord.control import ControlPlane, ControlSettings
 
 T = TypeVar("T")
 
@@ -91,6 +89,11 @@ async def connect(server: str | None, token: str | None) -> AsyncIterator[Api]:
         ) as client:
             yield Api(client)
         return
+    # Only the in-process mode needs the API app and the control plane (FastAPI, SQLAlchemy,
+    # Kubernetes clients): a remote call does not pay for importing them.
+    from fjord.api import ApiSettings, create_app
+    from fjord.control import ControlPlane, ControlSettings
+
     settings = ApiSettings(
         control=ControlSettings.from_env(),
         local_actor=f"local:{os.environ.get('USER', 'admin')}",

@@ -89,7 +89,3 @@ def bootstrap(
         emit_json(objects)
     else:
         print(dump_all(objects).decode(), end="")
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(cluster_app, name="cluster")

@@ -333,8 +333,3 @@ def history(
             row["requested_by"],
         )
     out.print(table)
-
-
-def register(root: typer.Typer) -> None:
-    for command in (deploy, status, history, promote, approve, rollback, undeploy):
-        root.command(command.__name__)(command)

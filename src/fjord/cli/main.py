@@ -1,34 +1,114 @@
-"""Entry point of the ``fjord`` command: global options and the sub-command groups."""
+"""Entry point of the ``fjord`` command: global options and the sub-commands (loaded lazily)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
 
 import typer
 
 from fjord import __version__
-from fjord.cli.dev import dev_app
-from fjord.cli.keys import keys_app
-from fjord.cli.maskinporten import maskinporten_app
-from fjord.cli.release import release_app
-from fjord.cli.spec import schema_command
+from fjord.cli.lazy import LazyCommand, LazyGroup
+
+
+class RootGroup(LazyGroup):
+    # In the order `fjord --help` lists them: the daily work first, then setup and local tools.
+    # Each help line must equal the command's own (tests/unit/test_cli_help.py checks).
+    lazy_commands: ClassVar[Mapping[str, LazyCommand]] = {
+        "deploy": LazyCommand(
+            "fjord.cli.deploys",
+            "deploy",
+            "Build, publish and deploy an app to an environment; follow every cluster.",
+        ),
+        "status": LazyCommand(
+            "fjord.cli.deploys",
+            "status",
+            "What runs where: per environment and cluster, the revision Flux applied and its"
+            " health.",
+        ),
+        "history": LazyCommand(
+            "fjord.cli.deploys",
+            "history",
+            "Deployments of an app, newest first; ``--diff A B`` compares two releases.",
+        ),
+        "promote": LazyCommand(
+            "fjord.cli.deploys",
+            "promote",
+            "Promote the release ready in the previous environment (same digest) to ``--to``.",
+        ),
+        "approve": LazyCommand(
+            "fjord.cli.deploys", "approve", "Approve a deployment (app-admin), then follow it."
+        ),
+        "rollback": LazyCommand(
+            "fjord.cli.deploys",
+            "rollback",
+            "Point an environment at an earlier release (recorded as a deployment).",
+        ),
+        "undeploy": LazyCommand(
+            "fjord.cli.deploys",
+            "undeploy",
+            "Remove an app from an environment; Flux prunes it from every cluster.",
+        ),
+        "app": LazyCommand(
+            "fjord.cli.apps", "app_app", "Apps fjord deploys (org/app + where the source is)."
+        ),
+        "config": LazyCommand(
+            "fjord.cli.apps",
+            "config_app",
+            "Dynamic config: versioned, audited settings not in git.",
+        ),
+        "cluster": LazyCommand(
+            "fjord.cli.clusters", "cluster_app", "The clusters of each org and environment."
+        ),
+        "token": LazyCommand(
+            "fjord.cli.tokens", "token_app", "API tokens (stored hashed; shown once)."
+        ),
+        "release": LazyCommand(
+            "fjord.cli.release",
+            "release_app",
+            "Build, publish and verify releases (signed Flux OCI artifacts).",
+        ),
+        "keys": LazyCommand(
+            "fjord.cli.keys",
+            "keys_app",
+            "Signing keys for releases (cosign-compatible ECDSA P-256).",
+        ),
+        "schema": LazyCommand(
+            "fjord.cli.spec",
+            "schema_command",
+            "Print the JSON Schema of the app spec, for editors and CI validation.",
+        ),
+        "serve": LazyCommand(
+            "fjord.cli.serve",
+            "serve",
+            "Serve the control plane's API (/api, /openapi.json) and web UI (/).",
+        ),
+        "operator": LazyCommand(
+            "fjord.cli.operator",
+            "operator_app",
+            "fjord's operators: credentials, janitor, maskinporten.",
+        ),
+        "maskinporten": LazyCommand(
+            "fjord.cli.maskinporten",
+            "maskinporten_app",
+            "Maskinporten: a local emulator of the Digdir APIs, and keys.",
+        ),
+        "dev": LazyCommand(
+            "fjord.cli.dev",
+            "dev_app",
+            "Run fjord's local platform: clusters, Flux and a registry.",
+        ),
+    }
+
 
 app = typer.Typer(
     name="fjord",
+    cls=RootGroup,
     help="fjord turns apps into signed releases that Kubernetes clusters pull with Flux.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
-app.add_typer(dev_app, name="dev")
-app.add_typer(maskinporten_app, name="maskinporten")
-app.command("schema")(schema_command)
-app.add_typer(keys_app, name="keys")
-app.add_typer(release_app, name="release")
-app.add_typer(__import__("fjord.cli.operator", fromlist=["_"]).operator_app, name="operator")
-__import__("fjord.cli.apps", fromlist=["register"]).register(app)
-__import__("fjord.cli.deploys", fromlist=["register"]).register(app)
-__import__("fjord.cli.clusters", fromlist=["register"]).register(app)
-__import__("fjord.cli.tokens", fromlist=["register"]).register(app)
-__import__("fjord.cli.serve", fromlist=["register"]).register(app)
 
 
 def _version(value: bool) -> None:

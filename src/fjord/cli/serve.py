@@ -29,7 +29,3 @@ def serve(
     app = create_app(ApiSettings(control=control))
     err.print(f"fjord serving on http://{host}:{port} (data: {control.data_dir})")
     uvicorn.run(app, host=host, port=port, log_level="info")
-
-
-def register(root: typer.Typer) -> None:
-    root.command("serve")(serve)

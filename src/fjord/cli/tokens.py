@@ -69,7 +69,3 @@ def revoke(
     """Revoke a token."""
     run(server, token, lambda api: api.delete(f"/api/tokens/{token_id}"))
     err.print(f"token {token_id} revoked")
-
-
-def register(root: typer.Typer) -> None:
-    root.add_typer(token_app, name="token")
