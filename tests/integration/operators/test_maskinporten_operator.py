@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest_maskinporten import (
@@ -43,6 +44,16 @@ __all__ = ["mp_crd", "mp_emulator", "mp_emulator_server", "mp_supplier_key", "op
 __all__ += ["supplier_dir"]
 
 
+async def events_about(kube: Kube, namespace: str, uid: str) -> list[dict[str, Any]]:
+    """The operator's Events about one object, oldest first."""
+    found = [
+        e
+        for e in await kube.items("events.k8s.io/v1", "Event", namespace)
+        if e.get("regarding", {}).get("uid") == uid
+    ]
+    return sorted(found, key=lambda e: str(e.get("eventTime")))
+
+
 async def test_create_update_rotate_delete(
     kube: Kube, namespace: str, mp_emulator: EmulatorServer, operator: Operator
 ) -> None:
@@ -78,6 +89,16 @@ async def test_create_update_rotate_delete(
         cr["metadata"]["uid"],
         True,
     )
+
+    # Each change is an Event on the CR, in order, from the operator, naming what it did.
+    created = await events_about(kube, namespace, cr["metadata"]["uid"])
+    reasons = [e["reason"] for e in created]
+    assert reasons.index("ClientCreated") < reasons.index("SecretWritten"), reasons
+    assert {e["type"] for e in created} == {"Normal"}
+    assert {e["reportingController"] for e in created} == {"fjord.dev/maskinporten-operator"}
+    note = next(e["note"] for e in created if e["reason"] == "ClientCreated")
+    assert client["client_id"] in note
+    assert READ in note
 
     # The app's token client gets a token for those scopes with the Secret's data.
     claims = decode_claims(await token_for(settings))
@@ -187,6 +208,13 @@ async def test_drift_lost_secret_and_unknown_scope(
     cond = await eventually(stalled)
     assert cond["reason"] == "DigdirRejected"
     assert "fjord:does-not-exist" in str(cond["message"])
+    warnings = [
+        e
+        for e in await events_about(kube, namespace, cr["metadata"]["uid"])
+        if e["type"] == "Warning"
+    ]
+    assert [e["reason"] for e in warnings][:1] == ["DigdirRejected"], warnings
+    assert "fjord:does-not-exist" in warnings[0]["note"]
     settings = await read_settings(kube, namespace, "app2-maskinporten")
     assert settings is not None
     assert key_accepted(mp_emulator, settings) is None

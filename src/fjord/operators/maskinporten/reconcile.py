@@ -26,6 +26,7 @@ from fjord.maskinporten.errors import (
     AdminValidationError,
     UnavailableError,
 )
+from fjord.operators.common import events
 from fjord.operators.common.conditions import find, summarize, timestamp
 from fjord.operators.common.errors import PermanentError, TransientError, scrub
 from fjord.operators.common.result import Result
@@ -41,7 +42,19 @@ from fjord.operators.maskinporten.plan import identity, plan
 from fjord.spec.infra import API_VERSION, MaskinportenClientSpec
 
 FINALIZER = "fjord.dev/maskinporten"
+CONTROLLER = "fjord.dev/maskinporten-operator"
 MAX_ACTIONS = 10
+# The Event reason for each command that ran: what happened, in the past tense.
+EVENT_REASONS = {
+    "CreateClient": "ClientCreated",
+    "UpdateClient": "ClientUpdated",
+    "DeleteClient": "ClientDeleted",
+    "GenerateKey": "KeyGenerated",
+    "ReplaceJwks": "KeysRegistered",
+    "WriteSecret": "SecretWritten",
+    "DeleteSecret": "SecretDeleted",
+    "ClearSecret": "SecretCleared",
+}
 
 
 @dataclass
@@ -126,6 +139,7 @@ class Reconciler:
             )
             actions = outcome.actions
             writes += sum(1 for a in actions if a.result == "ok")
+            await self._announce(body, actions)
             if outcome.error is not None:
                 raise outcome.error
             if resource.deleting:
@@ -134,6 +148,7 @@ class Reconciler:
         except Exception as exc:
             failure = classify(exc, _where(step, actions))
             await self._write_status(body, _failed(body, failure, attempts + 1), actions, {})
+            await self._warn_once(body, failure)
             if failure.transient:
                 raise TransientError(failure.message, reason=failure.reason) from exc
             raise PermanentError(failure.message, reason=failure.reason) from exc
@@ -149,6 +164,29 @@ class Reconciler:
         verdict = Verdict(o.status == "True", o.reason, o.message, stalled=plan_.stalled)
         writes += await self._write_status(body, verdict, actions, fields)
         return Result(requeue_after=plan_.requeue_after, writes=writes)
+
+    async def _announce(self, body: Mapping[str, Any], actions: list[Action]) -> None:
+        """One Normal Event per command that changed something in Digdir or the cluster."""
+        for action in actions:
+            if action.result == "ok":
+                reason = EVENT_REASONS.get(action.action, action.action)
+                await events.post(
+                    self.kube, body, events.NORMAL, reason, action.detail, controller=CONTROLLER
+                )
+
+    async def _warn_once(self, body: Mapping[str, Any], failure: Failure) -> None:
+        """A Warning when the failure is new; retries of the same failure only update status."""
+        ready = find((body.get("status") or {}).get("conditions") or [], "Ready") or {}
+        if ready.get("reason") == failure.reason:
+            return
+        await events.post(
+            self.kube,
+            body,
+            events.WARNING,
+            failure.reason,
+            failure.message,
+            controller=CONTROLLER,
+        )
 
     async def _observe(self, body: Mapping[str, Any], memory: Memory) -> Observed:
         r = resource_from_body(body)

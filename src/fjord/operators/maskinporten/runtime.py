@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.dynamic import DynamicClient
@@ -27,6 +28,7 @@ from fjord.operators.common.metrics import OperatorMetrics
 from fjord.operators.common.result import Result
 from fjord.operators.maskinporten.act import Actor, data_hash, rsa_key_factory
 from fjord.operators.maskinporten.config import ConfigError, OperatorConfig
+from fjord.operators.maskinporten.digdir_metrics import counting_client, digdir_counter
 from fjord.operators.maskinporten.model import HASH_ANNOTATION, OWNER_LABEL, ROTATE_ANNOTATION
 from fjord.operators.maskinporten.observe import ClientListing, decode_secret_data
 from fjord.operators.maskinporten.reconcile import Memory, Reconciler
@@ -77,6 +79,7 @@ class Runtime:
     memories: dict[Key, Memory] = field(default_factory=dict)
     _kube: Kube | None = None
     _api: SelfServiceClient | None = None
+    _http: httpx2.AsyncClient | None = None
     _controller: Controller | None = None
     reconciler: Reconciler | None = None
 
@@ -86,9 +89,11 @@ class Runtime:
             logging.getLogger("httpx2").setLevel(logging.WARNING)
         kube = self._kube = await connect(self.kubeconfig)
         supplier = await load_supplier(self.config, kube)
+        self._http = counting_client(digdir_counter(self.metrics.registry))
         api = self._api = SelfServiceClient(
             api_base_url=self.config.api_base_url,
             supplier=supplier,
+            http=self._http,
             retry=RetryPolicy(attempts=self.config.request_attempts),
         )
         listing = ClientListing(api)
@@ -121,6 +126,8 @@ class Runtime:
             await self._controller.stop()
         if self._api is not None:
             await self._api.aclose()
+        if self._http is not None:
+            await self._http.aclose()
         if self._kube is not None:
             await self._kube.close()
 
