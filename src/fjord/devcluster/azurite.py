@@ -14,9 +14,7 @@ directory so :meth:`Azurite.load` can stop it from another process.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import shutil
 import subprocess
@@ -28,6 +26,7 @@ import httpx2
 
 from fjord.devcluster import processes
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
+from fjord.devcluster.statefile import read_state, remove_state, write_state
 
 AZURITE_VERSION = "3.35.0"
 STATE_FILE = "azurite.json"
@@ -158,17 +157,15 @@ class Azurite:
         return azurite
 
     def _save(self) -> None:
-        state = {"process": self.process.to_json(), "port": self.port}
-        tmp = self.state_dir / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, self.state_dir / STATE_FILE)
+        write_state(
+            self.state_dir / STATE_FILE, {"process": self.process.to_json(), "port": self.port}
+        )
 
     @classmethod
     def load(cls, state_dir: Path | str) -> Azurite | None:
         """The Azurite recorded in ``state_dir`` by :meth:`start`, if any."""
-        try:
-            state = json.loads((Path(state_dir) / STATE_FILE).read_text())
-        except (OSError, ValueError):
+        state = read_state(Path(state_dir) / STATE_FILE)
+        if state is None:
             return None
         return cls(Path(state_dir), int(state["port"]), ProcessRecord.from_json(state["process"]))
 
@@ -178,8 +175,7 @@ class Azurite:
     def stop(self) -> None:
         """Stop Azurite (SIGTERM, then SIGKILL); the data directory is kept."""
         processes.stop(self.process)
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / STATE_FILE).unlink()
+        remove_state(self.state_dir / STATE_FILE)
 
     def __enter__(self) -> Self:
         return self

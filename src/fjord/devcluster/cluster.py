@@ -9,7 +9,6 @@ and process, so ``down`` works from any later process, also after a crash.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import shutil
 import ssl
@@ -26,6 +25,7 @@ from fjord.devcluster import binaries, processes
 from fjord.devcluster.kubeclient import KubeREST
 from fjord.devcluster.pki import ClusterPKI, generate, write_kubeconfig
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
+from fjord.devcluster.statefile import read_state, write_state
 from fjord.errors import FjordError
 
 Progress = Callable[[str], None]
@@ -89,15 +89,12 @@ class ClusterState:
             "nodes": self.nodes,
             "flux": self.flux,
         }
-        tmp = self.directory / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.directory / STATE_FILE)
+        write_state(self.directory / STATE_FILE, data)
 
     @classmethod
     def load(cls, directory: Path) -> ClusterState | None:
-        try:
-            data = json.loads((directory / STATE_FILE).read_text())
-        except (OSError, ValueError):
+        data = read_state(directory / STATE_FILE)
+        if data is None:
             return None
         return cls(
             name=data["name"],

@@ -37,6 +37,7 @@ from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.processes import ProcessRecord
 from fjord.devcluster.redis import LocalRedis
 from fjord.devcluster.registry import LocalRegistry
+from fjord.devcluster.statefile import read_state, write_state
 from fjord.errors import FjordError
 from fjord.kube import Kube, is_true
 from fjord.maskinporten.emulator import ADMIN_SCOPES
@@ -116,19 +117,12 @@ class PlatformState:
             "control_url": self.control_url,
             "token": self.token,
         }
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / (STATE_FILE + ".tmp")
-        # Holds the admin token and registry passwords of the local platform: owner only.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        tmp.replace(self.file)
+        write_state(self.file, data)
 
     @classmethod
     def load(cls, root: Path) -> PlatformState | None:
-        try:
-            data = json.loads((root / STATE_FILE).read_text())
-        except (OSError, ValueError):
+        data = read_state(root / STATE_FILE)
+        if data is None:
             return None
         record = ProcessRecord.from_json
         return cls(

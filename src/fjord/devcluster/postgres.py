@@ -14,8 +14,6 @@ in a directory owned by that user under ``/tmp``: the caller's state directory (
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import pwd
 import secrets
@@ -25,11 +23,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import psycopg
 
 from fjord.devcluster import processes
+from fjord.devcluster.statefile import read_state, remove_state, write_state
 from fjord.errors import FjordError
 
 BIN_DIR = Path("/usr/lib/postgresql/15/bin")
@@ -120,7 +119,7 @@ class LocalPostgres:
             raise PostgresError(
                 f"{BIN_DIR / 'postgres'} not found", hint="apt-get install -y postgresql-15"
             )
-        previous = _read_state(state)
+        previous = read_state(state / STATE_FILE)
         if previous is not None and (Path(previous["runtime_dir"]) / "data").exists():
             runtime, password = Path(previous["runtime_dir"]), str(previous["password"])
         else:
@@ -171,19 +170,13 @@ class LocalPostgres:
             "password": self.password,
             "record": self.record.to_json(),
         }
-        tmp = self.state_dir / f".{STATE_FILE}.tmp"
-        tmp.unlink(missing_ok=True)
-        # 0600: the file holds the superuser password.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, self.state_dir / STATE_FILE)
+        write_state(self.state_dir / STATE_FILE, data)
 
     @classmethod
     def load(cls, state_dir: Path | str) -> LocalPostgres | None:
         """The server recorded in ``state_dir`` by :meth:`start` (possibly by another process)."""
         state = Path(state_dir)
-        data = _read_state(state)
+        data = read_state(state / STATE_FILE)
         if data is None:
             return None
         return cls(
@@ -221,22 +214,13 @@ class LocalPostgres:
         """Stop and delete the data (tests' teardown)."""
         self.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / STATE_FILE).unlink()
+        remove_state(self.state_dir / STATE_FILE)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _read_state(state: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads((state / STATE_FILE).read_text())
-    except FileNotFoundError:
-        return None
-    return data
 
 
 def _chown_to_os_user(path: Path) -> None:

@@ -9,19 +9,18 @@ directory so :meth:`LocalRedis.load` finds the server from another process.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
 import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import redis
 
 from fjord.devcluster import processes
+from fjord.devcluster.statefile import read_state, remove_state, write_state
 from fjord.errors import FjordError
 
 STATE_FILE = "redis.json"
@@ -76,7 +75,7 @@ class LocalRedis:
         state = Path(state_dir)
         state.mkdir(parents=True, exist_ok=True)
         acl_file = state / "users.acl"
-        previous = _read_state(state)
+        previous = read_state(state / STATE_FILE)
         if previous is not None and acl_file.exists():
             password = str(previous["password"])
         else:
@@ -119,17 +118,12 @@ class LocalRedis:
 
     def _save(self) -> None:
         data = {"port": self.port, "password": self.password, "record": self.record.to_json()}
-        tmp = self.state_dir / f".{STATE_FILE}.tmp"
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, self.state_dir / STATE_FILE)
+        write_state(self.state_dir / STATE_FILE, data)
 
     @classmethod
     def load(cls, state_dir: Path | str) -> LocalRedis | None:
         state = Path(state_dir)
-        data = _read_state(state)
+        data = read_state(state / STATE_FILE)
         if data is None:
             return None
         return cls(
@@ -154,19 +148,10 @@ class LocalRedis:
 
     def destroy(self) -> None:
         self.stop()
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / STATE_FILE).unlink()
+        remove_state(self.state_dir / STATE_FILE)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _read_state(state: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads((state / STATE_FILE).read_text())
-    except FileNotFoundError:
-        return None
-    return data

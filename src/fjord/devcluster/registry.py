@@ -11,9 +11,7 @@ Process handling (detached start, readiness, stop, pid-reuse safety) is
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -23,6 +21,7 @@ import httpx2
 
 from fjord.devcluster import processes
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
+from fjord.devcluster.statefile import read_state, remove_state, write_state
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 STATE_FILE = "registry.json"
@@ -136,19 +135,13 @@ class LocalRegistry:
             "username": self.username,
             "password": self.password,
         }
-        tmp = self.state_dir / f".{STATE_FILE}.tmp"
-        # The file holds the test registry's password: readable by its owner only.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(state, indent=2))
-        os.replace(tmp, self.state_dir / STATE_FILE)
+        write_state(self.state_dir / STATE_FILE, state)
 
     @classmethod
     def load(cls, state_dir: Path | str) -> LocalRegistry | None:
         """The registry recorded in ``state_dir`` by :meth:`start` (possibly in another process)."""
-        try:
-            state = json.loads((Path(state_dir) / STATE_FILE).read_text())
-        except (OSError, ValueError):
+        state = read_state(Path(state_dir) / STATE_FILE)
+        if state is None:
             return None
         return cls(
             Path(state_dir),
@@ -165,8 +158,7 @@ class LocalRegistry:
     def stop(self) -> None:
         """Stop the registry (SIGTERM, then SIGKILL); the storage directory is kept."""
         processes.stop(self.process)
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / STATE_FILE).unlink()
+        remove_state(self.state_dir / STATE_FILE)
 
     def __enter__(self) -> Self:
         return self
