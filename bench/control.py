@@ -66,6 +66,11 @@ APPS = 100
 RELEASES_PER_APP = 10
 
 
+def release_digest(release_id: int) -> str:
+    """The digest the seeded release ``release_id`` gets (so events can name real releases)."""
+    return f"sha256:{release_id:064x}"
+
+
 def platform(clusters_per_env: int = 1) -> Any:
     base = default_platform().model_copy(update={"routing": IngressRouting(flavour="ingress")})
     names = {
@@ -109,7 +114,7 @@ async def seed(settings: ControlSettings, deployments: int) -> None:
                     {
                         "id": (app - 1) * RELEASES_PER_APP + r + 1,
                         "app_id": app,
-                        "digest": f"sha256:{uuid.uuid4().hex}{uuid.uuid4().hex}",
+                        "digest": release_digest((app - 1) * RELEASES_PER_APP + r + 1),
                         "source": "/src",
                         "revision": f"main@sha1:{uuid.uuid4().hex}",
                         "config_version": r,
@@ -232,7 +237,14 @@ async def ingest_rate(
                 "severity": "info",
                 "reason": "ReconciliationSucceeded",
                 "message": f"applied {i}",
-                "metadata": {"revision": f"tt02@sha256:{i:064x}"},
+                # A released digest of that app: the path real clusters take (an unknown
+                # digest is flagged and audited, a different path).
+                "metadata": {
+                    "revision": "tt02@"
+                    + release_digest(
+                        (i % APPS) * RELEASES_PER_APP + (i // APPS) % RELEASES_PER_APP + 1
+                    )
+                },
             }
         ).encode()
         for i in range(total)

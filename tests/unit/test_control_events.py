@@ -19,7 +19,7 @@ from test_control_support import (
 )
 
 from fjord.control import UnauthenticatedError, deploys, events, queries
-from fjord.control.models import ClusterApp, Deployment, FluxEvent, utcnow
+from fjord.control.models import AuditEntry, ClusterApp, Deployment, FluxEvent, utcnow
 from fjord.control.progress import expire
 from fjord.stores import LocalStore
 
@@ -245,3 +245,44 @@ async def test_reading_an_overdue_deployment_fails_it_without_a_sweeper(tmp_path
         assert read.state == "failed"
         assert read.reason is not None
         assert read.reason.startswith("timed out after ")
+
+
+async def test_a_revision_fjord_never_released_is_flagged_not_reported_ready(
+    tmp_path: Path,
+) -> None:
+    # Someone pushed to the registry and moved the tag; Flux (whose key-based cosign check does
+    # not bind the signature to the digest) applied it. fjord knows every digest it released.
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{deployment.digest}"))
+        foreign = "tt02@sha256:" + "f" * 64
+        for message in ("applied", "Reconciliation finished in 1s", "again"):
+            await report(plane, tokens[CLUSTER], event_body(revision=foreign, message=message))
+        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
+        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        assert cell.ready is False
+        assert cell.reason == events.UNKNOWN_REVISION
+        assert cell.revision == foreign  # what runs there, truthfully
+        assert cell.message is not None
+        assert foreign in cell.message
+        assert "never released" in cell.message
+        async with plane.db.session() as session:
+            audits = (
+                await session.scalars(
+                    select(AuditEntry).where(AuditEntry.action == "release.unknown_revision")
+                )
+            ).all()
+        assert [(a.actor, a.target, a.detail["revision"]) for a in audits] == [
+            ("flux", "ttd/skjema", foreign)  # once, however often the cluster repeats it
+        ]
+
+        # A fjord release applied again clears the verdict.
+        await report(
+            plane,
+            tokens[CLUSTER],
+            event_body(revision=f"tt02@{deployment.digest}", message="rolled back by hand"),
+        )
+        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
+        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        assert (cell.ready, cell.digest) == (True, deployment.digest)

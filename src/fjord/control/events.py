@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import flux, states
+from fjord.control import audit, flux, states
 from fjord.control.errors import InvalidError, UnauthenticatedError
 from fjord.control.models import (
     App,
@@ -27,14 +27,19 @@ from fjord.control.models import (
     Deployment,
     FluxEvent,
     Org,
+    Release,
     TimelineEntry,
     utcnow,
 )
 from fjord.control.plane import ControlPlane
 from fjord.control.progress import evaluate
+from fjord.control.roles import Actor
 
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
 _REFUSED = "missing or invalid event signature"
+UNKNOWN_REVISION = "fjord/UnknownRevision"
+# Who the audit log names for what a cluster reported on its own.
+FLUX = Actor(name="flux")
 
 
 def sign(token: str, body: bytes) -> str:
@@ -165,7 +170,7 @@ async def _apply(
     ).one_or_none()
     if app is None:
         return IngestResult(recorded=True, app=None)
-    await _app_event(session, cluster, app, event)
+    await _app_event(session, cluster, org, app, event)
     return IngestResult(recorded=True, app=f"{org.name}/{app_name}")
 
 
@@ -226,12 +231,15 @@ async def _root_event(session: AsyncSession, cluster: Cluster, event: FluxEventD
 
 
 async def _app_event(
-    session: AsyncSession, cluster: Cluster, app: App, event: FluxEventData
+    session: AsyncSession, cluster: Cluster, org: Org, app: App, event: FluxEventData
 ) -> None:
     row = await session.get(ClusterApp, (cluster.id, app.id))
     if row is None:
         row = ClusterApp(cluster_id=cluster.id, app_id=app.id)
         session.add(row)
+    if await _foreign(session, row, app, event):
+        await _report_foreign(session, cluster, org, app, row, event)
+        return
     if event.severity == "error":
         row.ready = False
     elif _is_success(event):
@@ -252,6 +260,58 @@ async def _app_event(
     row.revision, row.digest = event.revision, event.digest
     row.reason, row.message = f"{event.kind}/{event.reason}"[:100], event.message
     row.updated_at = utcnow()
+    await _note(session, cluster, app, event)
+
+
+async def _foreign(session: AsyncSession, row: ClusterApp, app: App, event: FluxEventData) -> bool:
+    """Whether Flux accepted a revision of the app that fjord never released.
+
+    Only fjord moves environment tags, and every release it publishes is recorded first, so an
+    unknown digest means someone pushed to the registry directly. Flux's key-based signature
+    check does not tie a signature to the digest it signs, so this check is the safety net.
+    Flux's own refusals (errors) are reported as they are.
+    """
+    if event.severity == "error" or event.digest is None:
+        return False
+    if event.digest in (row.applied_digest, row.digest) and row.reason != UNKNOWN_REVISION:
+        return False  # known already: skip the query
+    released = await session.scalars(
+        select(Release.id).where(Release.app_id == app.id, Release.digest == event.digest)
+    )
+    return released.first() is None
+
+
+async def _report_foreign(
+    session: AsyncSession,
+    cluster: Cluster,
+    org: Org,
+    app: App,
+    row: ClusterApp,
+    event: FluxEventData,
+) -> None:
+    first_report = not (row.reason == UNKNOWN_REVISION and row.digest == event.digest)
+    if _is_success(event):
+        row.applied_revision, row.applied_digest = event.revision, event.digest
+    row.ready = False
+    row.revision, row.digest = event.revision, event.digest
+    row.reason = UNKNOWN_REVISION
+    row.message = (
+        f"cluster {cluster.id} reports {event.revision}, which fjord never released for "
+        f"{org.name}/{app.name}: the registry tag was changed outside fjord. Find out who can "
+        "push to the registry, then deploy or roll back to a fjord release."
+    )
+    row.updated_at = utcnow()
+    if first_report:
+        audit.record(
+            session,
+            FLUX,
+            "release.unknown_revision",
+            f"{org.name}/{app.name}",
+            org=org.name,
+            cluster=cluster.id,
+            revision=event.revision,
+            event=f"{event.kind}/{event.reason}",
+        )
     await _note(session, cluster, app, event)
 
 

@@ -245,6 +245,7 @@ def _cell(cluster: Cluster, row: ClusterApp | None) -> CellView:
         revision=row.applied_revision if row else None,
         digest=row.applied_digest if row else None,
         ready=row.ready if row else None,
+        reason=row.reason if row else None,
         message=row.message if row else None,
         updated_at=row.updated_at if row else None,
     )

@@ -94,6 +94,8 @@ class CellView(BaseModel):
     revision: str | None
     digest: str | None
     ready: bool | None
+    # Flux's "Kind/Reason" of the last event, or fjord's own verdict ("fjord/UnknownRevision").
+    reason: str | None = None
     message: str | None
     updated_at: dt.datetime | None
 
