@@ -45,6 +45,7 @@ from fjord.artifact.oci import (
     Artifact,
     build_artifact,
 )
+from fjord.artifact.signing import signature_tag
 from fjord.control.events import sign
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.redis import LocalRedis
@@ -460,6 +461,81 @@ async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keep
     # fjord keeps showing the refusal: source-controller reports recovery only from fetch and
     # storage failures, not from a verification failure, so no event says the tag is good again
     # (the next deployment of the app clears it).
+
+
+async def test_a_copied_signature_gets_past_flux_but_fjord_flags_the_revision(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    """The attack Flux's key-based check lets through (see the test above) is caught by fjord.
+
+    Someone with push access to the registry copies a good release's ``.sig`` to a tampered
+    digest and moves the tag. Flux verifies and applies it; every event it sends names a digest
+    fjord never released, so the cluster shows not ready (``fjord/UnknownRevision``) with what to
+    do, and the audit log records it.
+    """
+    name = "e2e-sigcopy"
+    namespace = f"{ORG}-{name}"
+    source_name = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name)
+    deployed = await deploy_ready(platform, admin, app)
+    good_digest = deployed["digest"]
+    repository = f"{ORG}/apps/{name}"
+
+    async with registry(platform, ORG) as store, platform.kube(TT02) as kube:
+        good = await store.pull(repository, "tt02")
+        forged = tampered(good, name)
+        forged_revision = f"tt02@{forged.digest}"
+        try:
+            await store.push(repository, forged)
+            good_signature = await store.resolve(repository, signature_tag(good_digest))
+            assert good_signature is not None
+            await store.tag(repository, good_signature, signature_tag(forged.digest))
+            await store.tag(repository, forged.digest, "tt02")
+            await request_reconcile(kube, "OCIRepository", source_name, FLUX_NS)
+            await request_reconcile(kube, "Kustomization", name, namespace)
+            # Flux accepts it: verified, and the tampered content is applied.
+            applied = await kube.wait_for(
+                KUSTOMIZE,
+                "Kustomization",
+                name,
+                namespace,
+                until=lambda o: (
+                    (o or {}).get("status", {}).get("lastAppliedRevision") == forged_revision
+                ),
+                timeout=120,
+                what=f"applied at {forged_revision}",
+            )
+            assert applied is not None
+            assert await kube.get("v1", "ConfigMap", "tampered", namespace) is not None
+
+            # fjord does not: the cell is not ready and says what happened and what to do.
+            cell = await wait_cell(
+                admin,
+                app,
+                "tt02",
+                TT02,
+                lambda c: c.get("reason") == "fjord/UnknownRevision",
+                what="flagged",
+            )
+            assert cell["ready"] is False
+            assert forged_revision in str(cell["message"])
+            assert "never released" in str(cell["message"])
+            audit = (await admin.get("/api/audit", params={"org": ORG})).json()
+            flagged = [e for e in audit if e["action"] == "release.unknown_revision"]
+            assert any(e["detail"]["revision"] == forged_revision for e in flagged), flagged
+        finally:
+            await store.tag(repository, good_digest, "tt02")
+
+        # Restored by deploying a fjord release again: flagged no more.
+        again = await deploy_ready(platform, admin, app)
+        assert again["digest"] == good_digest
+        cell = await wait_cell(
+            admin, app, "tt02", TT02, lambda c: c["ready"] is True, what="ready again"
+        )
+        assert cell["digest"] == good_digest
+        await kube.wait_for(
+            "v1", "ConfigMap", "tampered", namespace, until=lambda o: o is None, what="pruned"
+        )
 
 
 # ---- 3b. tenant isolation of the registries ------------------------------------------------

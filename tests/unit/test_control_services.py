@@ -30,8 +30,10 @@ from fjord.control import (
     NotFoundError,
     Role,
     apps,
+    audit,
     deploys,
     queries,
+    tokens,
 )
 from fjord.control.models import AuditEntry, Release
 from fjord.stores import LocalStore
@@ -310,3 +312,42 @@ async def test_unknown_names_give_clear_errors_and_orgs_are_isolated(tmp_path: P
         assert await apps.list_apps(plane, OTHER) == []
         assert await queries.matrix(plane, OTHER) == []
         assert tokens  # both clusters were bootstrapped
+
+
+async def test_the_audit_log_is_read_newest_first_by_those_who_may(tmp_path: Path) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        await with_app(plane, tmp_path)
+        await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        await tokens.create_token(plane, ADMIN, "ci", {"ttd": Role.developer})
+
+        everything = await audit.entries(plane, ADMIN)
+        actions = [e.action for e in everything]
+        assert actions[0] == "token.create"  # newest first
+        assert {"app.create", "cluster.bootstrap", "deployment.deploy"} <= set(actions)
+        assert [e.id for e in everything] == sorted((e.id for e in everything), reverse=True)
+        deploy_entry = next(e for e in everything if e.action == "deployment.deploy")
+        assert (deploy_entry.actor, deploy_entry.org, deploy_entry.target) == (
+            "alice",
+            "ttd",
+            "ttd/skjema@tt02",
+        )
+
+        # An app-admin reads its org's entries, never the org-less (token) ones.
+        lead = await audit.entries(plane, LEAD)
+        assert lead
+        assert {e.org for e in lead} == {"ttd"}
+        assert await audit.entries(plane, LEAD, org="ttd", action="deployment.deploy") == [
+            deploy_entry
+        ]
+        # A developer may not read it, nor may another org's admin read ttd's.
+        with pytest.raises(ForbiddenError, match="app-admin"):
+            await audit.entries(plane, DEV, org="ttd")
+        assert await audit.entries(plane, DEV) == []
+        with pytest.raises(ForbiddenError):
+            await audit.entries(plane, OTHER, org="ttd")
+        assert all(e.org == "digdir" for e in await audit.entries(plane, OTHER))
+
+        # Paging: the entries before the oldest of a page.
+        page = await audit.entries(plane, ADMIN, limit=2)
+        rest = await audit.entries(plane, ADMIN, before=page[-1].id)
+        assert [e.id for e in page + rest] == [e.id for e in everything]

@@ -20,10 +20,11 @@ from fjord.api.models import (
     UndeployRequest,
     WhoAmI,
 )
-from fjord.control import apps, clusters, deploys, events, queries, tokens
+from fjord.control import apps, audit, clusters, deploys, events, queries, tokens
 from fjord.control.views import (
     AppStatusView,
     AppView,
+    AuditView,
     ClusterView,
     ConfigVersionView,
     CreatedToken,
@@ -195,6 +196,19 @@ async def diff(
 @router.get("/status")
 async def matrix(plane: PlaneDep, actor: ActorDep) -> list[AppStatusView]:
     return await queries.matrix(plane, actor)
+
+
+@router.get("/audit")
+async def audit_log(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str | None = None,
+    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: int | None = None,
+) -> list[AuditView]:
+    """The audit log, newest first (``before``: an entry id, for the next page)."""
+    return await audit.entries(plane, actor, org=org, action=action, limit=limit, before=before)
 
 
 @router.get("/deployments/{deployment_id}")

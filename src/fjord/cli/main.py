@@ -49,6 +49,12 @@ class RootGroup(LazyGroup):
             "undeploy",
             "Remove an app from an environment; Flux prunes it from every cluster.",
         ),
+        "audit": LazyCommand(
+            "fjord.cli.audit",
+            "audit",
+            "The audit log, newest first: who changed what, and what a cluster reported on its"
+            " own.",
+        ),
         "app": LazyCommand(
             "fjord.cli.apps", "app_app", "Apps fjord deploys (org/app + where the source is)."
         ),

@@ -136,3 +136,15 @@ class TokenView(BaseModel):
 class CreatedToken(BaseModel):
     token: str  # shown once; only its hash is stored
     info: TokenView
+
+
+class AuditView(BaseModel):
+    """One audit log entry: who did what to which target, and the details that matter."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    org: str | None
+    action: str
+    target: str
+    detail: dict[str, Any]

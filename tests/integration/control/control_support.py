@@ -33,6 +33,7 @@ class Client:
     """Blocking-free calls to the real server over HTTP, as one token."""
 
     def __init__(self, url: str, token: str) -> None:
+        self.token = token
         self.http = httpx2.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300.0
         )

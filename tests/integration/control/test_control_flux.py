@@ -194,6 +194,18 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
         approved = await app_admin.call("POST", f"/api/deployments/{promo['id']}/approve")
         assert approved["state"] == "progressing"
         assert approved["approved_by"] == "token:lead"
+        # The audit log names who asked and who approved; a developer may not read it.
+        await developer.call("GET", "/api/audit?org=ttd", expect=403)
+        trail = fjord_cli(
+            "audit", "--org", "ttd", "-o", "json",
+            env={"FJORD_SERVER": server.url, "FJORD_TOKEN": app_admin.token},
+        )  # fmt: skip
+        assert trail.returncode == 0, trail.stderr
+        entries = yaml.safe_load(trail.stdout)
+        assert [(e["action"], e["actor"]) for e in entries[:2]] == [
+            ("deployment.approve", "token:lead"),
+            ("deployment.promote", "token:dev"),
+        ]
     finally:
         await developer.aclose()
         await app_admin.aclose()
