@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from fjord import __version__
-from fjord.api import errors, routes, ui
+from fjord.api import errors, metrics, routes, ui
 from fjord.api.settings import ApiSettings
 from fjord.control import ControlPlane
 from fjord.control.deploys import recover
@@ -59,9 +59,12 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics.ApiMetrics()
+    app.add_middleware(metrics.RequestTimer)
     if plane is not None:
         app.state.plane = plane  # usable without running the lifespan (in-process transport)
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(ui.router)
+    app.include_router(metrics.router)
     return app

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 
 from fjord.api.deps import ActorDep, PlaneDep
+from fjord.api.metrics import metrics_of
 from fjord.api.models import (
     BootstrapRequest,
     CreateApp,
@@ -20,7 +21,16 @@ from fjord.api.models import (
     UndeployRequest,
     WhoAmI,
 )
-from fjord.control import apps, audit, clusters, deploys, events, queries, tokens
+from fjord.control import (
+    UnauthenticatedError,
+    apps,
+    audit,
+    clusters,
+    deploys,
+    events,
+    queries,
+    tokens,
+)
 from fjord.control.views import (
     AppStatusView,
     AppView,
@@ -266,5 +276,11 @@ async def flux_event(
 ) -> IngestResponse:
     """Flux notification-controller's generic-hmac Provider posts here; no API token."""
     body = await request.body()  # the HMAC covers the raw bytes, so never re-serialise
-    result = await events.ingest(plane, cluster_id, body, x_signature)
+    counter = metrics_of(request).flux_events
+    try:
+        result = await events.ingest(plane, cluster_id, body, x_signature)
+    except UnauthenticatedError:
+        counter.labels("refused").inc()
+        raise
+    counter.labels("recorded" if result.recorded else "replayed").inc()
     return IngestResponse(recorded=result.recorded, app=result.app)
