@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_control_support import ADMIN, CLUSTER, event_body, opened, settings, with_app
+from test_control_support import ADMIN, CLUSTER, event_body, with_app
 
-from fjord.api import ApiSettings, create_app
 from fjord.control import ControlPlane, deploys, events
-
-
-@pytest.fixture
-async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    async with opened(settings(tmp_path)) as opened_plane:
-        yield opened_plane
-
-
-@pytest.fixture
-async def http(plane: ControlPlane) -> AsyncIterator[httpx2.AsyncClient]:
-    app = create_app(ApiSettings(control=plane.settings), plane=plane)
-    async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=app), base_url="http://fjord.test"
-    ) as client:
-        yield client
 
 
 async def scrape(http: httpx2.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

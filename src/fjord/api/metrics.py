@@ -8,6 +8,7 @@ scrape time (``fjord.control.fleet``). No token is needed: only counts by org an
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -87,30 +88,39 @@ def _template(scope: Scope) -> str:
 async def metrics(request: Request, plane: PlaneDep) -> Response:
     counts = await fleet_counts(plane)
     fleet = CollectorRegistry()
-    deployments = Gauge(
+    _gauge(
+        fleet,
         "fjord_deployments_active",
         "Unfinished deployments by org, environment and state.",
-        ["org", "environment", "state"],
-        registry=fleet,
+        "state",
+        counts.deployments,
     )
-    for (org, env, state), n in counts.deployments.items():
-        deployments.labels(org, env, state).set(n)
-    cells = Gauge(
+    _gauge(
+        fleet,
         "fjord_app_clusters",
         "Apps × clusters by what Flux last reported: ready, failed, pending, or unknown_revision "
         "(running a digest fjord never released).",
-        ["org", "environment", "health"],
-        registry=fleet,
+        "health",
+        counts.cells,
     )
-    for (org, env, health), n in counts.cells.items():
-        cells.labels(org, env, health).set(n)
-    clusters = Gauge(
+    _gauge(
+        fleet,
         "fjord_clusters",
         "Active clusters by the health of their root sync.",
-        ["org", "environment", "health"],
-        registry=fleet,
+        "health",
+        counts.clusters,
     )
-    for (org, env, health), n in counts.clusters.items():
-        clusters.labels(org, env, health).set(n)
     body = generate_latest(metrics_of(request).registry) + generate_latest(fleet)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _gauge(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    label: str,
+    counts: Mapping[tuple[str, str, str], int],
+) -> None:
+    gauge = Gauge(name, documentation, ["org", "environment", label], registry=registry)
+    for (org, env, value), n in counts.items():
+        gauge.labels(org, env, value).set(n)
