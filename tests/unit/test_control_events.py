@@ -169,7 +169,11 @@ async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization
             plane,
             tokens[CLUSTER],
             event_body(
-                severity="error", reason="HealthCheckFailed", message=unhealthy, revision=revision
+                severity="error",
+                reason="HealthCheckFailed",
+                message=unhealthy,
+                revision=revision,
+                timestamp="2026-01-01T00:03:30Z",
             ),
         )
         await report(plane, tokens[CLUSTER], source("info", "Succeeded", stored, 4))
@@ -286,3 +290,41 @@ async def test_a_revision_fjord_never_released_is_flagged_not_reported_ready(
         status = await queries.app_status(plane, ADMIN, "ttd/skjema")
         cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
         assert (cell.ready, cell.digest) == (True, deployment.digest)
+
+
+async def test_a_late_delivery_of_an_older_event_does_not_overwrite_newer_state(
+    tmp_path: Path,
+) -> None:
+    # notification-controller retries a failed post while newer events get through: the
+    # cluster's timestamps, not the arrival order, decide what the cell shows.
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        revision = f"tt02@{deployment.digest}"
+        healthy = event_body(revision=revision, timestamp="2026-01-01T00:00:10Z")
+        stale_error = event_body(
+            severity="error",
+            reason="HealthCheckFailed",
+            message="timeout waiting for: [Deployment/ttd-skjema/skjema status: 'InProgress']",
+            revision=revision,
+            timestamp="2026-01-01T00:00:05Z",
+        )
+        await report(plane, tokens[CLUSTER], healthy)
+        assert (await report(plane, tokens[CLUSTER], stale_error)).recorded  # kept, as history
+        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
+        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        assert (cell.ready, cell.digest) == (True, deployment.digest)
+        assert (await queries.get_deployment(plane, ADMIN, deployment.id)).state == "ready"
+
+        # A newer error does count.
+        newer_error = event_body(
+            severity="error",
+            reason="HealthCheckFailed",
+            message="pods crash-looping",
+            revision=revision,
+            timestamp="2026-01-01T00:00:20Z",
+        )
+        await report(plane, tokens[CLUSTER], newer_error)
+        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
+        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        assert (cell.ready, cell.message) == (False, "pods crash-looping")

@@ -8,6 +8,7 @@ replay is recorded once and changes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -67,6 +68,7 @@ class FluxEventData:
     reason: str
     message: str
     revision: str | None
+    at: dt.datetime | None = None  # the cluster's clock, second precision
 
     @property
     def digest(self) -> str | None:
@@ -95,7 +97,19 @@ def parse_event(body: bytes) -> FluxEventData:
         reason=str(data.get("reason", "")),
         message=str(data.get("message", "")),
         revision=revision,
+        at=_timestamp(data.get("timestamp")),
     )
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """Flux's RFC 3339 ``timestamp``; None when absent or unreadable (then arrival order rules)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -237,6 +251,12 @@ async def _app_event(
     if row is None:
         row = ClusterApp(cluster_id=cluster.id, app_id=app.id)
         session.add(row)
+    if event.at is not None and row.event_at is not None and event.at < row.event_at:
+        # A late delivery of an older event: keep it in the timeline, not in the cell.
+        await _note(session, cluster, app, event)
+        return
+    if event.at is not None:
+        row.event_at = event.at
     if await _foreign(session, row, app, event):
         await _report_foreign(session, cluster, org, app, row, event)
         return

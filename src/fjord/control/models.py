@@ -197,6 +197,9 @@ class ClusterApp(Base):
     reason: Mapped[str | None] = mapped_column(String(100), default=None)
     message: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The cluster's timestamp of the event this row reflects: an older one arriving later (Flux
+    # retries failed deliveries) must not overwrite it.
+    event_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class DeploymentCluster(Base):
