@@ -22,6 +22,7 @@ from fjord.spec import (
     spec_for_environment,
 )
 from fjord.spec.overlay import deep_merge
+from fjord.spec.platform import OciStore
 from fjord.spec.schema import app_spec_schema, platform_schema
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -281,6 +282,29 @@ def test_platform_config_errors_are_located() -> None:
             "platform.yaml",
         )
     assert str(caught.value.problems[0]).startswith("platform.yaml:5: orgs.acme.store")
+
+
+@pytest.mark.parametrize("prefix", ["/platform", "Platform", "a//b", "a/", "a b"])
+def test_a_repository_prefix_that_is_no_oci_path_is_refused(prefix: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_platform(
+            "domain: example.org\nenvironments: [{name: test}]\norgs:\n  acme:\n"
+            f"    store: {{kind: oci, registry: r.example, repositoryPrefix: '{prefix}'}}\n",
+            "platform.yaml",
+        )
+    problem = str(caught.value.problems[0])
+    assert problem.startswith("platform.yaml:5: orgs.acme.store.repositoryPrefix"), problem
+    assert "is not an OCI repository path" in problem
+
+
+def test_a_repository_prefix_may_have_several_components() -> None:
+    platform = parse_platform(
+        "domain: example.org\nenvironments: [{name: test}]\norgs:\n  acme:\n"
+        "    store: {kind: oci, registry: r.example, repositoryPrefix: platform/fjord-x}\n"
+    )
+    store = platform.orgs["acme"].store
+    assert isinstance(store, OciStore)
+    assert store.repository_prefix == "platform/fjord-x"
 
 
 def test_json_schema_accepts_valid_specs_and_partial_overrides() -> None:

@@ -12,20 +12,21 @@ from sqlalchemy import select
 from fjord.control import flux, locks
 from fjord.control.models import App, Placement, SyncRoot, utcnow
 from fjord.control.plane import ControlPlane
-from fjord.control.stores import open_store
+from fjord.control.stores import open_store, repository_prefix, store_repository
 from fjord.control.syncroot import sync_root_artifact
 from fjord.releases import Release, publish
 from fjord.stores import sign
 
 
 async def push_release(plane: ControlPlane, org: str, release: Release) -> None:
+    prefix = repository_prefix(plane.settings, org)
     async with open_store(plane.settings, org) as store:
-        await publish(store, release, key=plane.signing_key)
+        await publish(store, release, key=plane.signing_key, repository_prefix=prefix)
 
 
 async def move_tag(plane: ControlPlane, org: str, repository: str, digest: str, tag: str) -> None:
     async with open_store(plane.settings, org) as store:
-        await store.tag(repository, digest, tag)
+        await store.tag(store_repository(plane.settings, org, repository), digest, tag)
 
 
 async def publish_sync_root(
@@ -50,7 +51,7 @@ async def publish_sync_root(
             )
             current = await session.get(SyncRoot, (org_id, environment_id))
         artifact = sync_root_artifact(plane.settings, org, environment, apps)
-        repository = flux.sync_repository(org, environment)
+        repository = store_repository(plane.settings, org, flux.sync_repository(org, environment))
         async with open_store(plane.settings, org) as store:
             # Unchanged list: publish nothing new, as long as the tag is really there (a crash
             # may have stopped us between push and tag).

@@ -37,6 +37,18 @@ def open_store(settings: ControlSettings, org: str) -> Store:
     )
 
 
+def repository_prefix(settings: ControlSettings, org: str) -> str:
+    """The OCI store's ``repository_prefix`` (``""`` for none and for local stores)."""
+    config = _org(settings, org)
+    return config.repository_prefix.strip("/") if isinstance(config, OciStore) else ""
+
+
+def store_repository(settings: ControlSettings, org: str, repository: str) -> str:
+    """Where ``repository`` (``{org}/apps/{app}``, ``{org}/sync/{env}``) lives in the store."""
+    prefix = repository_prefix(settings, org)
+    return f"{prefix}/{repository}" if prefix else repository
+
+
 @dataclass(frozen=True)
 class FluxSource:
     """How a cluster's OCIRepository reaches a repository in the org's store."""
@@ -59,7 +71,7 @@ def flux_source(settings: ControlSettings, org: str, repository: str) -> FluxSou
             needs_credentials=False,
         )
     return FluxSource(
-        url=f"oci://{config.registry}/{repository}",
+        url=f"oci://{config.registry}/{store_repository(settings, org, repository)}",
         insecure=config.plain_http,
         registry=config.registry,
         needs_credentials=config.registry in settings.registry_credentials,

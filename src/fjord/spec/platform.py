@@ -6,15 +6,20 @@ with a local directory store, so every command works out of the box.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, model_validator
+from pydantic import Discriminator, Field, field_validator, model_validator
 
 from fjord.spec.app import ENV_NAME
 from fjord.spec.base import DnsLabel, SpecModel
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
 DOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+# OCI distribution's repository path grammar, as a prefix (empty: none).
+_REPOSITORY_PREFIX = re.compile(r"([a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*)?")
 
 
 class Environment(SpecModel):
@@ -40,7 +45,24 @@ class LocalStore(SpecModel):
 class OciStore(SpecModel):
     kind: Literal["oci"]
     registry: str = Field(min_length=1, description="host[:port] of the registry")
-    repository_prefix: str = Field(default="", description="prepended to '{org}/apps/{app}'")
+    repository_prefix: str = Field(
+        default="",
+        description="prepended to '{org}/apps/{app}' and '{org}/sync/{env}', e.g. 'platform/fjord'"
+        " (lowercase OCI path components, no leading or trailing '/')",
+        json_schema_extra={"pattern": f"^{_REPOSITORY_PREFIX.pattern}$"},
+    )
+
+    @field_validator("repository_prefix")
+    @classmethod
+    def _oci_path(cls, value: str) -> str:
+        if not _REPOSITORY_PREFIX.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an OCI repository path: use lowercase components of letters,"
+                " digits and '.', '_' or '-' inside, separated by single '/', with no leading or"
+                " trailing '/' (e.g. 'platform/fjord')"
+            )
+        return value
+
     plain_http: bool = False
 
 

@@ -33,13 +33,23 @@ APP = "ttd/skjema"
 NS = "ttd-skjema"
 
 
+PREFIX = "platform/fjord"
+
+
 def platform(registry: LocalRegistry) -> PlatformConfig:
     return PlatformConfig(
         domain="fjord.localhost",
         environments=[Environment(name="tt02"), Environment(name="production")],
         orgs={
             "ttd": Org(
-                store=OciStore(kind="oci", registry=registry.host, plain_http=True),
+                # A prefix, as platform teams sharing one registry use: every repository fjord
+                # writes and every URL the clusters pull from is under it.
+                store=OciStore(
+                    kind="oci",
+                    registry=registry.host,
+                    plain_http=True,
+                    repository_prefix=PREFIX,
+                ),
                 clusters={"tt02": [Cluster(name="local")], "production": [Cluster(name="local")]},
             )
         },
@@ -211,8 +221,14 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
         await app_admin.aclose()
     async with RegistryStore(registry.url) as store:
         # Same bytes: production's tag points at the digest tt02 runs.
-        assert await store.resolve("ttd/apps/skjema", "production") == v1["digest"]
-        assert await store.resolve("ttd/apps/skjema", "tt02") == v1["digest"]
+        assert await store.resolve(f"{PREFIX}/ttd/apps/skjema", "production") == v1["digest"]
+        assert await store.resolve(f"{PREFIX}/ttd/apps/skjema", "tt02") == v1["digest"]
+        assert await store.resolve(f"{PREFIX}/ttd/sync/tt02", "current") is not None
+    source = await flux_kube.get(
+        "source.toolkit.fluxcd.io/v1", "OCIRepository", "ttd-skjema", "flux-system"
+    )
+    assert source is not None
+    assert source["spec"]["url"] == f"oci://{registry.host}/{PREFIX}/ttd/apps/skjema"
 
     # 5. undeploy from tt02: the sync root drops the app and Flux prunes its namespace.
     gone = await admin.call(
