@@ -18,7 +18,7 @@ from test_control_support import (
     with_app,
 )
 
-from fjord.control import UnauthenticatedError, deploys, events, queries
+from fjord.control import UnauthenticatedError, clusters, deploys, events, queries
 from fjord.control.models import AuditEntry, ClusterApp, Deployment, FluxEvent, utcnow
 from fjord.control.progress import expire
 from fjord.stores import LocalStore
@@ -328,3 +328,33 @@ async def test_a_late_delivery_of_an_older_event_does_not_overwrite_newer_state(
         status = await queries.app_status(plane, ADMIN, "ttd/skjema")
         cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
         assert (cell.ready, cell.message) == (False, "pods crash-looping")
+
+
+async def test_a_cluster_s_root_sync_shows_its_latest_report_whatever_the_arrival_order(
+    tmp_path: Path,
+) -> None:
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+
+        def root(severity: str, reason: str, message: str, second: int) -> bytes:
+            return event_body(
+                namespace="flux-system",
+                name="fjord-sync",
+                severity=severity,
+                reason=reason,
+                message=message,
+                revision="current@sha256:" + "c" * 64,
+                timestamp=f"2026-01-01T00:00:{second:02d}Z",
+            )
+
+        async def sync_of_tt02() -> tuple[bool | None, str | None]:
+            listed = await clusters.list_clusters(plane, ADMIN, "ttd")
+            found = next(c for c in listed if c.id == CLUSTER)
+            return found.sync_ready, found.sync_message
+
+        assert await sync_of_tt02() == (None, None)
+        await report(plane, tokens[CLUSTER], root("info", "ReconciliationSucceeded", "ok", 10))
+        await report(plane, tokens[CLUSTER], root("error", "BuildFailed", "late, older", 5))
+        assert await sync_of_tt02() == (True, "ok")
+        await report(plane, tokens[CLUSTER], root("error", "BuildFailed", "kustomize build", 20))
+        assert await sync_of_tt02() == (False, "kustomize build")

@@ -23,12 +23,12 @@ def list_clusters(
     token: str | None = TokenOption,
     output: Output = OutputOption,
 ) -> None:
-    """List clusters with their Receiver URL and whether they were bootstrapped."""
+    """List clusters: bootstrapped or not, Receiver URL, and what their root sync reports."""
     rows = run(server, token, lambda api: api.get("/api/clusters", org=org))
     if output == Output.json:
         emit_json(rows)
         return
-    table = Table("cluster", "org", "environment", "bootstrapped", "receiver")
+    table = Table("cluster", "org", "environment", "bootstrapped", "receiver", "sync")
     for row in rows:
         table.add_row(
             row["id"],
@@ -36,8 +36,17 @@ def list_clusters(
             row["environment"],
             str(row["bootstrapped"]),
             row["receiver_url"] or "",
+            _sync(row),
         )
     out.print(table)
+
+
+def _sync(row: dict[str, Any]) -> str:
+    if row["sync_revision"] is None and row["sync_ready"] is None:
+        return "no report yet"
+    state = {True: "ready", False: "failed", None: "progressing"}[row["sync_ready"]]
+    text = f"{state} {row['sync_revision'] or ''}".strip()
+    return text if row["sync_ready"] is not False else f"{text}: {row['sync_message']}"
 
 
 @cluster_app.command("receiver")

@@ -29,6 +29,9 @@ def _view(cluster: Cluster, org: str, env: str) -> ClusterView:
         receiver_url=cluster.receiver_url,
         bootstrapped=cluster.token_cipher is not None,
         active=cluster.active,
+        sync_revision=cluster.sync_revision,
+        sync_ready=cluster.sync_ready,
+        sync_message=cluster.sync_message,
     )
 
 

@@ -201,6 +201,12 @@ def _app_of(org: str, event: FluxEventData) -> str | None:
     return None
 
 
+def _older(event: FluxEventData, shown: dt.datetime | None) -> bool:
+    """Whether the cluster sent ``event`` before the one already shown (Flux retries failed
+    deliveries, so an old event can arrive after newer ones)."""
+    return event.at is not None and shown is not None and event.at < shown
+
+
 def _is_success(event: FluxEventData) -> bool:
     return event.kind == "Kustomization" and event.reason == "ReconciliationSucceeded"
 
@@ -217,6 +223,10 @@ def _source_recovered(row: ClusterApp, event: FluxEventData) -> bool:
 
 
 async def _root_event(session: AsyncSession, cluster: Cluster, event: FluxEventData) -> None:
+    if _older(event, cluster.sync_event_at):
+        return  # a late delivery: the recorded FluxEvent row keeps it as history
+    if event.at is not None:
+        cluster.sync_event_at = event.at
     if event.severity == "error":
         cluster.sync_ready = False
     elif _is_success(event):
@@ -251,7 +261,7 @@ async def _app_event(
     if row is None:
         row = ClusterApp(cluster_id=cluster.id, app_id=app.id)
         session.add(row)
-    if event.at is not None and row.event_at is not None and event.at < row.event_at:
+    if _older(event, row.event_at):
         # A late delivery of an older event: keep it in the timeline, not in the cell.
         await _note(session, cluster, app, event)
         return

@@ -93,6 +93,7 @@ class Cluster(Base):
     sync_revision: Mapped[str | None] = mapped_column(String(200), default=None)
     sync_ready: Mapped[bool | None] = mapped_column(Boolean, default=None)
     sync_message: Mapped[str | None] = mapped_column(Text, default=None)
+    sync_event_at: Mapped[dt.datetime | None] = mapped_column(default=None)  # see ClusterApp
     __table_args__ = (UniqueConstraint("org_id", "environment_id", "name"),)
 
 

@@ -85,6 +85,10 @@ class ClusterView(BaseModel):
     receiver_url: str | None
     bootstrapped: bool
     active: bool
+    # What the cluster's root sync (Kustomization fjord-sync) last reported.
+    sync_revision: str | None = None
+    sync_ready: bool | None = None
+    sync_message: str | None = None
 
 
 class CellView(BaseModel):

@@ -1,4 +1,5 @@
-"""When the cluster sent the event a status cell reflects, so a late delivery cannot overwrite it.
+"""When the cluster sent the event a status cell (and a cluster's root sync) reflects, so a late
+delivery of an older event cannot overwrite it.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,8 +20,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("cluster_apps", schema=None) as batch_op:
         batch_op.add_column(sa.Column("event_at", sa.DateTime(), nullable=True))
+    with op.batch_alter_table("clusters", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sync_event_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("clusters", schema=None) as batch_op:
+        batch_op.drop_column("sync_event_at")
     with op.batch_alter_table("cluster_apps", schema=None) as batch_op:
         batch_op.drop_column("event_at")
