@@ -384,8 +384,9 @@ PHASES = {
     ("yamlout.py", "dump"): "YAML serialisation",
     ("checks.py", "check_objects"): "pre-publish checks (schemas)",
     ("oci.py", "build_artifact"): "pack + digest",
-    ("helm.py", "_stage"): "Helm: copy the chart to a private staging directory",
-    ("helm.py", "render_chart"): "Helm: render_chart in all (staging + helm-python-sdk + parse)",
+    ("helm.py", "_stage"): "Helm: copy the chart to a private staging directory (once per app)",
+    ("helm.py", "render"): "Helm: ChartRenderer.render in all (staging + helm-python-sdk + parse)",
+    ("helm.py", "_parse"): "Helm: parse the rendered YAML",
 }
 
 

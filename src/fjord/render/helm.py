@@ -13,6 +13,7 @@ offline and must be reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -218,6 +219,56 @@ def _helm_error(exc: helm_python.HelmError, chart: str) -> RenderError:
     return RenderError(f"chart {chart}: {detail}", file=file)
 
 
+class ChartRenderer:
+    """Renders an app's chart for each environment, staging and loading each chart once.
+
+    An app is rendered for every environment in one build; staging (copy + checks) and loading
+    the chart cost as much as rendering it, so they happen on first use of a chart directory
+    and are reused for the other environments. Use as a context manager: the staged copies and
+    loaded charts are released on exit.
+    """
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._charts: dict[Path, helm_python.Chart] = {}
+
+    def __enter__(self) -> ChartRenderer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def _load(self, app_dir: Path, spec: AppSpec, display: str) -> helm_python.Chart:
+        source = chart_directory(app_dir, spec)
+        chart = self._charts.get(source)
+        if chart is None:
+            tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fjord-chart-"))
+            staged = Path(tmp) / "chart"
+            _stage(source, staged, app_dir.resolve(), display, _Budget())
+            chart = self._stack.enter_context(helm_python.Chart.load(staged))
+            self._charts[source] = chart
+        return chart
+
+    def render(
+        self, app_dir: Path, spec: AppSpec, environment: str, platform: PlatformConfig
+    ) -> list[RenderedTemplate]:
+        """Render for one environment (``spec`` is already layered for it)."""
+        assert spec.chart is not None
+        display = spec.chart.path.rstrip("/")
+        try:
+            chart = self._load(app_dir, spec, display)
+            values: dict[str, Any] = dict(spec.chart.values)
+            if FACTS_KEY in chart.values:
+                facts = platform_facts(spec, environment, platform)
+                values = deep_merge(values, {FACTS_KEY: facts})
+            manifests = chart.render(
+                values, name=spec.app, namespace=spec.namespace, is_install=True
+            )
+        except helm_python.HelmError as exc:
+            raise _helm_error(exc, display) from None
+        return _collect(manifests)
+
+
 def render_chart(
     app_dir: Path,
     spec: AppSpec,
@@ -225,24 +276,8 @@ def render_chart(
     platform: PlatformConfig,
 ) -> list[RenderedTemplate]:
     """Render the app's chart for one environment (``spec`` is already layered for it)."""
-    assert spec.chart is not None
-    source = chart_directory(app_dir, spec)
-    display = spec.chart.path.rstrip("/")
-    with tempfile.TemporaryDirectory(prefix="fjord-chart-") as tmp:
-        staged = Path(tmp) / "chart"
-        _stage(source, staged, app_dir.resolve(), display, _Budget())
-        try:
-            with helm_python.Chart.load(staged) as chart:
-                values: dict[str, Any] = dict(spec.chart.values)
-                if FACTS_KEY in chart.values:
-                    facts = platform_facts(spec, environment, platform)
-                    values = deep_merge(values, {FACTS_KEY: facts})
-                manifests = chart.render(
-                    values, name=spec.app, namespace=spec.namespace, is_install=True
-                )
-        except helm_python.HelmError as exc:
-            raise _helm_error(exc, display) from None
-    return _collect(manifests)
+    with ChartRenderer() as renderer:
+        return renderer.render(app_dir, spec, environment, platform)
 
 
 def _collect(manifests: Mapping[str, str]) -> list[RenderedTemplate]:

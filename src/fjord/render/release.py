@@ -21,7 +21,7 @@ from fjord import __version__
 from fjord.render import names
 from fjord.render.checks import Item, check_objects
 from fjord.render.errors import CheckError, RenderError
-from fjord.render.helm import render_chart
+from fjord.render.helm import ChartRenderer
 from fjord.render.infra import infra_objects
 from fjord.render.platform_chart import platform_objects
 from fjord.render.yamlout import dump
@@ -97,7 +97,11 @@ def _adopt(obj: dict[str, Any], spec: AppSpec, environment: str) -> dict[str, An
 
 
 def _environment_objects(
-    spec: AppSpec, environment: str, platform: PlatformConfig, app_dir: Path | None
+    spec: AppSpec,
+    environment: str,
+    platform: PlatformConfig,
+    app_dir: Path | None,
+    charts: ChartRenderer,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(source, object) pairs: source is the chart template, or "" for the platform chart."""
     if spec.chart is None:
@@ -107,7 +111,7 @@ def _environment_objects(
             raise RenderError(f"{spec.org}/{spec.app}: a chart app needs its directory to render")
         found = [
             (t.template, _adopt(t.object, spec, environment))
-            for t in render_chart(app_dir, spec, environment, platform)
+            for t in charts.render(app_dir, spec, environment, platform)
         ]
     found += [("", obj) for obj in infra_objects(spec, environment)]
     return sorted(found, key=lambda pair: _order(pair[1]))
@@ -141,16 +145,19 @@ def render_spec(
     targets = _targets(spec, platform, environments)
     files: dict[str, bytes] = {}
     items: list[Item] = []
-    for environment in targets:
-        effective = spec_for_environment(spec, environment, dynamic.overlays(environment))
-        path = environment_file(environment, spec.app)
-        texts = []
-        for source, obj in _environment_objects(effective, environment, platform, app_dir):
-            text = dump(obj)
-            texts.append(text)
-            where = f"{path} (from {source})" if source else path
-            items.append(Item(where, obj, text))
-        files[path] = "".join("---\n" + t for t in texts).encode()
+    with ChartRenderer() as charts:
+        for environment in targets:
+            effective = spec_for_environment(spec, environment, dynamic.overlays(environment))
+            path = environment_file(environment, spec.app)
+            texts = []
+            for source, obj in _environment_objects(
+                effective, environment, platform, app_dir, charts
+            ):
+                text = dump(obj)
+                texts.append(text)
+                where = f"{path} (from {source})" if source else path
+                items.append(Item(where, obj, text))
+            files[path] = "".join("---\n" + t for t in texts).encode()
     if check:
         failures = check_objects(items, spec.namespace)
         if failures:
