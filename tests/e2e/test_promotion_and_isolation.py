@@ -713,3 +713,90 @@ async def test_forged_flux_events_are_rejected_and_change_nothing(
     forged_cell = cells((await admin.get(f"/api/apps/{app}/status")).json(), "tt02")[TT02]
     assert forged_cell["ready"] is False
     assert str(forged_cell["message"]).startswith("forged:")
+
+
+# ---- 4. credentials rotation ---------------------------------------------------------------
+
+
+def mounted_secrets(workload: dict[str, Any] | None) -> set[str]:
+    assert workload is not None
+    volumes = workload["spec"]["template"]["spec"].get("volumes") or []
+    return {v["secret"]["secretName"] for v in volumes if "secret" in v}
+
+
+def can_log_in(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            return conn.execute("select 1").fetchone() == (1,)
+    except psycopg.OperationalError:
+        return False
+
+
+async def test_rotate_gives_new_credentials_and_a_rollback_finds_the_old_ones(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    name = "e2e-rotate"
+    namespace = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name, redis=True)
+    first = await deploy_ready(platform, admin, app)
+    old_pg, old_redis = f"{name}-pg-forms", f"{name}-redis"
+    new_pg, new_redis = f"{old_pg}-r1", f"{old_redis}-r1"
+
+    async def secret(kube: Kube, secret_name: str) -> dict[str, str]:
+        found = await kube.wait_for(
+            "v1", "Secret", secret_name, namespace, until=lambda o: o is not None, timeout=180
+        )
+        return secret_data(found)
+
+    async with platform.kube(TT02) as kube:
+        before = await secret(kube, old_pg)
+
+    # `fjord rotate`: a config change (audited) and a deploy of the release that mounts new names.
+    cli = platform.cli("rotate", app, "--env", "tt02", "-o", "json")
+    assert cli.returncode == 0, cli.stderr
+    rotated = json.loads(cli.stdout)
+    assert rotated["state"] == "ready", rotated
+    assert rotated["digest"] != first["digest"]
+    config = (await admin.get(f"/api/apps/{app}/config")).json()
+    assert config["values"]["environments"]["tt02"]["credentialsRotation"] == 1
+    assert "rotate credentials" in config["reason"]
+
+    async with platform.kube(TT02) as kube:
+        workload = await kube.get("apps/v1", "Deployment", name, namespace)
+        assert {new_pg, new_redis} <= mounted_secrets(workload)
+        after = await secret(kube, new_pg)
+        assert after["user"] != before["user"]
+        assert (await secret(kube, new_redis))["username"] != (await secret(kube, old_redis))[
+            "username"
+        ]
+        # Both generations work: pods of the old ReplicaSet keep theirs until they are gone.
+        assert can_log_in(after["url"])
+        assert can_log_in(before["url"])
+        assert {before["user"], after["user"]} <= pg_roles(platform)
+
+    # Rolling back to the first release mounts the old names again, and they still work.
+    back = await admin.post(
+        f"/api/apps/{app}/rollbacks", json={"environment": "tt02", "to": first["digest"]}
+    )
+    assert back.status_code == 201, back.text
+    done = await platform.wait(admin, back.json()["id"])
+    assert done["state"] == "ready", done
+    async with platform.kube(TT02) as kube:
+        workload = await kube.get("apps/v1", "Deployment", name, namespace)
+        assert {old_pg, old_redis} <= mounted_secrets(workload)
+        credentials = await kube.wait_for(
+            "fjord.dev/v1alpha1",
+            "AppCredentials",
+            name,
+            namespace,
+            until=lambda o: (
+                is_true(o, "Ready")
+                and (o or {}).get("status", {}).get("observedGeneration")
+                == (o or {}).get("metadata", {}).get("generation")
+            ),
+            timeout=180,
+            what="Ready for the rolled-back spec",
+        )
+        assert credentials is not None
+        restored = await secret(kube, old_pg)
+        assert can_log_in(restored["url"])

@@ -145,6 +145,27 @@ def test_infra_resources_and_secret_mounts() -> None:
     ]
 
 
+def test_a_credentials_rotation_renames_the_database_and_cache_secrets_only() -> None:
+    dynamic = DynamicConfig(3, {"environments": {"production": {"credentialsRotation": 2}}})
+    release = render_app(FULL_APP, dynamic=dynamic)
+    production = objects(release.manifest("production"))
+    credentials = production["AppCredentials"]["spec"]
+    assert [d["secretName"] for d in credentials["postgresql"]["databases"]] == [
+        "full-pg-main-r2",
+        "full-pg-audit-log-r2",
+    ]
+    assert credentials["redis"]["secretName"] == "full-redis-r2"
+    pod = production["Deployment"]["spec"]["template"]["spec"]
+    assert [v["secret"]["secretName"] for v in pod["volumes"]] == [
+        "full-maskinporten",  # Maskinporten rotates its keys itself
+        "full-pg-main-r2",
+        "full-pg-audit-log-r2",
+        "full-redis-r2",
+    ]
+    # Only the environment that asked for it; the other keeps its Secrets (and its bytes).
+    assert release.manifest("tt02") == render_app(FULL_APP).manifest("tt02")
+
+
 def test_dynamic_config_changes_replicas_and_scopes_per_environment() -> None:
     dynamic = DynamicConfig(
         version=9,

@@ -29,6 +29,7 @@ from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
 
 EXIT_AWAITING_APPROVAL = 8
 FINAL = ("ready", "failed", "superseded")
+ROTATION = "credentialsRotation"  # the app spec field `fjord rotate` raises
 
 WaitOption = typer.Option(True, "--wait/--no-wait", help="follow until every cluster is ready")
 TimeoutOption = typer.Option(900.0, "--timeout", help="stop following after this many seconds")
@@ -145,6 +146,50 @@ def deploy(
         timeout=timeout,
         output=output,
     )
+
+
+def rotate(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    env: Annotated[str, typer.Option("--env", "-e", help="environment")],
+    reason: Annotated[
+        str, typer.Option(help="why (kept with the config version and in the audit log)")
+    ] = "rotate credentials",
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """New PostgreSQL and Redis credentials for an app in one environment, by a deploy.
+
+    Raises ``credentialsRotation`` for the environment in the app's dynamic config and deploys:
+    the release mounts new Secrets, and the old ones stay while a ReplicaSet uses them.
+    """
+    app_path = split_app(name)
+
+    async def work(api: Api) -> dict[str, Any]:
+        current = await api.get(f"/api/apps/{app_path}/config")
+        values: dict[str, Any] = dict(current["values"]) if current else {}
+        overlays = dict(values.get("environments") or {})
+        overlay = dict(overlays.get(env) or {})
+        common = values.get("common") or {}
+        rotation = int(overlay.get(ROTATION, common.get(ROTATION, 0))) + 1
+        overlay[ROTATION] = rotation
+        overlays[env] = overlay
+        values["environments"] = overlays
+        await api.put(
+            f"/api/apps/{app_path}/config",
+            {"values": values, "reason": f"{reason} ({env}: {ROTATION} {rotation})"},
+        )
+        deployment: dict[str, Any] = await api.post(
+            f"/api/apps/{app_path}/deployments",
+            {"environment": env, "idempotency_key": uuid.uuid4().hex},
+        )
+        if wait and deployment["state"] not in FINAL:
+            deployment = await _follow(api, deployment, timeout)
+        return deployment
+
+    _finish(run(server, token, work), output, wait)
 
 
 def promote(

@@ -44,6 +44,11 @@ class RootGroup(LazyGroup):
             "rollback",
             "Point an environment at an earlier release (recorded as a deployment).",
         ),
+        "rotate": LazyCommand(
+            "fjord.cli.deploys",
+            "rotate",
+            "New PostgreSQL and Redis credentials for an app in one environment, by a deploy.",
+        ),
         "undeploy": LazyCommand(
             "fjord.cli.deploys",
             "undeploy",

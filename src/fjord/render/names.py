@@ -40,13 +40,19 @@ def maskinporten_secret(spec: AppSpec) -> str:
     return f"{spec.app}-maskinporten"
 
 
+def _rotation(spec: AppSpec) -> str:
+    # A new name is what rotates: the credentials operator gives a new Secret name new
+    # credentials, and the old Secret lives on while a ReplicaSet still mounts it.
+    return f"-r{spec.credentials_rotation}" if spec.credentials_rotation else ""
+
+
 def database_secret(spec: AppSpec, database: str) -> str:
     # Database names allow '_', Secret names do not; names never contain '-', so this is 1:1.
-    return f"{spec.app}-pg-{database.replace('_', '-')}"
+    return f"{spec.app}-pg-{database.replace('_', '-')}{_rotation(spec)}"
 
 
 def redis_secret(spec: AppSpec) -> str:
-    return f"{spec.app}-redis"
+    return f"{spec.app}-redis{_rotation(spec)}"
 
 
 def redis_key_prefix(spec: AppSpec) -> str:

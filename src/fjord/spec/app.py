@@ -196,6 +196,14 @@ class AppSpec(SpecModel):
     postgresql: PostgreSQL | None = None
     redis: Redis | None = None
     chart: Chart | None = None
+    credentials_rotation: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="raise it (e.g. with `fjord rotate`) to give the app new PostgreSQL and Redis"
+        " credentials in its next release: the release mounts new Secrets (`…-r<n>`), while the"
+        " old ones stay as long as a ReplicaSet uses them, so a rollback still finds them",
+    )
     environments: dict[Annotated[str, Field(pattern=ENV_NAME)], dict[str, Any]] = Field(
         default_factory=dict,
         description="per-environment partial overrides of this spec (maps merge, lists replace)",
