@@ -18,10 +18,17 @@ from test_control_support import (
     with_app,
 )
 
-from fjord.control import UnauthenticatedError, clusters, deploys, events, queries
+from fjord.control import ControlPlane, UnauthenticatedError, clusters, deploys, events, queries
 from fjord.control.models import AuditEntry, ClusterApp, Deployment, FluxEvent, utcnow
 from fjord.control.progress import expire
+from fjord.control.views import CellView
 from fjord.stores import LocalStore
+
+
+async def tt02_cell(plane: ControlPlane) -> CellView:
+    """What the control plane shows for ttd/skjema in the tt02 cluster."""
+    status = await queries.app_status(plane, ADMIN, "ttd/skjema")
+    return next(e for e in status.environments if e.environment == "tt02").clusters[0]
 
 
 async def count_events(plane: object) -> int:
@@ -263,8 +270,7 @@ async def test_a_revision_fjord_never_released_is_flagged_not_reported_ready(
         foreign = "tt02@sha256:" + "f" * 64
         for message in ("applied", "Reconciliation finished in 1s", "again"):
             await report(plane, tokens[CLUSTER], event_body(revision=foreign, message=message))
-        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
-        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        cell = await tt02_cell(plane)
         assert cell.ready is False
         assert cell.reason == events.UNKNOWN_REVISION
         assert cell.revision == foreign  # what runs there, truthfully
@@ -287,8 +293,7 @@ async def test_a_revision_fjord_never_released_is_flagged_not_reported_ready(
             tokens[CLUSTER],
             event_body(revision=f"tt02@{deployment.digest}", message="rolled back by hand"),
         )
-        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
-        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        cell = await tt02_cell(plane)
         assert (cell.ready, cell.digest) == (True, deployment.digest)
 
 
@@ -311,8 +316,7 @@ async def test_a_late_delivery_of_an_older_event_does_not_overwrite_newer_state(
         )
         await report(plane, tokens[CLUSTER], healthy)
         assert (await report(plane, tokens[CLUSTER], stale_error)).recorded  # kept, as history
-        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
-        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        cell = await tt02_cell(plane)
         assert (cell.ready, cell.digest) == (True, deployment.digest)
         assert (await queries.get_deployment(plane, ADMIN, deployment.id)).state == "ready"
 
@@ -325,8 +329,7 @@ async def test_a_late_delivery_of_an_older_event_does_not_overwrite_newer_state(
             timestamp="2026-01-01T00:00:20Z",
         )
         await report(plane, tokens[CLUSTER], newer_error)
-        status = await queries.app_status(plane, ADMIN, "ttd/skjema")
-        cell = next(e for e in status.environments if e.environment == "tt02").clusters[0]
+        cell = await tt02_cell(plane)
         assert (cell.ready, cell.message) == (False, "pods crash-looping")
 
 
@@ -358,3 +361,22 @@ async def test_a_cluster_s_root_sync_shows_its_latest_report_whatever_the_arriva
         assert await sync_of_tt02() == (True, "ok")
         await report(plane, tokens[CLUSTER], root("error", "BuildFailed", "kustomize build", 20))
         assert await sync_of_tt02() == (False, "kustomize build")
+
+
+async def test_a_foreign_revision_is_flagged_even_after_an_error_named_it_first(
+    tmp_path: Path,
+) -> None:
+    # The tampered content first fails its health check (Flux's error is shown as is), then
+    # becomes healthy: that success must not pass for a fjord release.
+    async with opened(settings(tmp_path)) as plane:
+        tokens = await with_app(plane, tmp_path)
+        await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        foreign = "tt02@sha256:" + "e" * 64
+        unhealthy = event_body(
+            severity="error", reason="HealthCheckFailed", message="unhealthy", revision=foreign
+        )
+        await report(plane, tokens[CLUSTER], unhealthy)
+        assert (await tt02_cell(plane)).reason == "Kustomization/HealthCheckFailed"
+        await report(plane, tokens[CLUSTER], event_body(revision=foreign, message="healthy now"))
+        cell = await tt02_cell(plane)
+        assert (cell.ready, cell.reason) == (False, events.UNKNOWN_REVISION)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -116,8 +117,13 @@ def _change(
     wait: bool,
     timeout: float,
     output: Output,
+    prepare: Callable[[Api], Awaitable[None]] | None = None,
 ) -> None:
+    """POST a change, follow the deployment it starts; ``prepare`` runs first on the same API."""
+
     async def work(api: Api) -> dict[str, Any]:
+        if prepare is not None:
+            await prepare(api)
         deployment: dict[str, Any] = await api.post(path, body)
         if wait and deployment["state"] not in FINAL:
             deployment = await _follow(api, deployment, timeout)
@@ -167,7 +173,7 @@ def rotate(
     """
     app_path = split_app(name)
 
-    async def work(api: Api) -> dict[str, Any]:
+    async def raise_rotation(api: Api) -> None:
         current = await api.get(f"/api/apps/{app_path}/config")
         values: dict[str, Any] = dict(current["values"]) if current else {}
         overlays = dict(values.get("environments") or {})
@@ -181,15 +187,17 @@ def rotate(
             f"/api/apps/{app_path}/config",
             {"values": values, "reason": f"{reason} ({env}: {ROTATION} {rotation})"},
         )
-        deployment: dict[str, Any] = await api.post(
-            f"/api/apps/{app_path}/deployments",
-            {"environment": env, "idempotency_key": uuid.uuid4().hex},
-        )
-        if wait and deployment["state"] not in FINAL:
-            deployment = await _follow(api, deployment, timeout)
-        return deployment
 
-    _finish(run(server, token, work), output, wait)
+    _change(
+        server,
+        token,
+        f"/api/apps/{app_path}/deployments",
+        {"environment": env, "idempotency_key": uuid.uuid4().hex},
+        wait=wait,
+        timeout=timeout,
+        output=output,
+        prepare=raise_rotation,
+    )
 
 
 def promote(

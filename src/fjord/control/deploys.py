@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -341,15 +341,30 @@ async def deploy(
     if existed:
         return await _view(plane, deployment_id)
 
+    async def publish_and_point() -> None:
+        built = await _build(plane, deployment_id, ref)
+        await _step(plane, deployment_id, "pushing", f"pushing and signing {built.digest}")
+        await publishing.push_release(plane, ref.org.name, built)
+        if plane.settings.needs_approval(env.name):
+            await _await_approval(plane, deployment_id, env.name)
+            return
+        await _point(plane, deployment_id)
+
+    return await _run_locked(plane, ref, env, deployment_id, publish_and_point)
+
+
+async def _run_locked(
+    plane: ControlPlane,
+    ref: catalog.AppRef,
+    env: Environment,
+    deployment_id: int,
+    step: Callable[[], Awaitable[None]],
+) -> DeploymentView:
+    """Run a deployment's store work under its app+environment lease; a failure fails it."""
+
     async def work() -> None:
         async with locks.hold(plane.db, _lock_name(ref, env)):
-            built = await _build(plane, deployment_id, ref)
-            await _step(plane, deployment_id, "pushing", f"pushing and signing {built.digest}")
-            await publishing.push_release(plane, ref.org.name, built)
-            if plane.settings.needs_approval(env.name):
-                await _await_approval(plane, deployment_id, env.name)
-                return
-            await _point(plane, deployment_id)
+            await step()
 
     await _guarded(plane, deployment_id, work())
     return await _view(plane, deployment_id)
@@ -441,12 +456,7 @@ async def promote(
         await _await_approval(plane, deployment_id, env.name)
         return await _view(plane, deployment_id)
 
-    async def work() -> None:
-        async with locks.hold(plane.db, _lock_name(ref, env)):
-            await _point(plane, deployment_id)
-
-    await _guarded(plane, deployment_id, work())
-    return await _view(plane, deployment_id)
+    return await _run_locked(plane, ref, env, deployment_id, lambda: _point(plane, deployment_id))
 
 
 async def approve(plane: ControlPlane, actor: Actor, deployment_id: int) -> DeploymentView:
@@ -528,12 +538,7 @@ async def rollback(
     if existed:
         return await _view(plane, deployment_id)
 
-    async def work() -> None:
-        async with locks.hold(plane.db, _lock_name(ref, env)):
-            await _point(plane, deployment_id)
-
-    await _guarded(plane, deployment_id, work())
-    return await _view(plane, deployment_id)
+    return await _run_locked(plane, ref, env, deployment_id, lambda: _point(plane, deployment_id))
 
 
 async def _previous_release(session: AsyncSession, app_id: int, env_id: int) -> Release:
@@ -575,12 +580,7 @@ async def undeploy(
     if existed:
         return await _view(plane, deployment_id)
 
-    async def work() -> None:
-        async with locks.hold(plane.db, _lock_name(ref, env)):
-            await _unpoint(plane, deployment_id)
-
-    await _guarded(plane, deployment_id, work())
-    return await _view(plane, deployment_id)
+    return await _run_locked(plane, ref, env, deployment_id, lambda: _unpoint(plane, deployment_id))
 
 
 async def _unpoint(plane: ControlPlane, deployment_id: int) -> None:

@@ -267,7 +267,7 @@ async def _app_event(
         return
     if event.at is not None:
         row.event_at = event.at
-    if await _foreign(session, row, app, event):
+    if await _foreign(session, app, event):
         await _report_foreign(session, cluster, org, app, row, event)
         return
     if event.severity == "error":
@@ -293,18 +293,17 @@ async def _app_event(
     await _note(session, cluster, app, event)
 
 
-async def _foreign(session: AsyncSession, row: ClusterApp, app: App, event: FluxEventData) -> bool:
+async def _foreign(session: AsyncSession, app: App, event: FluxEventData) -> bool:
     """Whether Flux accepted a revision of the app that fjord never released.
 
     Only fjord moves environment tags, and every release it publishes is recorded first, so an
     unknown digest means someone pushed to the registry directly. Flux's key-based signature
     check does not tie a signature to the digest it signs, so this check is the safety net.
-    Flux's own refusals (errors) are reported as they are.
+    Flux's own refusals (errors) are reported as they are. Asked for every event, not cached
+    on the cell: one indexed lookup, and no remembered "known" digest to go stale.
     """
     if event.severity == "error" or event.digest is None:
         return False
-    if event.digest in (row.applied_digest, row.digest) and row.reason != UNKNOWN_REVISION:
-        return False  # known already: skip the query
     released = await session.scalars(
         select(Release.id).where(Release.app_id == app.id, Release.digest == event.digest)
     )
