@@ -2,8 +2,8 @@
 
 This module only joins the pieces: :mod:`fjord.render` makes the files, :mod:`fjord.artifact`
 packs them, :mod:`fjord.stores` publishes. The order of publishing is the point: blobs and
-manifest first, then the signature, and only then the tags, so a cluster that follows a tag never
-sees an artifact that is incomplete or not yet signed.
+manifest first, then the signatures and the signed provenance, and only then the tags, so a
+cluster that follows a tag never sees an artifact that is incomplete or not yet signed.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from fjord import __version__
+from fjord.artifact.digest import canonical_json, sha256_digest
 from fjord.artifact.oci import EPOCH, Artifact, build_artifact
-from fjord.render import RenderedRelease, render_app, render_spec
-from fjord.spec import AppSpec, PlatformConfig
+from fjord.artifact.provenance import BuildFacts, Input
+from fjord.render import RenderedRelease, render_spec
+from fjord.spec import AppSpec, PlatformConfig, default_platform
 from fjord.spec.dynamic import NO_DYNAMIC_CONFIG, DynamicConfig
-from fjord.stores import Store, sign
+from fjord.spec.loader import load_app_spec
+from fjord.stores import Signer, Store, attest_provenance, sign
 
 BUILDER = f"fjord/{__version__}"
 
@@ -46,6 +47,21 @@ class Release:
     builder: str
     environments: tuple[str, ...]
     artifact: Artifact
+    inputs: tuple[Input, ...] = ()  # what the provenance lists, with digests
+
+    @property
+    def facts(self) -> BuildFacts:
+        """What this release's provenance states."""
+        return BuildFacts(
+            org=self.org,
+            app=self.app,
+            source=self.source,
+            revision=self.revision,
+            environments=self.environments,
+            dynamic_version=self.dynamic_version,
+            builder=self.builder,
+            inputs=self.inputs,
+        )
 
     @property
     def digest(self) -> str:
@@ -59,8 +75,31 @@ class Release:
         return self.artifact.files()
 
 
+def _input(name: str, document: object) -> Input:
+    return Input(name, sha256_digest(canonical_json(document)))
+
+
+def build_inputs(
+    spec: AppSpec, platform: PlatformConfig, dynamic: DynamicConfig
+) -> tuple[Input, ...]:
+    """The rendered inputs, each digested over its canonical JSON (for the provenance)."""
+    return (
+        _input("fjord.yaml", spec.model_dump(mode="json")),
+        _input("platform-config", platform.model_dump(mode="json")),
+        _input(
+            f"dynamic-config-v{dynamic.version}",
+            {"version": dynamic.version, "values": dict(dynamic.values)},
+        ),
+    )
+
+
 def _package(
-    rendered: RenderedRelease, *, source: str, revision: str, created: dt.datetime
+    rendered: RenderedRelease,
+    *,
+    source: str,
+    revision: str,
+    created: dt.datetime,
+    inputs: tuple[Input, ...] = (),
 ) -> Release:
     artifact = build_artifact(
         rendered.files,
@@ -83,6 +122,7 @@ def _package(
         builder=rendered.builder,
         environments=rendered.environments,
         artifact=artifact,
+        inputs=inputs,
     )
 
 
@@ -103,19 +143,26 @@ def build_release(
     of unchanged inputs a new release.
     """
     if isinstance(app, AppSpec):
+        spec = app
         rendered = render_spec(
             app, app_dir=app_dir, platform=platform, dynamic=dynamic, environments=environments
         )
     else:
-        rendered = render_app(app, platform=platform, dynamic=dynamic, environments=environments)
-    return _package(rendered, source=source, revision=revision, created=created)
+        spec = load_app_spec(Path(app) / "fjord.yaml")
+        rendered = render_spec(
+            spec, app_dir=Path(app), platform=platform, dynamic=dynamic, environments=environments
+        )
+    inputs = build_inputs(spec, platform or default_platform(), dynamic)
+    return _package(rendered, source=source, revision=revision, created=created, inputs=inputs)
 
 
 @dataclass(frozen=True)
 class Published:
     repository: str
     digest: str
-    signature: str | None
+    signature: str | None  # the bundle referrer's digest (or the `.sig`'s, legacy only)
+    legacy_signature: str | None
+    provenance: str | None
     tags: tuple[str, ...]
     reference: str  # e.g. 127.0.0.1:5000/ttd/apps/app1@sha256:…
 
@@ -124,20 +171,30 @@ async def publish(
     store: Store,
     release: Release,
     *,
-    key: ec.EllipticCurvePrivateKey | None = None,
+    signer: Signer | None = None,
     tags: Sequence[str] = (),
     repository_prefix: str = "",
 ) -> Published:
-    """Push the artifact, sign it, then move ``tags``; a failure leaves every tag where it was."""
+    """Push the artifact, sign it and attest its provenance, then move ``tags``.
+
+    A failure leaves every tag where it was. Without a signer nothing is signed (a local build).
+    """
     repo = f"{repository_prefix}/{release.repository}" if repository_prefix else release.repository
     digest = await store.push(repo, release.artifact)
-    signature = await sign(store, repo, digest, key) if key is not None else None
+    signature = legacy = attestation = None
+    if signer is not None:
+        signed = await sign(store, repo, digest, signer)
+        signature, legacy = signed.bundle or signed.legacy, signed.legacy
+        if signer.bundles:
+            attestation = await attest_provenance(store, repo, digest, signer.key, release.facts)
     for tag in tags:
         await store.tag(repo, digest, tag)
     return Published(
         repository=repo,
         digest=digest,
         signature=signature,
+        legacy_signature=legacy,
+        provenance=attestation,
         tags=tuple(tags),
         reference=f"{store.docker_reference(repo)}@{digest}",
     )

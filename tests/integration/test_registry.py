@@ -28,6 +28,8 @@ from fjord.stores import (
     RegistryError,
     RegistryStore,
     RetryPolicy,
+    Signer,
+    Trust,
     sign,
     verify,
 )
@@ -257,8 +259,8 @@ async def test_bearer_token_flow(token_registry: tuple[LocalRegistry, TokenServe
     key = ec.generate_private_key(ec.SECP256R1())
     async with RegistryStore(server.url, username="robot", password="s3cret") as store:
         await store.push(source, artifact, tag="tt02")
-        await sign(store, source, artifact.digest, key)
-        await verify(store, source, artifact.digest, [key.public_key()])
+        await sign(store, source, artifact.digest, Signer(key))
+        await verify(store, source, artifact.digest, Trust(keys=[key.public_key()]))
         assert await store.put_blob(target, artifact.layer, mount_from=[source]) == (
             BlobOutcome.MOUNTED
         )

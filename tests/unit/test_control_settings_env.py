@@ -69,3 +69,14 @@ def test_kustomization_timeout_from_the_environment() -> None:
     assert settings.kustomization_timeout == "60s"
     with pytest.raises(ValueError, match="FJORD_KUSTOMIZATION_TIMEOUT"):
         ControlSettings.from_env({"FJORD_KUSTOMIZATION_TIMEOUT": "a minute"})
+
+
+def test_legacy_signatures_switch_from_the_environment(tmp_path: Path) -> None:
+    base = {"FJORD_DATA_DIR": str(tmp_path)}
+    assert ControlSettings.from_env(base).legacy_signatures is True  # the window is open
+    assert (
+        ControlSettings.from_env({**base, "FJORD_LEGACY_SIGNATURES": "off"}).legacy_signatures
+        is False
+    )
+    with pytest.raises(ValueError, match="FJORD_LEGACY_SIGNATURES='maybe'"):
+        ControlSettings.from_env({**base, "FJORD_LEGACY_SIGNATURES": "maybe"})

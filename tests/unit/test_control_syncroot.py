@@ -107,6 +107,23 @@ def test_bootstrap_has_secrets_root_sync_provider_alert_and_receiver(tmp_path: P
     assert webhook_path("t0ken").startswith("/hook/")
 
 
+async def test_clusters_trust_the_legacy_key_only_during_the_migration_window(
+    tmp_path: Path,
+) -> None:
+    window = settings(tmp_path / "window")
+    closed = settings(tmp_path / "closed", legacy_signatures=False)
+    for config, expected in ((window, {"cosign.pub", "legacy.pub"}), (closed, {"cosign.pub"})):
+        async with opened(config) as plane:
+            objects = await clusters.bootstrap(plane, ADMIN, "ttd", "tt02", "tt02-1")
+            secret = next(o for o in objects if o["metadata"]["name"] == "fjord-cosign")
+            assert set(secret["data"]) == expected
+            keys = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+            assert keys["cosign.pub"] == plane.public_key_pem
+            # Never one key for both formats: Flux does not check a legacy `.sig`'s digest.
+            assert keys.get("legacy.pub") != plane.public_key_pem
+            assert (plane.signer.legacy_key is not None) == ("legacy.pub" in expected)
+
+
 async def test_each_cluster_gets_its_own_token_encrypted_at_rest(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)

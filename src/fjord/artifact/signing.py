@@ -1,5 +1,11 @@
 """Cosign-compatible key-based signatures in the legacy "simple signing" layout.
 
+Kept for a migration window only (see docs/signing.md): Flux checks the digest-bound Sigstore
+bundles of :mod:`.bundle` first and falls back to this layout only when an artifact has no
+bundle, and in that fallback it never compares the payload's digest claim with the artifact —
+a valid ``.sig`` copied to another digest's tag passes Flux. fjord's own verifier below does
+check the claim.
+
 What Flux's ``OCIRepository.spec.verify`` (provider ``cosign``, key mode) accepts, per
 reference/flux.md section 4:
 
@@ -55,12 +61,14 @@ class KeyPair:
 
 @dataclass(frozen=True)
 class VerifiedSignature:
-    """A signature layer that verified: which payload, and the index of the key that signed."""
+    """A signature that verified: which payload, the index of the key that signed, and the
+    format (``legacy`` simple signing or a Sigstore ``bundle``)."""
 
     digest: str
     docker_reference: str
     payload_digest: str
     key_index: int
+    format: str = "legacy"
 
 
 def generate_key_pair(password: bytes | None = None) -> KeyPair:
@@ -188,7 +196,8 @@ def signature_image(
     return Image(manifest=manifest, blobs=blobs)
 
 
-def _verify_with(key: PublicKey, signature: bytes, payload: bytes) -> bool:
+def signature_valid(key: PublicKey, signature: bytes, payload: bytes) -> bool:
+    """Whether ``signature`` is ``key``'s signature over ``payload`` (ECDSA/RSA: SHA-256)."""
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
@@ -235,7 +244,7 @@ def verify_signature_image(
             reasons.append("a signature annotation is not base64")
             continue
         key_index = next(
-            (i for i, k in enumerate(public_keys) if _verify_with(k, signature, payload)), None
+            (i for i, k in enumerate(public_keys) if signature_valid(k, signature, payload)), None
         )
         if key_index is None:
             reasons.append("a signature does not verify with any trusted key")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from fjord.artifact.signing import load_private_key, load_public_key
+from fjord.artifact.provenance import summarize
+from fjord.artifact.signing import PublicKey, load_private_key, load_public_key
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
 from fjord.errors import FjordError
 from fjord.releases import Release, build_release, publish
 from fjord.spec import load_platform
-from fjord.stores import pull_verified
+from fjord.stores import Signer, Trust, provenance, pull_verified
 from fjord.stores.locations import open_location
 
 release_app = typer.Typer(help="Build, publish and verify releases (signed Flux OCI artifacts).")
@@ -38,6 +40,19 @@ def _summary(release: Release) -> dict[str, object]:
     }
 
 
+LegacyKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="legacy.pub: also accept a legacy `.sig` by this key (migration window only)."
+    ),
+]
+
+
+def _trust(key: Path, legacy_key: Path | None) -> Trust:
+    legacy: list[PublicKey] = [load_public_key(legacy_key.read_bytes())] if legacy_key else []
+    return Trust(keys=[load_public_key(key.read_bytes())], legacy_keys=legacy)
+
+
 @release_app.command("build")
 def build(
     app_dir: Annotated[Path, typer.Argument(help="Directory with fjord.yaml (and maybe a chart).")],
@@ -55,6 +70,13 @@ def build(
         ),
     ] = None,
     key: Annotated[Path | None, typer.Option(help="cosign.key (PKCS#8 PEM) to sign with.")] = None,
+    legacy_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a legacy cosign `.sig` signed with this key (migration window only; "
+            "never the --key key, see docs/signing.md)."
+        ),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag(s) to move after publishing.")] = None,
     output: Output = OutputOption,
 ) -> None:
@@ -70,20 +92,25 @@ def build(
         summary = _summary(release)
         if publish_to:
             location = open_location(publish_to)
-            private = load_private_key(key.read_bytes()) if key else None
+            signer = None
+            if key:
+                legacy = load_private_key(legacy_key.read_bytes()) if legacy_key else None
+                signer = Signer(key=load_private_key(key.read_bytes()), legacy_key=legacy)
 
             async def run() -> None:
                 async with location.store as store:
                     published = await publish(
                         store,
                         release,
-                        key=private,
+                        signer=signer,
                         tags=tag or [],
                         repository_prefix=location.prefix,
                     )
                 summary["published"] = {
                     "reference": published.reference,
                     "signature": published.signature,
+                    "legacySignature": published.legacy_signature,
+                    "provenance": published.provenance,
                     "tags": list(published.tags),
                 }
 
@@ -109,19 +136,18 @@ def verify(
     store_url: Annotated[str, typer.Argument(help="Store URL, e.g. oci://127.0.0.1:5000.")],
     reference: Annotated[str, typer.Argument(help="repository:tag or repository@sha256:…")],
     key: Annotated[Path, typer.Option(help="cosign.pub (PEM public key).")],
+    legacy_key: LegacyKeyOption = None,
     output: Output = OutputOption,
 ) -> None:
     """Check a published release's signature and content; exit 1 if it does not verify."""
     repository, _, ref = reference.replace("@", ":", 1).partition(":")
     try:
         location = open_location(store_url)
-        public = load_public_key(key.read_bytes())
+        trust = _trust(key, legacy_key)
 
         async def run() -> dict[str, object]:
             async with location.store as store:
-                artifact = await pull_verified(
-                    store, location.repository(repository), ref, [public]
-                )
+                artifact = await pull_verified(store, location.repository(repository), ref, trust)
             return {"digest": artifact.digest, "revision": artifact.revision, "verified": True}
 
         result = asyncio.run(run())
@@ -130,4 +156,70 @@ def verify(
     if output is Output.json:
         emit_json(result)
     else:
-        out.print(f"[green]verified[/green] {reference} ({result['digest']})")
+        out.print(Text.assemble(("verified", "green"), f" {reference} ({result['digest']})"))
+
+
+async def _show(store_url: str, reference: str, trust: Trust) -> dict[str, object]:
+    repository, _, ref = reference.replace("@", ":", 1).partition(":")
+    location = open_location(store_url)
+    async with location.store as store:
+        repo = location.repository(repository)
+        artifact = await pull_verified(store, repo, ref, trust)
+        attested = await provenance(store, repo, artifact.digest, trust.keys)
+    summary = summarize(attested.predicate)
+    return {
+        "reference": reference,
+        "digest": artifact.digest,
+        "annotations": artifact.annotations,
+        "verified": True,
+        "provenance": {
+            "predicateType": attested.predicate_type,
+            "builder": {"id": summary.builder_id, "version": summary.builder_version},
+            "buildType": summary.build_type,
+            "app": summary.app,
+            "source": {
+                "repository": summary.source,
+                "revision": summary.revision,
+                "commit": summary.commit,
+            },
+            "environments": list(summary.environments),
+            "dynamicConfigVersion": summary.dynamic_version,
+            "inputs": [{"name": i.name, "digest": i.digest} for i in summary.inputs],
+        },
+    }
+
+
+@release_app.command("show")
+def show(
+    store_url: Annotated[str, typer.Argument(help="Store URL, e.g. oci://127.0.0.1:5000.")],
+    reference: Annotated[str, typer.Argument(help="repository:tag or repository@sha256:…")],
+    key: Annotated[Path, typer.Option(help="cosign.pub (PEM public key).")],
+    legacy_key: LegacyKeyOption = None,
+    output: Output = OutputOption,
+) -> None:
+    """Verify a published release and show its signed provenance; exit 1 if either fails."""
+    try:
+        result = asyncio.run(_show(store_url, reference, _trust(key, legacy_key)))
+    except FjordError as exc:
+        raise fail(exc) from exc
+    if output is Output.json:
+        emit_json(result)
+        return
+    attested: dict[str, Any] = result["provenance"]  # type: ignore[assignment]
+    table = Table(title=Text(f"release {reference}"), show_header=False)
+    rows = [
+        ("digest", str(result["digest"])),
+        ("signature", "verified"),
+        ("provenance", f"verified ({attested['predicateType']})"),
+        ("app", attested["app"]),
+        ("source", attested["source"]["repository"]),
+        ("revision", attested["source"]["revision"]),
+        ("commit", attested["source"]["commit"] or "(not a git checkout)"),
+        ("environments", ", ".join(attested["environments"])),
+        ("dynamic config", f"v{attested['dynamicConfigVersion']}"),
+        ("builder", f"{attested['builder']['id']} ({attested['builder']['version']})"),
+    ]
+    rows += [(f"input {i['name']}", i["digest"]) for i in attested["inputs"]]
+    for name, value in rows:
+        table.add_row(Text(name), Text(str(value)))  # Text: user values are never markup
+    out.print(table)

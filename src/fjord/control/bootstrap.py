@@ -46,6 +46,8 @@ class BootstrapInput:
     cluster_id: str
     token: str
     public_key_pem: bytes
+    # The legacy key's public half, trusted only during the signature migration window.
+    legacy_public_key_pem: bytes | None = None
 
 
 def _secret(name: str, data: dict[str, bytes], type_: str = "Opaque") -> Obj:
@@ -58,13 +60,23 @@ def _secret(name: str, data: dict[str, bytes], type_: str = "Opaque") -> Obj:
     }
 
 
+def _cosign_keys(given: BootstrapInput) -> dict[str, bytes]:
+    # Flux tries every `.pub` key. The legacy key is listed only while fjord still writes legacy
+    # `.sig` signatures: Flux never checks their digest claim, so a trusted legacy key would let
+    # a copied `.sig` through; without it only digest-bound bundles verify.
+    keys = {"cosign.pub": given.public_key_pem}
+    if given.legacy_public_key_pem is not None:
+        keys["legacy.pub"] = given.legacy_public_key_pem
+    return keys
+
+
 def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[Obj]:
     org, env = given.org, given.environment
     source = flux_source(settings, org, flux.sync_repository(org, env))
     objects: list[Obj] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": flux.FLUX_NAMESPACE}},
         INFRA_ROLE,
-        _secret(flux.COSIGN_SECRET, {"cosign.pub": given.public_key_pem}),
+        _secret(flux.COSIGN_SECRET, _cosign_keys(given)),
         _secret(flux.WEBHOOK_SECRET, {"token": given.token.encode()}),
     ]
     if source.needs_credentials:

@@ -101,6 +101,7 @@ async def bootstrap(
             cluster_id=cluster.id,
             token=token,
             public_key_pem=plane.public_key_pem,
+            legacy_public_key_pem=plane.legacy_public_key_pem,
         ),
     )
 

@@ -17,10 +17,11 @@ from fjord.control import catalog, migrate
 from fjord.control.db import Database
 from fjord.control.secrets import Cipher, load_or_create_key
 from fjord.control.settings import ControlSettings
+from fjord.stores import Signer, Trust
 
 
 def _signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """The platform signing key, generated (mode 0600) on first use."""
+    """A platform signing key, generated (mode 0600) on first use."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         pair = generate_key_pair()
@@ -41,10 +42,26 @@ class ControlPlane:
     db: Database
     signing_key: ec.EllipticCurvePrivateKey
     cipher: Cipher
+    # Set only during the signature migration window (settings.legacy_signatures).
+    legacy_key: ec.EllipticCurvePrivateKey | None = None
 
     @property
     def public_key_pem(self) -> bytes:
         return public_key_pem(self.signing_key)
+
+    @property
+    def legacy_public_key_pem(self) -> bytes | None:
+        return public_key_pem(self.legacy_key) if self.legacy_key is not None else None
+
+    @property
+    def signer(self) -> Signer:
+        """Bundles with the platform key; a legacy `.sig` with the legacy key in the window."""
+        return Signer(key=self.signing_key, legacy_key=self.legacy_key)
+
+    @property
+    def trust(self) -> Trust:
+        legacy = [self.legacy_key.public_key()] if self.legacy_key is not None else []
+        return Trust(keys=[self.signing_key.public_key()], legacy_keys=legacy)
 
     @classmethod
     async def open(cls, settings: ControlSettings, *, migrate_db: bool = True) -> ControlPlane:
@@ -58,6 +75,9 @@ class ControlPlane:
             db=db,
             signing_key=_signing_key(settings.signing_key_path),
             cipher=Cipher(load_or_create_key(settings.secret_key_path)),
+            legacy_key=(
+                _signing_key(settings.legacy_key_path) if settings.legacy_signatures else None
+            ),
         )
         async with db.session() as session:
             await catalog.sync_platform(session, settings.platform)

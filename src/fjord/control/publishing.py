@@ -21,7 +21,7 @@ from fjord.stores import sign
 async def push_release(plane: ControlPlane, org: str, release: Release) -> None:
     prefix = repository_prefix(plane.settings, org)
     async with open_store(plane.settings, org) as store:
-        await publish(store, release, key=plane.signing_key, repository_prefix=prefix)
+        await publish(store, release, signer=plane.signer, repository_prefix=prefix)
 
 
 async def move_tag(plane: ControlPlane, org: str, repository: str, digest: str, tag: str) -> None:
@@ -59,7 +59,7 @@ async def publish_sync_root(
             if unchanged and await store.resolve(repository, flux.SYNC_TAG) == artifact.digest:
                 return artifact.digest
             digest = await store.push(repository, artifact)
-            await sign(store, repository, digest, plane.signing_key)
+            await sign(store, repository, digest, plane.signer)
             await store.tag(repository, digest, flux.SYNC_TAG)
         async with plane.db.session() as session:
             row = await session.get(SyncRoot, (org_id, environment_id))

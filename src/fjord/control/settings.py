@@ -19,6 +19,15 @@ from fjord.spec import PlatformConfig, default_platform, load_platform
 _FLUX_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$")
 
 
+def _switch(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "on", "yes"):
+        return True
+    if lowered in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{name}={value!r} is not a switch (use on or off)")
+
+
 def default_data_dir() -> Path:
     configured = os.environ.get("FJORD_DATA_DIR")
     if configured:
@@ -48,6 +57,9 @@ class ControlSettings:
     # Flux intervals written into sync roots and bootstrap manifests.
     flux_interval: str = "10m"
     kustomization_timeout: str = "5m"
+    # The signature migration window (docs/signing.md): while on, every artifact also gets a
+    # legacy `.sig` signed with the separate legacy key, and clusters trust that key too.
+    legacy_signatures: bool = True
 
     @property
     def database(self) -> str:
@@ -56,6 +68,11 @@ class ControlSettings:
     @property
     def signing_key_path(self) -> Path:
         return self.data_dir / "cosign.key"
+
+    @property
+    def legacy_key_path(self) -> Path:
+        """The key legacy `.sig` signatures are made with (never the bundle key, see above)."""
+        return self.data_dir / "cosign-legacy.key"
 
     @property
     def secret_key_path(self) -> Path:
@@ -99,6 +116,10 @@ class ControlSettings:
                     f"FJORD_KUSTOMIZATION_TIMEOUT={timeout!r} is not a Flux duration (e.g. 60s, 5m)"
                 )
             kwargs["kustomization_timeout"] = timeout
+        if env.get("FJORD_LEGACY_SIGNATURES"):
+            kwargs["legacy_signatures"] = _switch(
+                "FJORD_LEGACY_SIGNATURES", env["FJORD_LEGACY_SIGNATURES"]
+            )
         if env.get("FJORD_REGISTRY_AUTH"):
             # host=user:password[,host=user:password]
             creds = {}

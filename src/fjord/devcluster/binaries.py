@@ -466,6 +466,9 @@ class Group:
 
 
 GITEA_VERSION = "v1.27.3"
+# The real cosign CLI, only to prove in tests that fjord's signatures and attestations verify with
+# it (fjord signs in Python). Its go.mod has no replace lines, so a `tool` directive builds it.
+COSIGN_VERSION = "v3.1.3"
 
 GROUPS: dict[str, Group] = {
     group.name: group
@@ -492,6 +495,20 @@ GROUPS: dict[str, Group] = {
                 ),
             ),
             free_bytes=4 * 1024**3,
+            hint="about 5 minutes cold on 2 cores",
+        ),
+        Group(
+            "cosign",
+            f"cosign-{COSIGN_VERSION}",
+            targets=(
+                Target(
+                    "cosign",
+                    ("github.com/sigstore/cosign/v3/cmd/cosign",),
+                    ("cosign",),
+                    f"-s -w -X sigs.k8s.io/release-utils/version.gitVersion={COSIGN_VERSION}"
+                    " -X sigs.k8s.io/release-utils/version.gitTreeState=clean",
+                ),
+            ),
             hint="about 5 minutes cold on 2 cores",
         ),
     )

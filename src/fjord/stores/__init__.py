@@ -23,7 +23,18 @@ from fjord.stores.registry import (
     RegistryStore,
 )
 from fjord.stores.retry import RetryPolicy
-from fjord.stores.signatures import pull_verified, sign, verify
+from fjord.stores.signatures import (
+    Signed,
+    Signer,
+    Trust,
+    attest_provenance,
+    provenance,
+    pull_verified,
+    sign,
+    sign_legacy,
+    verify,
+    verify_legacy,
+)
 
 if TYPE_CHECKING:
     from fjord.stores.azure import AzureBlobStore
@@ -48,11 +59,18 @@ __all__ = [
     "RegistryNotFoundError",
     "RegistryStore",
     "RetryPolicy",
+    "Signed",
+    "Signer",
     "Store",
     "StoreError",
+    "Trust",
+    "attest_provenance",
     "check_repository",
     "check_tag",
+    "provenance",
     "pull_verified",
     "sign",
+    "sign_legacy",
     "verify",
+    "verify_legacy",
 ]

@@ -243,7 +243,10 @@ class AzureBlobStore(Store):
         self, repository: str, tag: str, manifest: bytes
     ) -> dict[str, bytes] | None:
         """The artifact's ``<tag>/`` files, or None if it is not a Flux artifact or has none."""
-        descriptors = referenced_blobs(parse_manifest(manifest))
+        try:
+            descriptors = referenced_blobs(parse_manifest(manifest))
+        except ArtifactError:
+            return None  # an index (e.g. a referrers fallback tag) has no tree
         blobs = {}
         for desc in descriptors:
             data = await self._get_blob(repository, desc["digest"])

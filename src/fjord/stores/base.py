@@ -19,12 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import StrEnum
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from fjord.artifact import Artifact, Image, sha256_digest, verify_digest
+from fjord.artifact.bundle import index_descriptors, referrers_tag
 from fjord.artifact.digest import check_digest, is_digest
 from fjord.artifact.errors import ArtifactError, DigestMismatchError
-from fjord.artifact.oci import parse_manifest, referenced_blobs
+from fjord.artifact.oci import OCI_INDEX, parse_manifest, referenced_blobs
 from fjord.errors import FjordError
 
 # The distribution spec's repository name grammar, and its tag grammar.
@@ -260,3 +261,38 @@ class Store(ABC):
             raise StoreError(
                 f"{self.describe()}: {repository}:{reference} is not a Flux artifact: {exc}"
             ) from exc
+
+    # ---- OCI referrers (signature bundles and attestations attached to a manifest) ---------
+
+    async def referrers_api(self, repository: str, digest: str) -> bytes | None:
+        """The registry's referrers API answer (an OCI index) for ``digest``, or None when the
+        store has no such API; then referrers live under the fallback tag (see ``referrers``).
+        """
+        return None
+
+    async def referrers(self, repository: str, digest: str) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose ``subject`` is ``digest``.
+
+        Read like go-containerregistry (and so Flux and cosign) reads them: the referrers API
+        where the store has one, else the index under the ``sha256-<hex>`` fallback tag.
+        """
+        check_repository(repository)
+        index = await self.referrers_api(repository, check_digest(digest))
+        if index is None:
+            index = await self._get_manifest(repository, referrers_tag(digest))
+        return index_descriptors(index)
+
+    async def put_index(self, repository: str, index: bytes, *, tag: str) -> str:
+        """Store an OCI image index and point ``tag`` at it, once every listed manifest exists."""
+        check_repository(repository)
+        check_tag(tag)
+        for desc in index_descriptors(index):
+            if await self._get_manifest(repository, check_digest(desc["digest"])) is None:
+                raise NotFoundError(
+                    f"{self.describe()}: cannot tag index {repository}:{tag}: manifest "
+                    f"{desc['digest']} not found"
+                )
+        digest = sha256_digest(index)
+        await self._put_manifest(repository, digest, index, OCI_INDEX)
+        await self._set_tag(repository, tag, digest, index, OCI_INDEX)
+        return digest

@@ -457,3 +457,26 @@ class RegistryStore(Store):
         await self._put_manifest_at(repository, tag, placeholder, OCI_MANIFEST)
         await self._delete_manifest(repository, sha256_digest(placeholder))
         return True
+
+    # ---- OCI referrers API -----------------------------------------------------------------
+
+    async def referrers_api(self, repository: str, digest: str) -> bytes | None:
+        """``GET /v2/<name>/referrers/<digest>`` when the registry implements it (OCI 1.1).
+
+        Like go-containerregistry, anything but a 200 with an OCI index body (Distribution 2.8
+        answers 404) means "no API": the caller then uses the ``sha256-<hex>`` fallback tag.
+        """
+        operation = f"GET referrers of {digest}"
+        response = await self._send(
+            "GET",
+            self._url(repository, "referrers", digest),
+            repository,
+            operation,
+            headers={"Accept": OCI_INDEX},
+        )
+        if response.status_code in (400, 404, 405, 406):
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, repository, operation)
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return response.content if content_type == OCI_INDEX else None
