@@ -1,4 +1,4 @@
-"""`fjord keys generate`, `fjord release build --publish` and `fjord release verify` end to end."""
+"""`fjord keys generate`, `fjord release build --publish`, `verify` and `show` end to end."""
 
 from __future__ import annotations
 
@@ -87,6 +87,47 @@ def test_publish_then_verify_and_reject_a_wrong_key(
     )
     assert bad.returncode == 1
     assert "error" in bad.stderr.lower()
+
+    # The signed provenance, verified and shown.
+    shown = json.loads(
+        fjord(
+            "release",
+            "show",
+            store,
+            "ttd/apps/skjema:tt02",
+            "--key",
+            str(tmp_path / "cosign.pub"),
+            "-o",
+            "json",
+        ).stdout
+    )
+    assert published["provenance"].startswith("sha256:")
+    assert shown["digest"] == published["reference"].rsplit("@", 1)[1]
+    provenance = shown["provenance"]
+    assert provenance["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert provenance["builder"]["id"] == "https://fjord.dev/builder"
+    assert provenance["app"] == "ttd/skjema"
+    assert provenance["source"]["revision"] == "local"
+    assert provenance["source"]["commit"] is None  # not a git revision
+    assert provenance["dynamicConfigVersion"] == 0
+    names = {i["name"] for i in provenance["inputs"]}
+    assert names == {"fjord.yaml", "platform-config", "dynamic-config-v0"}
+    assert all(i["digest"].startswith("sha256:") for i in provenance["inputs"])
+    table = fjord(
+        "release", "show", store, "ttd/apps/skjema:tt02", "--key", str(tmp_path / "cosign.pub")
+    )
+    assert "https://fjord.dev/builder" in table.stdout
+    assert "platform-config" in table.stdout
+    refused = fjord(
+        "release",
+        "show",
+        store,
+        "ttd/apps/skjema:tt02",
+        "--key",
+        str(tmp_path / "other" / "cosign.pub"),
+        check=False,
+    )
+    assert refused.returncode == 1
 
 
 def test_a_spec_error_names_the_file_and_line(tmp_path: Path) -> None:
