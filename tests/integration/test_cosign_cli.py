@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,11 +45,11 @@ def cosign_bin() -> Path:
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> Iterator[tuple[ec.EllipticCurvePrivateKey, Path]]:
+def keys(tmp_path: Path) -> tuple[ec.EllipticCurvePrivateKey, Path]:
     pair = generate_key_pair()
     public = tmp_path / "cosign.pub"
     public.write_bytes(pair.public_pem)
-    yield load_private_key(pair.private_pem), public
+    return load_private_key(pair.private_pem), public
 
 
 def cosign(cosign_bin: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
