@@ -7,9 +7,10 @@
 * undeploy: Flux prunes the app's namespace and the operators delete what they made outside the
   cluster (the Maskinporten client, the PostgreSQL login role, the Redis ACL user);
 * a tampered artifact under the environment tag, not signed by the platform key, is refused by
-  Flux's cosign check and the cluster keeps the good revision (the signature check binds no
-  digest, though: Flux accepts a good release's ``.sig`` copied onto tampered content, see
-  the test's docstring);
+  Flux's cosign check and the cluster keeps the good revision; a good release's signatures
+  copied onto tampered content are refused by Flux itself — the digest-bound Sigstore bundle
+  always, the legacy ``.sig`` once the signature migration window is closed (during the window
+  Flux accepts a copied ``.sig`` and only fjord flags the revision);
 * org digdir's cluster cannot pull from org ttd's registry, and holds no credentials for it;
 * Flux events that are unsigned, wrongly signed or signed with another cluster's token are
   refused and change nothing.
@@ -38,6 +39,7 @@ import pytest
 import yaml
 from e2e_support import REPO_ROOT, Platform
 
+from fjord.artifact.bundle import referrers_tag
 from fjord.artifact.oci import (
     ANNOTATION_CREATED,
     ANNOTATION_REVISION,
@@ -380,12 +382,9 @@ async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keep
 ) -> None:
     """Unsigned tampered content is refused; the previous good revision keeps running.
 
-    Not covered, because it does not hold: Flux's key-based cosign check (source-controller
-    v1.9.3 with cosign v3.0.6) verifies the signature over its payload but sets no
-    ``ClaimVerifier``, so the payload's ``docker-manifest-digest`` is never compared with the
-    artifact's digest. A legacy ``.sig`` of a good release, copied to the tampered digest's
-    ``sha256-<hex>.sig`` tag, is accepted (``SourceVerified=True``) and the content applied.
-    Only an unsigned or foreign-signed artifact is refused.
+    Copied signatures are the next two tests: Flux's key-based check of a legacy ``.sig`` sets
+    no ``ClaimVerifier`` (source-controller v1.9.3, cosign v3.0.6), so a copied ``.sig`` passes
+    it while the key that made it is trusted; a copied Sigstore bundle never does.
     """
     name = "e2e-seal"
     namespace = f"{ORG}-{name}"
@@ -466,12 +465,13 @@ async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keep
 async def test_a_copied_signature_gets_past_flux_but_fjord_flags_the_revision(
     platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
 ) -> None:
-    """The attack Flux's key-based check lets through (see the test above) is caught by fjord.
+    """The attack Flux lets through during the signature migration window is caught by fjord.
 
-    Someone with push access to the registry copies a good release's ``.sig`` to a tampered
-    digest and moves the tag. Flux verifies and applies it; every event it sends names a digest
-    fjord never released, so the cluster shows not ready (``fjord/UnknownRevision``) with what to
-    do, and the audit log records it.
+    Someone with push access to the registry copies a good release's ``.sig`` (signed with the
+    legacy key, which clusters trust only during the window) to a tampered digest and moves the
+    tag; no bundle is copied, so Flux falls back to the legacy layout. Flux verifies and applies
+    it; every event it sends names a digest fjord never released, so the cluster shows not ready
+    (``fjord/UnknownRevision``) with what to do, and the audit log records it.
     """
     name = "e2e-sigcopy"
     namespace = f"{ORG}-{name}"
@@ -536,6 +536,115 @@ async def test_a_copied_signature_gets_past_flux_but_fjord_flags_the_revision(
         await kube.wait_for(
             "v1", "ConfigMap", "tampered", namespace, until=lambda o: o is None, what="pruned"
         )
+
+
+async def expect_refused(
+    kube: Kube, source_name: str, forged_digest: str, good_revision: str
+) -> None:
+    """Flux's source refuses ``forged_digest`` with a verification error and keeps the good one."""
+    token = await request_reconcile(kube, "OCIRepository", source_name, FLUX_NS)
+    refused = await kube.wait_for(
+        OCI,
+        "OCIRepository",
+        source_name,
+        FLUX_NS,
+        until=handled(token, verification_refused),
+        timeout=120,
+        what=f"refused by the signature check ({forged_digest})",
+    )
+    assert refused is not None
+    assert (condition(refused, "Ready") or {}).get("status") == "False"
+    message = str((condition(refused, "SourceVerified") or {}).get("message"))
+    assert forged_digest.removeprefix("sha256:") in message, message
+    assert refused["status"]["artifact"]["revision"] == good_revision
+
+
+async def expect_good_running(kube: Kube, name: str, namespace: str, good_revision: str) -> None:
+    token = await request_reconcile(kube, "Kustomization", name, namespace)
+    kustomization = await kube.wait_for(
+        KUSTOMIZE,
+        "Kustomization",
+        name,
+        namespace,
+        until=handled(token, lambda o: is_true(o, "Ready")),
+        timeout=120,
+        what="reconciled",
+    )
+    assert kustomization is not None
+    assert kustomization["status"]["lastAppliedRevision"] == good_revision
+    workload = await kube.get("apps/v1", "Deployment", name, namespace)
+    assert workload is not None
+    assert workload["spec"]["template"]["spec"]["containers"][0]["image"] == GOOD_IMAGE
+    assert await kube.get("v1", "ConfigMap", "tampered", namespace) is None
+
+
+async def test_a_valid_signature_copied_onto_a_tampered_artifact_is_refused_by_flux_itself(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    """Copied signatures stop at Flux's source-controller; the good revision keeps running.
+
+    1. The good release's Sigstore bundle (its ``sha256-<hex>`` referrers index) and its legacy
+       ``.sig``, both copied to the tampered digest: refused even during the migration window.
+       Flux finds bundles, so it checks only bundles, and the signed statement names the good
+       digest.
+    2. The window closed on this cluster (its key Secret as fjord's bootstrap writes it with
+       ``FJORD_LEGACY_SIGNATURES=off``: no ``legacy.pub``) and only the ``.sig`` copied: refused,
+       because every legacy signature was made with the legacy key, which Flux no longer trusts.
+       The good release still verifies by its bundle alone.
+    """
+    name = "e2e-bundle"
+    namespace = f"{ORG}-{name}"
+    source_name = f"{ORG}-{name}"
+    app = await register(admin, tmp_path, name)
+    deployed = await deploy_ready(platform, admin, app)
+    good_digest = deployed["digest"]
+    good_revision = f"tt02@{good_digest}"
+    repository = f"{ORG}/apps/{name}"
+
+    async with registry(platform, ORG) as store, platform.kube(TT02) as kube:
+        keys = secret_data(await kube.get("v1", "Secret", "fjord-cosign", FLUX_NS))
+        assert set(keys) == {"cosign.pub", "legacy.pub"}  # the platform runs in the window
+        good = await store.pull(repository, "tt02")
+        forged = tampered(good, name)
+        try:
+            await store.push(repository, forged)
+            good_sig = await store.resolve(repository, signature_tag(good_digest))
+            assert good_sig is not None
+            await store.tag(repository, good_sig, signature_tag(forged.digest))
+            index = await store.get_manifest(repository, referrers_tag(good_digest))
+            await store.put_index(repository, index, tag=referrers_tag(forged.digest))
+            await store.tag(repository, forged.digest, "tt02")
+
+            # 1. Bundle and .sig copied, window open: refused.
+            await expect_refused(kube, source_name, forged.digest, good_revision)
+            await expect_good_running(kube, name, namespace, good_revision)
+
+            # 2. Window closed on this cluster, only the .sig copied: refused.
+            await kube.patch(
+                "v1", "Secret", "fjord-cosign", {"data": {"legacy.pub": None}}, FLUX_NS
+            )
+            assert await store.delete_tag(repository, referrers_tag(forged.digest))
+            assert await store.referrers(repository, forged.digest) == []
+            await expect_refused(kube, source_name, forged.digest, good_revision)
+            await expect_good_running(kube, name, namespace, good_revision)
+
+            # The good release verifies by its bundle alone.
+            await store.tag(repository, good_digest, "tt02")
+            token = await request_reconcile(kube, "OCIRepository", source_name, FLUX_NS)
+            restored = await kube.wait_for(
+                OCI,
+                "OCIRepository",
+                source_name,
+                FLUX_NS,
+                until=handled(token, ready_with(good_revision)),
+                timeout=120,
+                what=f"Ready at {good_revision} with the window closed",
+            )
+            assert restored is not None
+        finally:
+            await store.tag(repository, good_digest, "tt02")
+            restore = {"legacy.pub": base64.b64encode(keys["legacy.pub"].encode()).decode()}
+            await kube.patch("v1", "Secret", "fjord-cosign", {"data": restore}, FLUX_NS)
 
 
 # ---- 3b. tenant isolation of the registries ------------------------------------------------
