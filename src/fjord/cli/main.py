@@ -77,7 +77,7 @@ class RootGroup(LazyGroup):
         "release": LazyCommand(
             "fjord.cli.release",
             "release_app",
-            "Build, publish and verify releases (signed Flux OCI artifacts).",
+            "Build, publish, verify and show releases (signed Flux OCI artifacts + provenance).",
         ),
         "keys": LazyCommand(
             "fjord.cli.keys",

@@ -19,7 +19,9 @@ from fjord.spec import load_platform
 from fjord.stores import Signer, Trust, provenance, pull_verified
 from fjord.stores.locations import open_location
 
-release_app = typer.Typer(help="Build, publish and verify releases (signed Flux OCI artifacts).")
+release_app = typer.Typer(
+    help="Build, publish, verify and show releases (signed Flux OCI artifacts + provenance)."
+)
 
 PlatformOption = typer.Option(
     None, "--platform", help="Platform config file (default: the embedded demo platform)."
