@@ -57,6 +57,9 @@ async def publish_sync_root(
             # may have stopped us between push and tag).
             unchanged = current is not None and current.digest == artifact.digest
             if unchanged and await store.resolve(repository, flux.SYNC_TAG) == artifact.digest:
+                # Signing is idempotent; this adds what a sync root published before an upgrade
+                # lacks (a bundle), so closing the legacy-signature window needs no new list.
+                await sign(store, repository, artifact.digest, plane.signer)
                 return artifact.digest
             digest = await store.push(repository, artifact)
             await sign(store, repository, digest, plane.signer)

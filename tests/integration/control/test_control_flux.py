@@ -19,13 +19,15 @@ from control_support import REPO_ROOT, Client, fjord_cli, make_token
 
 from fjord.api import ApiSettings
 from fjord.api.server import ApiServer
+from fjord.artifact import VerificationError, load_public_key
+from fjord.artifact.provenance import summarize
 from fjord.control import ControlSettings, Role
 from fjord.devcluster.cluster import ClusterState
 from fjord.devcluster.registry import LocalRegistry
 from fjord.kube import Kube, is_true
 from fjord.spec import PlatformConfig
 from fjord.spec.platform import Cluster, Environment, IngressRouting, OciStore, Org
-from fjord.stores import RegistryStore
+from fjord.stores import RegistryStore, Trust, provenance, verify, verify_legacy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux]
 
@@ -223,7 +225,29 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
         # Same bytes: production's tag points at the digest tt02 runs.
         assert await store.resolve(f"{PREFIX}/ttd/apps/skjema", "production") == v1["digest"]
         assert await store.resolve(f"{PREFIX}/ttd/apps/skjema", "tt02") == v1["digest"]
-        assert await store.resolve(f"{PREFIX}/ttd/sync/tt02", "current") is not None
+        sync_root = await store.resolve(f"{PREFIX}/ttd/sync/tt02", "current")
+        assert sync_root is not None
+        # Both carry a digest-bound bundle by the platform key (and, in the migration window,
+        # a legacy `.sig` by the separate legacy key); the release its signed provenance.
+        bundle_key = load_public_key((settings.data_dir / "cosign.pub").read_bytes())
+        legacy_key = load_public_key((settings.data_dir / "cosign-legacy.pub").read_bytes())
+        for repository, digest in (("ttd/apps/skjema", v1["digest"]), ("ttd/sync/tt02", sync_root)):
+            verified = await verify(store, f"{PREFIX}/{repository}", digest, Trust([bundle_key]))
+            assert verified.format == "bundle"
+            legacy = await verify_legacy(store, f"{PREFIX}/{repository}", digest, [legacy_key])
+            assert legacy.digest == digest
+            with pytest.raises(VerificationError):
+                await verify_legacy(store, f"{PREFIX}/{repository}", digest, [bundle_key])
+        attested = await provenance(store, f"{PREFIX}/ttd/apps/skjema", v1["digest"], [bundle_key])
+        summary = summarize(attested.predicate)
+        assert summary.app == "ttd/skjema"
+        assert summary.revision == v1["revision"]
+        assert summary.dynamic_version == 0
+        assert {i.name for i in summary.inputs} == {
+            "fjord.yaml",
+            "platform-config",
+            "dynamic-config-v0",
+        }
     source = await flux_kube.get(
         "source.toolkit.fluxcd.io/v1", "OCIRepository", "ttd-skjema", "flux-system"
     )
