@@ -209,6 +209,8 @@ def show(
         return
     attested: dict[str, Any] = result["provenance"]  # type: ignore[assignment]
     table = Table(title=Text(f"release {reference}"), show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # digests whole, never cut with an ellipsis
     rows = [
         ("digest", str(result["digest"])),
         ("signature", "verified"),
