@@ -21,7 +21,7 @@ from fjord.render import RenderedRelease, render_spec
 from fjord.spec import AppSpec, PlatformConfig, default_platform
 from fjord.spec.dynamic import NO_DYNAMIC_CONFIG, DynamicConfig
 from fjord.spec.loader import load_app_spec
-from fjord.stores import Signer, Store, attest_provenance, sign
+from fjord.stores import Signer, Store, sign
 
 BUILDER = f"fjord/{__version__}"
 
@@ -183,10 +183,16 @@ async def publish(
     digest = await store.push(repo, release.artifact)
     signature = legacy = attestation = None
     if signer is not None:
-        signed = await sign(store, repo, digest, signer)
+        signed = await sign(
+            store,
+            repo,
+            digest,
+            signer,
+            provenance_of=release.facts,
+            manifest=release.artifact.manifest,
+        )
         signature, legacy = signed.bundle or signed.legacy, signed.legacy
-        if signer.bundles:
-            attestation = await attest_provenance(store, repo, digest, signer.key, release.facts)
+        attestation = signed.provenance
     for tag in tags:
         await store.tag(repo, digest, tag)
     return Published(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
@@ -279,14 +279,26 @@ class Store(ABC):
         check_repository(repository)
         index = await self.referrers_api(repository, check_digest(digest))
         if index is None:
-            index = await self._get_manifest(repository, referrers_tag(digest))
+            return await self.fallback_referrers(repository, digest)
         return index_descriptors(index)
 
-    async def put_index(self, repository: str, index: bytes, *, tag: str) -> str:
-        """Store an OCI image index and point ``tag`` at it, once every listed manifest exists."""
+    async def fallback_referrers(self, repository: str, digest: str) -> list[dict[str, Any]]:
+        """The descriptors listed under the ``sha256-<hex>`` referrers fallback tag."""
+        check_repository(repository)
+        return index_descriptors(await self._get_manifest(repository, referrers_tag(digest)))
+
+    async def put_index(
+        self, repository: str, index: bytes, *, tag: str, pushed: Collection[str] = ()
+    ) -> str:
+        """Store an OCI image index and point ``tag`` at it, once every listed manifest exists.
+
+        ``pushed``: digests of manifests the caller has just pushed, which need no re-check.
+        """
         check_repository(repository)
         check_tag(tag)
         for desc in index_descriptors(index):
+            if desc["digest"] in pushed:
+                continue
             if await self._get_manifest(repository, check_digest(desc["digest"])) is None:
                 raise NotFoundError(
                     f"{self.describe()}: cannot tag index {repository}:{tag}: manifest "

@@ -66,6 +66,7 @@ class Signed:
 
     bundle: str | None
     legacy: str | None
+    provenance: str | None = None
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -73,8 +74,46 @@ class Signed:
 
 async def _subject(store: Store, repository: str, digest: str) -> dict[str, Any]:
     manifest = await store.get_manifest(repository, digest)  # never sign what is not there
+    return subject_descriptor(manifest)
+
+
+def subject_descriptor(manifest: bytes) -> dict[str, Any]:
+    """The OCI descriptor of a manifest, as a referrer's ``subject`` names it."""
     media_type = str(parse_manifest(manifest).get("mediaType") or OCI_MANIFEST)
-    return {"mediaType": media_type, "digest": digest, "size": len(manifest)}
+    return {"mediaType": media_type, "digest": sha256_digest(manifest), "size": len(manifest)}
+
+
+async def attach_bundles(
+    store: Store,
+    repository: str,
+    subject: Mapping[str, Any],
+    key: ec.EllipticCurvePrivateKey,
+    statements: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[str]:
+    """Sign in-toto statements (predicate type, predicate) about ``subject`` and attach them.
+
+    Returns the referrer manifests' digests. The referrer manifests are pushed first; where the
+    store has no referrers API, the fallback index under ``sha256-<hex>`` then lists them too,
+    updated once for all of them (read, add, write: one writer per subject at a time, which the
+    control plane's per-app and per-sync-root locks already give).
+    """
+    check_repository(repository)
+    digest = check_digest(str(subject["digest"]))
+    images = [
+        referrer_image(subject, sign_statement(key, statement(digest, kind, body)), kind)
+        for kind, body in statements
+    ]
+    referrers = [await store.push(repository, image) for image in images]
+    if await store.referrers_api(repository, digest) is None:
+        listed = await store.fallback_referrers(repository, digest)
+        known = {d.get("digest") for d in listed}
+        new = [referrer_descriptor(i) for i in images if i.digest not in known]
+        if new:
+            index = referrers_index([*listed, *new])
+            await store.put_index(
+                repository, index, tag=referrers_tag(digest), pushed=set(referrers)
+            )
+    return referrers
 
 
 async def attach_bundle(
@@ -85,24 +124,11 @@ async def attach_bundle(
     predicate_type: str,
     predicate_body: Mapping[str, Any],
 ) -> str:
-    """Sign an in-toto statement about ``digest`` and attach it; returns the referrer's digest.
-
-    The referrer manifest is pushed first; where the store has no referrers API, the fallback
-    index under ``sha256-<hex>`` then lists it too (read, add, write: one writer per subject at
-    a time, which the control plane's per-app and per-sync-root locks already give).
-    """
-    check_repository(repository)
-    check_digest(digest)
-    subject = await _subject(store, repository, digest)
-    bundle = sign_statement(key, statement(digest, predicate_type, predicate_body))
-    image = referrer_image(subject, bundle, predicate_type)
-    referrer = await store.push(repository, image)
-    if await store.referrers_api(repository, digest) is None:
-        listed = await store.referrers(repository, digest)
-        if all(d.get("digest") != referrer for d in listed):
-            index = referrers_index([*listed, referrer_descriptor(image)])
-            await store.put_index(repository, index, tag=referrers_tag(digest))
-    return referrer
+    """Sign one in-toto statement about ``digest`` and attach it; returns the referrer digest."""
+    subject = await _subject(store, repository, check_digest(digest))
+    return (
+        await attach_bundles(store, repository, subject, key, [(predicate_type, predicate_body)])
+    )[0]
 
 
 async def sign_legacy(
@@ -131,17 +157,38 @@ async def sign_legacy(
     return await store.push(repository, image, tag=tag)
 
 
-async def sign(store: Store, repository: str, digest: str, signer: Signer) -> Signed:
-    """Sign ``digest`` in every format ``signer`` asks for."""
-    bundle = None
+async def sign(
+    store: Store,
+    repository: str,
+    digest: str,
+    signer: Signer,
+    *,
+    provenance_of: BuildFacts | None = None,
+    manifest: bytes | None = None,
+) -> Signed:
+    """Sign ``digest`` in every format ``signer`` asks for, with its provenance if given.
+
+    ``manifest`` (the artifact's bytes, when the caller just pushed them) saves fetching it.
+    """
+    check_repository(repository)
+    check_digest(digest)
+    bundle = attested = None
     if signer.bundles:
-        bundle = await attach_bundle(
-            store, repository, digest, signer.key, COSIGN_SIGN_PREDICATE, {}
+        subject = (
+            subject_descriptor(manifest)
+            if manifest is not None and sha256_digest(manifest) == digest
+            else await _subject(store, repository, digest)
         )
+        statements: list[tuple[str, Mapping[str, Any]]] = [(COSIGN_SIGN_PREDICATE, {})]
+        if provenance_of is not None:
+            statements.append((SLSA_PROVENANCE_V1, predicate(provenance_of)))
+        referrers = await attach_bundles(store, repository, subject, signer.key, statements)
+        bundle = referrers[0]
+        attested = referrers[1] if provenance_of is not None else None
     legacy = None
     if signer.legacy_key is not None:
         legacy = await sign_legacy(store, repository, digest, signer.legacy_key)
-    return Signed(bundle=bundle, legacy=legacy)
+    return Signed(bundle=bundle, legacy=legacy, provenance=attested)
 
 
 async def attest_provenance(
