@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fjord.kube import Kube
 from fjord.maskinporten.admin import SelfServiceClient
 from fjord.maskinporten.errors import AdminNotFoundError
 from fjord.maskinporten.keys import generate_jwk
 from fjord.maskinporten.secret_format import SECRET_KEYS, MaskinportenSettings
+from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.maskinporten.model import (
     HASH_ANNOTATION,
     OWNER_LABEL,
@@ -85,7 +85,7 @@ class Actor:
     """Runs commands for one CR against Digdir and the cluster."""
 
     api: SelfServiceClient
-    kube: Kube
+    kube: CountingKube
     authority: str
     new_key: KeyFactory
 

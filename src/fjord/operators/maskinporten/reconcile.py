@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fjord.errors import FjordError
-from fjord.kube import Kube, KubeError
+from fjord.kube import KubeError
 from fjord.maskinporten.admin import SelfServiceClient
 from fjord.maskinporten.errors import (
     AdminApiError,
@@ -29,6 +29,7 @@ from fjord.maskinporten.errors import (
 from fjord.operators.common import events
 from fjord.operators.common.conditions import find, summarize, timestamp
 from fjord.operators.common.errors import PermanentError, TransientError, scrub
+from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.common.result import Result
 from fjord.operators.maskinporten.act import Action, Actor
 from fjord.operators.maskinporten.model import KeyPolicy, Observed
@@ -105,7 +106,7 @@ class Reconciler:
     """Shared by every object: one admin client (one cached supplier token), one listing."""
 
     api: SelfServiceClient
-    kube: Kube
+    kube: CountingKube
     listing: ClientListing
     actor: Actor
     policy: KeyPolicy
@@ -171,7 +172,12 @@ class Reconciler:
             if action.result == "ok":
                 reason = EVENT_REASONS.get(action.action, action.action)
                 await events.post(
-                    self.kube, body, events.NORMAL, reason, action.detail, controller=CONTROLLER
+                    self.kube.kube,
+                    body,
+                    events.NORMAL,
+                    reason,
+                    action.detail,
+                    controller=CONTROLLER,
                 )
 
     async def _warn_once(self, body: Mapping[str, Any], failure: Failure) -> None:
@@ -180,7 +186,7 @@ class Reconciler:
         if ready.get("reason") == failure.reason:
             return
         await events.post(
-            self.kube,
+            self.kube.kube,
             body,
             events.WARNING,
             failure.reason,
