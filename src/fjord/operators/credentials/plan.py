@@ -17,7 +17,7 @@ from fjord.operators.common import conditions
 from fjord.operators.common.result import earliest
 from fjord.operators.credentials import naming
 from fjord.operators.credentials.request import ServiceRequest, requests
-from fjord.spec.infra import AppCredentialsSpec
+from fjord.spec.infra import AppCredentialsReason, AppCredentialsSpec, ServiceState
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def make_plan(
             "baseSecretName": r.base_secret,
             "secretName": goal[r.key].secret_name,
             "generation": goal[r.key].generation,
-            "state": "Ready",
+            "state": ServiceState.READY,
         }
         for r in wanted
     ]
@@ -138,7 +138,7 @@ def make_plan(
         "conditions": conditions.summarize(
             status.get("conditions") or [],
             ready=True,
-            reason="Synchronized",
+            reason=AppCredentialsReason.SYNCHRONIZED,
             message=f"credentials are in Secrets: {names}",
             generation=generation,
             now=now,
@@ -191,7 +191,7 @@ def failure_status(
         summary = [ready if c.get("type") == conditions.READY else c for c in summary]
     new_status = {**status, "observedGeneration": generation, "conditions": summary}
     if service is not None and status.get("services"):
-        state = "Stalled" if permanent else "Degraded"
+        state = ServiceState.STALLED if permanent else ServiceState.DEGRADED
         new_status["services"] = [
             {**s, "state": state} if s.get("key") == service else s for s in status["services"]
         ]

@@ -40,21 +40,27 @@ from fjord.operators.maskinporten.observe import (
     resource_from_body,
 )
 from fjord.operators.maskinporten.plan import identity, plan
-from fjord.spec.infra import API_VERSION, MaskinportenClientSpec
+from fjord.spec.infra import (
+    API_VERSION,
+    READY,
+    MaskinportenClientEventReason,
+    MaskinportenClientReason,
+    MaskinportenClientSpec,
+)
 
 FINALIZER = "fjord.dev/maskinporten"
 CONTROLLER = "fjord.dev/maskinporten-operator"
 MAX_ACTIONS = 10
 # The Event reason for each command that ran: what happened, in the past tense.
 EVENT_REASONS = {
-    "CreateClient": "ClientCreated",
-    "UpdateClient": "ClientUpdated",
-    "DeleteClient": "ClientDeleted",
-    "GenerateKey": "KeyGenerated",
-    "ReplaceJwks": "KeysRegistered",
-    "WriteSecret": "SecretWritten",
-    "DeleteSecret": "SecretDeleted",
-    "ClearSecret": "SecretCleared",
+    "CreateClient": MaskinportenClientEventReason.CLIENT_CREATED,
+    "UpdateClient": MaskinportenClientEventReason.CLIENT_UPDATED,
+    "DeleteClient": MaskinportenClientEventReason.CLIENT_DELETED,
+    "GenerateKey": MaskinportenClientEventReason.KEY_GENERATED,
+    "ReplaceJwks": MaskinportenClientEventReason.KEYS_REGISTERED,
+    "WriteSecret": MaskinportenClientEventReason.SECRET_WRITTEN,
+    "DeleteSecret": MaskinportenClientEventReason.SECRET_DELETED,
+    "ClearSecret": MaskinportenClientEventReason.SECRET_CLEARED,
 }
 
 
@@ -79,26 +85,34 @@ def classify(exc: BaseException, where: str) -> Failure:
         detail = exc.description + (f" ({fields})" if fields else "")
         return Failure(
             False,
-            "DigdirRejected",
+            MaskinportenClientReason.DIGDIR_REJECTED,
             f"Digdir refused {where}: {detail}. Fix spec.scopes (the org needs access to every "
             "scope); the operator retries on every change and periodically",
         )
     if isinstance(exc, AdminAuthError):
         return Failure(
             False,
-            "SupplierNotAuthorized",
+            MaskinportenClientReason.SUPPLIER_NOT_AUTHORIZED,
             f"Digdir refused the supplier client on {where} (HTTP {exc.status}: "
             f"{exc.description}); check the supplier's idporten:dcr.* scopes and its orgnr",
         )
     if isinstance(exc, UnavailableError):
-        return Failure(True, "DigdirUnavailable", f"Digdir unavailable during {where}: {exc}")
+        return Failure(
+            True,
+            MaskinportenClientReason.DIGDIR_UNAVAILABLE,
+            f"Digdir unavailable during {where}: {exc}",
+        )
     if isinstance(exc, AdminApiError):
-        return Failure(True, "DigdirError", f"Digdir failed {where}: {exc}")
+        return Failure(True, MaskinportenClientReason.DIGDIR_ERROR, f"Digdir failed {where}: {exc}")
     if isinstance(exc, KubeError):
-        return Failure(True, "KubernetesError", f"Kubernetes refused {where}: {exc}")
+        return Failure(
+            True, MaskinportenClientReason.KUBERNETES_ERROR, f"Kubernetes refused {where}: {exc}"
+        )
     if isinstance(exc, FjordError | OSError):
-        return Failure(True, "Error", f"{where}: {exc}")
-    return Failure(True, "InternalError", f"{where}: {type(exc).__name__}: {exc}")
+        return Failure(True, MaskinportenClientReason.ERROR, f"{where}: {exc}")
+    return Failure(
+        True, MaskinportenClientReason.INTERNAL_ERROR, f"{where}: {type(exc).__name__}: {exc}"
+    )
 
 
 @dataclass
@@ -182,7 +196,7 @@ class Reconciler:
 
     async def _warn_once(self, body: Mapping[str, Any], failure: Failure) -> None:
         """A Warning when the failure is new; retries of the same failure only update status."""
-        ready = find((body.get("status") or {}).get("conditions") or [], "Ready") or {}
+        ready = find((body.get("status") or {}).get("conditions") or [], READY) or {}
         if ready.get("reason") == failure.reason:
             return
         await events.post(
@@ -345,7 +359,7 @@ def _where(step: str, actions: list[Action]) -> str:
 def _failed(body: Mapping[str, Any], failure: Failure, attempt: int) -> Verdict:
     status = body.get("status") or {}
     meta = body.get("metadata") or {}
-    ready = find(status.get("conditions") or [], "Ready")
+    ready = find(status.get("conditions") or [], READY)
     # The Secret written for this generation keeps working while Digdir hiccups: stay Ready.
     still_ready = (
         ready is not None
