@@ -27,8 +27,8 @@ from fjord.maskinporten.errors import (
     UnavailableError,
 )
 from fjord.operators.common import events
-from fjord.operators.common.conditions import find, summarize, timestamp
-from fjord.operators.common.errors import PermanentError, TransientError, scrub
+from fjord.operators.common.conditions import find
+from fjord.operators.common.errors import PermanentError, TransientError
 from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.common.result import Result
 from fjord.operators.maskinporten.act import Action, Actor
@@ -40,6 +40,13 @@ from fjord.operators.maskinporten.observe import (
     resource_from_body,
 )
 from fjord.operators.maskinporten.plan import identity, plan
+from fjord.operators.maskinporten.status import (
+    Failure,
+    Report,
+    Verdict,
+    failed,
+    status_patch,
+)
 from fjord.spec.infra import (
     API_VERSION,
     READY,
@@ -50,7 +57,6 @@ from fjord.spec.infra import (
 
 FINALIZER = "fjord.dev/maskinporten"
 CONTROLLER = "fjord.dev/maskinporten-operator"
-MAX_ACTIONS = 10
 # The Event reason for each command that ran: what happened, in the past tense.
 EVENT_REASONS = {
     "CreateClient": MaskinportenClientEventReason.CLIENT_CREATED,
@@ -69,13 +75,6 @@ class Memory:
     """What one object's reconciles remember between passes (lost on restart, by design)."""
 
     last_create_attempt: float = -1e18
-
-
-@dataclass(frozen=True)
-class Failure:
-    transient: bool
-    reason: str
-    message: str
 
 
 def classify(exc: BaseException, where: str) -> Failure:
@@ -162,22 +161,22 @@ class Reconciler:
                 return Result(requeue_after=None, writes=writes + 1)
         except Exception as exc:
             failure = classify(exc, _where(step, actions))
-            await self._write_status(body, _failed(body, failure, attempts + 1), actions, {})
+            await self._write_status(body, failed(body, failure, attempts + 1), actions, None)
             await self._warn_once(body, failure)
             if failure.transient:
                 raise TransientError(failure.message, reason=failure.reason) from exc
             raise PermanentError(failure.message, reason=failure.reason) from exc
-        fields: dict[str, Any] = {
-            "clientId": plan_.client_id or outcome.client_id,
-            "authority": self.authority,
-            "keyIds": list(plan_.key_ids),
-            "secretName": resource.secret_name,
-            "rotationRequest": plan_.rotation_request,
-            "nextRotation": _time(plan_.next_rotation),
-        }
+        report = Report(
+            client_id=plan_.client_id or outcome.client_id,
+            authority=self.authority,
+            key_ids=plan_.key_ids,
+            secret_name=resource.secret_name,
+            rotation_request=plan_.rotation_request,
+            next_rotation=plan_.next_rotation,
+        )
         o = plan_.outcome
         verdict = Verdict(o.status == "True", o.reason, o.message, stalled=plan_.stalled)
-        writes += await self._write_status(body, verdict, actions, fields)
+        writes += await self._write_status(body, verdict, actions, report)
         return Result(requeue_after=plan_.requeue_after, writes=writes)
 
     async def _announce(self, body: Mapping[str, Any], actions: list[Action]) -> None:
@@ -295,31 +294,15 @@ class Reconciler:
         body: Mapping[str, Any],
         verdict: Verdict,
         actions: list[Action],
-        fields: Mapping[str, Any],
+        report: Report | None,
     ) -> int:
         """Merge-patch ``status``; skipped (0 writes) when nothing would change."""
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return 0  # the object is going away; its status no longer matters
-        current = body.get("status") or {}
-        generation = int(meta.get("generation") or 0)
-        conditions = summarize(
-            current.get("conditions") or [],
-            ready=verdict.ready,
-            reason=verdict.reason,
-            message=scrub(verdict.message),
-            reconciling=verdict.reconciling,
-            stalled=verdict.stalled,
-            degraded=verdict.degraded,
-            generation=generation,
-            now=datetime.now(UTC),
-        )
-        patch: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        patch.update(fields)
-        if actions:
-            history = [a.as_status() for a in reversed(actions)]
-            patch["lastActions"] = (history + list(current.get("lastActions") or []))[:MAX_ACTIONS]
-        if all(current.get(k) == v for k, v in patch.items()):
+        history = [a.as_status() for a in actions]
+        patch = status_patch(body, verdict, history, report, now=datetime.now(UTC))
+        if patch is None:
             return 0
         try:
             await self.kube.patch(
@@ -337,42 +320,10 @@ class Reconciler:
         return 1
 
 
-@dataclass(frozen=True)
-class Verdict:
-    ready: bool
-    reason: str
-    message: str
-    reconciling: bool = False
-    stalled: bool = False
-    degraded: bool = False
-
-
 def _mark_create(memory: Memory, listing: ClientListing) -> None:
     memory.last_create_attempt = listing.now()
 
 
 def _where(step: str, actions: list[Action]) -> str:
-    failed = next((a for a in actions if a.result == "failed"), None)
-    return failed.action if failed is not None else step
-
-
-def _failed(body: Mapping[str, Any], failure: Failure, attempt: int) -> Verdict:
-    status = body.get("status") or {}
-    meta = body.get("metadata") or {}
-    ready = find(status.get("conditions") or [], READY)
-    # The Secret written for this generation keeps working while Digdir hiccups: stay Ready.
-    still_ready = (
-        ready is not None
-        and ready.get("status") == "True"
-        and status.get("observedGeneration") == meta.get("generation")
-    )
-    if failure.transient:
-        message = f"{failure.message} (attempt {attempt}; retrying with backoff)"
-        if still_ready:
-            message = "the Secret still works; " + message
-        return Verdict(still_ready, failure.reason, message, reconciling=True, degraded=True)
-    return Verdict(False, failure.reason, failure.message, stalled=True)
-
-
-def _time(ts: float | None) -> str | None:
-    return timestamp(datetime.fromtimestamp(ts, UTC)) if ts is not None else None
+    broken = next((a for a in actions if a.result == "failed"), None)
+    return broken.action if broken is not None else step
