@@ -15,7 +15,7 @@ import kopf
 from fjord.operators.common.runner import OperatorContext
 from fjord.operators.common.runtime import Runtime, finalizing, needs_reconcile
 from fjord.operators.credentials import naming
-from fjord.operators.credentials.setup import FINALIZER_QUEUE, NAME, SELECTOR, start
+from fjord.operators.credentials.setup import FINALIZER_QUEUE, NAME, start
 from fjord.spec.infra import GROUP, VERSION, AppCredentialsSpec
 
 
@@ -25,7 +25,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     @kopf.on.startup(registry=registry)
     async def start_credentials(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.watching.label_selectors["v1", "secrets"] = SELECTOR
+        selector = context.watch_secrets_of(naming.MANAGER)
+        settings.watching.label_selectors["v1", "secrets"] = selector
         await start(runtime)
 
     @kopf.on.cleanup(registry=registry)

@@ -24,6 +24,7 @@ from fjord.maskinporten.secret_format import SECRET_KEYS, MaskinportenSettings
 from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.maskinporten.model import (
     HASH_ANNOTATION,
+    MANAGED_BY_VALUE,
     OWNER_LABEL,
     ClearSecret,
     Command,
@@ -195,7 +196,10 @@ def secret_manifest(
         "metadata": {
             "name": name,
             "namespace": resource.namespace,
-            "labels": {OWNER_LABEL: resource.name, "app.kubernetes.io/managed-by": "fjord"},
+            "labels": {
+                OWNER_LABEL: resource.name,
+                "app.kubernetes.io/managed-by": MANAGED_BY_VALUE,
+            },
             "annotations": {HASH_ANNOTATION: digest},
             "ownerReferences": [
                 {

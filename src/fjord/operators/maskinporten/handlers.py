@@ -16,7 +16,7 @@ import kopf
 from fjord.operators.common.runner import OperatorContext
 from fjord.operators.common.runtime import Runtime, needs_reconcile
 from fjord.operators.maskinporten.config import OperatorConfig
-from fjord.operators.maskinporten.model import OWNER_LABEL
+from fjord.operators.maskinporten.model import MANAGED_BY_VALUE, OWNER_LABEL
 from fjord.operators.maskinporten.setup import NAME, drifted_secret_owner, start
 from fjord.spec.infra import GROUP, VERSION, MaskinportenClientSpec
 
@@ -27,7 +27,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     runtime = Runtime(NAME, context)
 
     @kopf.on.startup(registry=registry)
-    async def start_maskinporten(**_: Any) -> None:
+    async def start_maskinporten(settings: kopf.OperatorSettings, **_: Any) -> None:
+        selector = context.watch_secrets_of(MANAGED_BY_VALUE)
+        settings.watching.label_selectors["v1", "secrets"] = selector
         await start(runtime, config)
 
     @kopf.on.cleanup(registry=registry)
