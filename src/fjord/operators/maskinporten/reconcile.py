@@ -10,6 +10,7 @@ the retry.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -180,18 +181,25 @@ class Reconciler:
         return Result(requeue_after=plan_.requeue_after, writes=writes)
 
     async def _announce(self, body: Mapping[str, Any], actions: list[Action]) -> None:
-        """One Normal Event per command that changed something in Digdir or the cluster."""
-        for action in actions:
-            if action.result == "ok":
-                reason = EVENT_REASONS.get(action.action, action.action)
-                await events.post(
+        """One Normal Event per command that changed something in Digdir or the cluster.
+
+        Posted concurrently: a new client's four Events would otherwise be four round trips
+        in a row on every first reconcile (their eventTime is set in command order all the same).
+        """
+        await asyncio.gather(
+            *(
+                events.post(
                     self.kube.kube,
                     body,
                     events.NORMAL,
-                    reason,
+                    EVENT_REASONS.get(action.action, action.action),
                     action.detail,
                     controller=CONTROLLER,
                 )
+                for action in actions
+                if action.result == "ok"
+            )
+        )
 
     async def _warn_once(self, body: Mapping[str, Any], failure: Failure) -> None:
         """A Warning when the failure is new; retries of the same failure only update status."""
