@@ -96,7 +96,7 @@ def test_kubernetes_minor(given: str, minor: str) -> None:
 def test_a_bad_kubernetes_version_is_refused_by_the_platform_config() -> None:
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="kubernetes_version"):
+    with pytest.raises(ValidationError, match="kubernetesVersion"):
         default_platform().model_validate(
-            {**default_platform().model_dump(), "kubernetes_version": "latest"}
+            {**default_platform().model_dump(by_alias=True), "kubernetesVersion": "latest"}
         )
