@@ -21,7 +21,6 @@ from kubernetes_asyncio.dynamic import DynamicClient
 
 from fjord.kube import Kube
 from fjord.maskinporten.admin import SelfServiceClient
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
 from fjord.operators.common.controller import Controller
 from fjord.operators.common.metrics import OperatorMetrics
@@ -32,6 +31,7 @@ from fjord.operators.maskinporten.digdir_metrics import counting_client, digdir_
 from fjord.operators.maskinporten.model import HASH_ANNOTATION, OWNER_LABEL, ROTATE_ANNOTATION
 from fjord.operators.maskinporten.observe import ClientListing, decode_secret_data
 from fjord.operators.maskinporten.reconcile import Memory, Reconciler
+from fjord.retry import RetryPolicy
 
 NAME = "maskinporten"
 Key = tuple[str, str]
