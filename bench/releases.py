@@ -3,7 +3,7 @@
 Prints one JSON document. The baseline is what teams script today, per app: ``helm template``
 (one subprocess per environment) → files → ``tar czf`` → ``oras push`` to a registry; Helm and
 ORAS are built from the Go modules under ``tools/helm`` and ``tools/oras`` (``python3 -m
-fjord.devcluster.binaries build-bench``; this script builds them when they are missing).
+fjord.devcluster.binaries build bench``; this script builds them when they are missing).
 
 fjord does, per app, ``build_release`` (render + pre-publish checks + deterministic pack +
 digest) in process, and separately build + ``publish`` to the same loopback registry. Both
@@ -495,7 +495,7 @@ def main() -> int:
             print(json.dumps(bench_validators(release, bench_platform(), 40), indent=2))
         return 0
 
-    bin_dir = binaries.build_bench()
+    bin_dir = binaries.build_group("bench")
     platform = bench_platform()
     work = Path(tempfile.mkdtemp(prefix="fjord-bench-releases-"))
     result: dict[str, Any] = {
