@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from fjord import __version__
 from fjord.api import errors, metrics, routes, ui
+from fjord.api.limits import BodySizeLimit
 from fjord.api.settings import ApiSettings
 from fjord.control import ControlPlane
 from fjord.control.deploys import recover
@@ -60,6 +61,7 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
     )
     app.state.settings = settings
     app.state.metrics = metrics.ApiMetrics()
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.RequestTimer)
     if plane is not None:
         app.state.plane = plane  # usable without running the lifespan (in-process transport)

@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP API."""
+"""Request and response bodies of the HTTP API, and the bounds of its parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from fjord.control.roles import Role
+
+# Row ids, cursors and config versions are INTEGER columns (int4 in PostgreSQL): a larger number
+# can name nothing, and passed on it would fail in the database instead of in validation.
+MAX_ROW_ID = 2**31 - 1
+# The widths of the columns request strings are stored in (control/models.py).
+KEY_LENGTH = 200
+URL_LENGTH = 500
 
 
 class CreateApp(BaseModel):
@@ -17,31 +24,37 @@ class CreateApp(BaseModel):
 class SetConfig(BaseModel):
     values: dict[str, Any]
     reason: str = Field(min_length=1, description="why the config changes (audited)")
+    expected_version: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ROW_ID,
+        description="the version this change is based on (0: none yet); or the If-Match header",
+    )
 
 
 class DeployRequest(BaseModel):
     environment: str
-    idempotency_key: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 
 
 class PromoteRequest(BaseModel):
     to: str
-    idempotency_key: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 
 
 class RollbackRequest(BaseModel):
     environment: str
     to: str | None = Field(default=None, description="a release digest (or unique prefix)")
-    idempotency_key: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 
 
 class UndeployRequest(BaseModel):
     environment: str
-    idempotency_key: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 
 
 class ReceiverRequest(BaseModel):
-    url: str | None
+    url: str | None = Field(max_length=URL_LENGTH)
 
 
 class BootstrapRequest(BaseModel):
@@ -51,7 +64,7 @@ class BootstrapRequest(BaseModel):
 
 
 class CreateToken(BaseModel):
-    name: str
+    name: str = Field(min_length=1, max_length=KEY_LENGTH)
     grants: dict[str, Role] = Field(description='org (or "*") → role')
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjord.api.deps import TOKEN_COOKIE, get_plane, get_settings
 from fjord.api.errors import status_of
+from fjord.api.params import RowId
 from fjord.api.settings import ApiSettings
 from fjord.control import Actor, ControlPlane, catalog, deploys, queries, system_actor
 from fjord.control.errors import ForbiddenError, UnauthenticatedError
@@ -171,7 +172,7 @@ async def diff_page(
 async def approve(
     plane: PlaneDep,
     session: SessionDep,
-    deployment_id: int,
+    deployment_id: RowId,
     request: Request,
 ) -> Response:
     if session is None:
