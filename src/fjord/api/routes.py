@@ -26,7 +26,6 @@ from fjord.api.models import (
 from fjord.api.params import ConfigVersionNumber, Cursor, RowId
 from fjord.control import (
     InvalidError,
-    PreconditionRequiredError,
     UnauthenticatedError,
     apps,
     audit,
@@ -85,7 +84,7 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _expected_version(if_match: str | None, field: int | None) -> int:
+def _expected_version(if_match: str | None, field: int | None) -> int | None:
     """The version a config write is based on, from ``If-Match: "N"`` or ``expected_version``."""
     header = None
     if if_match is not None:
@@ -99,14 +98,7 @@ def _expected_version(if_match: str | None, field: int | None) -> int:
         raise InvalidError(
             f"header If-Match ({header}) and body field expected_version ({field}) disagree"
         )
-    expected = header if header is not None else field
-    if expected is None:
-        raise PreconditionRequiredError(
-            "a config write must say which version it is based on",
-            'send If-Match: "<version>" or expected_version: <version> with the version you '
-            "read (GET …/config answers it, and its ETag); 0 when the app has no config yet",
-        )
-    return expected
+    return header if header is not None else field
 
 
 @router.get("/apps/{org}/{app}/config")
@@ -145,7 +137,13 @@ async def set_config(
     is still the latest; else 409 with ``current_version``; 428 without either."""
     expected = _expected_version(if_match, body.expected_version)
     written = await apps.set_config(
-        plane, actor, _name(org, app), body.values, body.reason, expected_version=expected
+        plane,
+        actor,
+        _name(org, app),
+        body.values,
+        body.reason,
+        expected_version=expected,
+        version_required=True,
     )
     response.headers["ETag"] = _etag(written.version)
     return written

@@ -11,7 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fjord.control import audit, catalog
-from fjord.control.errors import ConflictError, InvalidError, NotFoundError, StaleVersionError
+from fjord.control.errors import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    PreconditionRequiredError,
+    StaleVersionError,
+)
 from fjord.control.models import App, ConfigVersion, Org
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import Actor, Role
@@ -85,6 +91,8 @@ async def set_config(
     values: dict[str, Any],
     reason: str,
     expected_version: int | None = None,
+    *,
+    version_required: bool = False,
 ) -> ConfigVersionView:
     """Store a new version of the app's dynamic config; every version says who and why.
 
@@ -92,10 +100,18 @@ async def set_config(
     write is a compare-and-set: it becomes ``expected_version + 1`` only if that is still the
     latest; otherwise :class:`StaleVersionError` names the current version. The unique key on
     (app, version) decides between concurrent writers, so no lock is held and none waits.
-    ``None`` (for the control plane's own writes) appends after whatever is latest.
+    ``None`` (for the control plane's own writes) appends after whatever is latest, unless
+    ``version_required`` (every API write): then it is :class:`PreconditionRequiredError`, said
+    only to a caller allowed to write.
     """
     org_name, app_name = catalog.split_app(full_name)
     actor.require(org_name, Role.developer)
+    if expected_version is None and version_required:
+        raise PreconditionRequiredError(
+            "a config write must say which version it is based on",
+            'send If-Match: "<version>" or expected_version: <version> with the version you '
+            "read (GET …/config answers it, and its ETag); 0 when the app has no config yet",
+        )
     if not reason.strip():
         raise InvalidError("say why the config changes (--reason)")
     try:
