@@ -65,7 +65,8 @@ class Platform:
 
     async def wait(self, client: FjordClient, deployment_id: int) -> dict[str, Any]:
         """The deployment once settled (final or awaiting approval), as the API's JSON."""
-        return dumped(await client.wait_deployment(deployment_id))
+        settled: dict[str, Any] = dumped(await client.wait_deployment(deployment_id))
+        return settled
 
 
 def dumped(model: BaseModel | None) -> Any:
