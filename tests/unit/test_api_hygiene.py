@@ -114,6 +114,8 @@ async def test_signed_but_malformed_flux_events_are_422_naming_the_field(
     error = response.json()["error"]
     assert error.startswith("not a Flux event: "), error
     assert field in error, error
+    metrics = (await http.get("/metrics")).text
+    assert 'fjord_flux_events_total{outcome="malformed"} 1.0' in metrics
     async with plane.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(FluxEvent)) == 0
 

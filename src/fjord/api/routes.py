@@ -338,5 +338,8 @@ async def flux_event(
     except UnauthenticatedError:
         counter.labels("refused").inc()
         raise
+    except InvalidError:
+        counter.labels("malformed").inc()
+        raise
     counter.labels("recorded" if result.recorded else "replayed").inc()
     return IngestResponse(recorded=result.recorded, app=result.app)
