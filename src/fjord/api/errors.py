@@ -56,8 +56,10 @@ def describe_validation(errors: Any) -> str:
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
         where = _WHERE.get(location[0], "body field") if location else "request"
-        name = ".".join(location[1:]) or "(the whole body)"
-        parts.append(f"{where} {name}: {error.get('msg', 'invalid')}")
+        name = ".".join(location[1:])
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        # A check of the whole body names the field in its message.
+        parts.append(f"{where} {name}: {message}" if name else f"body: {message}")
     return "; ".join(parts) or "the request is invalid"
 
 

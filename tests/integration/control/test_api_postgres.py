@@ -141,6 +141,37 @@ async def test_hostile_ids_cursors_and_events_are_4xx_on_postgres(
     assert response.status_code == 422, response.text
     assert "idempotency_key" in response.json()["error"]
 
+    # PostgreSQL refuses NUL in any text: every way in is checked before the database.
+    for method, path, body in (
+        ("GET", "/api/apps/ttd%00/skjema", None),
+        ("GET", "/api/apps/ttd/sk%00jema/status", None),
+        ("GET", "/api/apps?org=tt%00d", None),
+        ("GET", f"/api/apps/{APP}/history?environment=t%00", None),
+        ("GET", "/api/audit?action=a%00", None),
+        ("PUT", "/api/clusters/a%00/receiver", {"url": None}),
+        ("POST", "/api/flux/events/a%00", None),
+        ("GET", f"/api/apps/{APP}/diff?from=a%00&to=b", None),
+        ("POST", f"/api/apps/{APP}/deployments", {"environment": "tt\u0000"}),
+        ("POST", f"/api/apps/{APP}/rollbacks", {"environment": "tt02", "to": "sha\u0000"}),
+        (
+            "PUT",
+            f"/api/apps/{APP}/config",
+            {"values": {"common": {"env": {"A": "\u0000"}}}, "reason": "r", "expected_version": 0},
+        ),
+        ("POST", "/api/tokens", {"name": "n", "grants": {"t\u0000": "developer"}}),
+        ("POST", "/api/clusters/bootstrap", {"org": "t\u0000", "environment": "e", "cluster": "c"}),
+    ):
+        response = await http.request(method, path, json=body)
+        assert response.status_code == 422, (method, path, response.text)
+        assert "NUL" in response.json()["error"], response.text
+    for form in (b"token=%00", b"token=\xff\xfe"):
+        response = await http.post(
+            "/ui/login",
+            content=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 422, (form, response.text)
+
     involved = {"kind": "Kustomization", "namespace": "ttd-skjema", "name": "skjema"}
     for body in (
         b"\xff\xfe not utf-8",
