@@ -14,6 +14,7 @@ MAX_ROW_ID = 2**31 - 1
 # The widths of the columns request strings are stored in (control/models.py).
 KEY_LENGTH = 200
 URL_LENGTH = 500
+SOURCE_LENGTH = 1000
 
 
 def nul_at(value: Any, where: str = "") -> str | None:
@@ -51,7 +52,10 @@ class RequestBody(BaseModel):
 
 class CreateApp(RequestBody):
     name: str = Field(description="org/app")
-    source: str = Field(description="the app's source directory on the control plane's host")
+    source: str = Field(
+        max_length=SOURCE_LENGTH,
+        description="the app's source directory on the control plane's host",
+    )
 
 
 class SetConfig(RequestBody):
