@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import httpx2
@@ -81,20 +81,39 @@ def app_path(name: str) -> str:
     return f"/api/apps/{quote(org, safe='')}/{quote(app, safe='')}"
 
 
-def _adapter(kind: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
+class _Answer(Generic[T]):
+    """How to read one kind of answer; the validator is built on first use (each costs a few
+    ms to build, and one command reads one or two kinds)."""
+
+    def __init__(self, kind: Any) -> None:
+        self._kind = kind
+        self._adapter: TypeAdapter[T] | None = None
+
+    def read(self, content: bytes) -> T:
+        if self._adapter is None:
+            self._adapter = TypeAdapter(self._kind)
+        return self._adapter.validate_json(content or b"null")
 
 
-_APPS = _adapter(list[AppView])
-_CONFIGS = _adapter(list[ConfigVersionView])
-_MAYBE_CONFIG = _adapter(ConfigVersionView | None)
-_DEPLOYMENTS = _adapter(list[DeploymentView])
-_STATUSES = _adapter(list[AppStatusView])
-_RELEASES = _adapter(list[ReleaseView])
-_AUDIT = _adapter(list[AuditView])
-_CLUSTERS = _adapter(list[ClusterView])
-_TOKENS = _adapter(list[TokenView])
-_OBJECTS = _adapter(list[dict[str, Any]])
+_APPS: _Answer[list[AppView]] = _Answer(list[AppView])
+_APP: _Answer[AppView] = _Answer(AppView)
+_CONFIG: _Answer[ConfigVersionView] = _Answer(ConfigVersionView)
+_CONFIGS: _Answer[list[ConfigVersionView]] = _Answer(list[ConfigVersionView])
+_MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | None)
+_DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
+_DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
+_STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
+_STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
+_RELEASES: _Answer[list[ReleaseView]] = _Answer(list[ReleaseView])
+_DIFF: _Answer[DiffView] = _Answer(DiffView)
+_AUDIT: _Answer[list[AuditView]] = _Answer(list[AuditView])
+_CLUSTER: _Answer[ClusterView] = _Answer(ClusterView)
+_CLUSTERS: _Answer[list[ClusterView]] = _Answer(list[ClusterView])
+_OBJECTS: _Answer[list[dict[str, Any]]] = _Answer(list[dict[str, Any]])
+_TOKEN: _Answer[CreatedToken] = _Answer(CreatedToken)
+_TOKENS: _Answer[list[TokenView]] = _Answer(list[TokenView])
+_WHOAMI: _Answer[WhoAmI] = _Answer(WhoAmI)
+_INGESTED: _Answer[IngestResponse] = _Answer(IngestResponse)
 
 
 def _error_of(response: httpx2.Response) -> ApiError:
@@ -166,17 +185,14 @@ class FjordClient:
             raise _error_of(response)
         return response
 
-    async def _call(self, adapter: TypeAdapter[T], method: str, path: str, **kwargs: Any) -> T:
+    async def _call(self, answer: _Answer[T], method: str, path: str, **kwargs: Any) -> T:
         response = await self.request(method, path, **kwargs)
-        return adapter.validate_json(response.content or b"null")
-
-    async def _one(self, model: type[T], method: str, path: str, **kwargs: Any) -> T:
-        return await self._call(_adapter(model), method, path, **kwargs)
+        return answer.read(response.content)
 
     # ---- who am I ------------------------------------------------------------------------------
 
     async def whoami(self) -> WhoAmI:
-        return await self._one(WhoAmI, "GET", "/api/whoami")
+        return await self._call(_WHOAMI, "GET", "/api/whoami")
 
     # ---- apps and dynamic config -------------------------------------------------------------
 
@@ -186,10 +202,10 @@ class FjordClient:
     async def create_app(self, name: str, source: str) -> AppView:
         app_path(name)
         body = {"name": name, "source": source}
-        return await self._one(AppView, "POST", "/api/apps", json=body)
+        return await self._call(_APP, "POST", "/api/apps", json=body)
 
     async def get_app(self, name: str) -> AppView:
-        return await self._one(AppView, "GET", app_path(name))
+        return await self._call(_APP, "GET", app_path(name))
 
     async def get_config(self, name: str, version: int | None = None) -> ConfigVersionView | None:
         """A version (the latest by default); None when the app has no config yet."""
@@ -204,8 +220,8 @@ class FjordClient:
     ) -> ConfigVersionView:
         """Compare-and-set: becomes ``expected_version + 1`` or raises ApiError 409 whose
         ``details["current_version"]`` is the latest (0: the app has no config yet)."""
-        return await self._one(
-            ConfigVersionView,
+        return await self._call(
+            _CONFIG,
             "PUT",
             f"{app_path(name)}/config",
             json={"values": dict(values), "reason": reason},
@@ -215,7 +231,7 @@ class FjordClient:
     # ---- changes: each starts a deployment ---------------------------------------------------
 
     async def _change(self, path: str, body: dict[str, Any]) -> DeploymentView:
-        return await self._one(DeploymentView, "POST", path, json=body)
+        return await self._call(_DEPLOYMENT, "POST", path, json=body)
 
     async def deploy(
         self, name: str, environment: str, *, idempotency_key: str | None = None
@@ -252,7 +268,7 @@ class FjordClient:
     # ---- reads ---------------------------------------------------------------------------------
 
     async def get_deployment(self, deployment_id: int) -> DeploymentView:
-        return await self._one(DeploymentView, "GET", f"/api/deployments/{deployment_id}")
+        return await self._call(_DEPLOYMENT, "GET", f"/api/deployments/{deployment_id}")
 
     async def wait_deployment(
         self,
@@ -272,7 +288,7 @@ class FjordClient:
             await asyncio.sleep(interval)
 
     async def app_status(self, name: str) -> AppStatusView:
-        return await self._one(AppStatusView, "GET", f"{app_path(name)}/status")
+        return await self._call(_STATUS, "GET", f"{app_path(name)}/status")
 
     async def matrix(self) -> list[AppStatusView]:
         return await self._call(_STATUSES, "GET", "/api/status")
@@ -293,7 +309,7 @@ class FjordClient:
 
     async def diff(self, name: str, from_digest: str, to_digest: str) -> DiffView:
         params = {"from": from_digest, "to": to_digest}
-        return await self._one(DiffView, "GET", f"{app_path(name)}/diff", params=params)
+        return await self._call(_DIFF, "GET", f"{app_path(name)}/diff", params=params)
 
     async def audit(
         self,
@@ -313,7 +329,7 @@ class FjordClient:
 
     async def set_receiver(self, cluster_id: str, url: str | None) -> ClusterView:
         path = f"/api/clusters/{quote(cluster_id, safe='')}/receiver"
-        return await self._one(ClusterView, "PUT", path, json={"url": url})
+        return await self._call(_CLUSTER, "PUT", path, json={"url": url})
 
     async def bootstrap(self, org: str, environment: str, cluster: str) -> list[dict[str, Any]]:
         """The cluster's one-time manifests (Kubernetes objects to apply)."""
@@ -328,7 +344,7 @@ class FjordClient:
         if signature is not None:
             headers["X-Signature"] = signature
         path = f"/api/flux/events/{quote(cluster_id, safe='')}"
-        return await self._one(IngestResponse, "POST", path, content=body, headers=headers)
+        return await self._call(_INGESTED, "POST", path, content=body, headers=headers)
 
     # ---- tokens --------------------------------------------------------------------------------
 
@@ -337,7 +353,7 @@ class FjordClient:
 
     async def create_token(self, name: str, grants: Mapping[str, str]) -> CreatedToken:
         body = {"name": name, "grants": dict(grants)}
-        return await self._one(CreatedToken, "POST", "/api/tokens", json=body)
+        return await self._call(_TOKEN, "POST", "/api/tokens", json=body)
 
     async def revoke_token(self, token_id: int) -> None:
         await self.request("DELETE", f"/api/tokens/{token_id}")
