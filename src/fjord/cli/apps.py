@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from fjord.api.client import FjordClient
+from fjord.api.client import ApiError, FjordClient
 from fjord.cli.client import EXIT_INVALID, ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out, when
 from fjord.control.views import ConfigVersionView
@@ -92,9 +92,16 @@ def _read_values(file: Path) -> dict[str, Any]:
 
 
 async def _write(
-    api: FjordClient, name: str, values: dict[str, Any], reason: str, expected: int | None
+    api: FjordClient,
+    name: str,
+    values: dict[str, Any],
+    reason: str,
+    expected: int | None,
+    *,
+    again: str,
 ) -> ConfigVersionView:
-    """Compare-and-set with ``expected``, or with the latest version read just now."""
+    """Compare-and-set with ``expected``, or with the latest version read just now; a 409 says
+    what to do in CLI terms (``again``: how to retry, given the current version)."""
     if expected is None:
         current = await api.get_config(name)
         expected = current.version if current else 0
@@ -103,7 +110,17 @@ async def _write(
             "(--expected-version makes the write fail if it changed since you read it)",
             highlight=False,
         )
-    return await api.set_config(name, values, reason, expected_version=expected)
+    try:
+        return await api.set_config(name, values, reason, expected_version=expected)
+    except ApiError as exc:
+        current_version = exc.details.get("current_version")
+        if exc.status != 409 or current_version is None:
+            raise
+        hint = (
+            f"nothing was written. See what changed: fjord config history {name} and "
+            f"fjord config show {name}; then {again.format(current=current_version)}"
+        )
+        raise ApiError(exc.status, exc.message, hint, exc.details) from exc
 
 
 def _written(name: str, result: ConfigVersionView, output: Output) -> None:
@@ -125,7 +142,14 @@ def set_config(
 ) -> None:
     """Store a new version of an app's dynamic config."""
     values = _read_values(file)
-    result = run(server, token, lambda api: _write(api, name, values, reason, expected_version))
+    again = (
+        "apply your change to version {current}, then run again with --expected-version {current}"
+    )
+    result = run(
+        server,
+        token,
+        lambda api: _write(api, name, values, reason, expected_version, again=again),
+    )
     _written(name, result, output)
 
 
@@ -151,10 +175,11 @@ def edit_config(
         raise fail(f"the edited config is not YAML: {exc}", EXIT_INVALID) from exc
     if not isinstance(values, dict):
         raise fail("the edited config must be a mapping with common/environments", EXIT_INVALID)
+    again = "run fjord config edit again: it starts from version {current}"
     result = run(
         server,
         token,
-        lambda api: api.set_config(name, values, reason, expected_version=version),
+        lambda api: _write(api, name, values, reason, version, again=again),
     )
     _written(name, result, output)
 
