@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from test_control_support import (
+    settle,
     ADMIN,
     CLUSTER,
     event_body,
@@ -63,7 +64,7 @@ async def test_missing_wrong_or_foreign_signatures_are_refused_and_nothing_is_re
 async def test_replayed_events_are_recorded_once_and_change_nothing(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         ok = event_body(revision=f"tt02@{deployment.digest}")
         assert (await report(plane, tokens[CLUSTER], ok)).recorded
         before = await queries.get_deployment(plane, ADMIN, deployment.id)
@@ -80,7 +81,7 @@ async def test_a_flux_error_for_the_release_fails_the_deployment_with_flux_s_mes
 ) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         # An error about some other revision (the previous one failing) does not count.
         stale = event_body(
             severity="error",
@@ -112,7 +113,7 @@ async def test_a_flux_error_for_the_release_fails_the_deployment_with_flux_s_mes
 async def test_a_source_error_without_revision_fails_the_deployment(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         message = "failed to verify the signature using provider 'cosign': no matching signatures"
         await report(
             plane,
@@ -136,7 +137,7 @@ async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization
 ) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         revision = f"tt02@{deployment.digest}"
         await report(plane, tokens[CLUSTER], event_body(revision=revision))
 
@@ -190,7 +191,7 @@ async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization
 async def test_a_deployment_times_out_naming_the_silent_clusters(tmp_path: Path) -> None:
     async with opened(settings(tmp_path, deploy_timeout_seconds=60)) as plane:
         await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         async with plane.db.session() as session:
             assert await expire(session, utcnow()) == 0
         async with plane.db.session() as session:
@@ -206,7 +207,7 @@ async def test_restart_fails_unpublished_work_and_resumes_published_work(tmp_pat
     config = settings(tmp_path)
     async with opened(config) as plane:
         tokens = await with_app(plane, tmp_path)
-        first = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        first = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
         async with plane.db.session() as session:
             original = await session.get(Deployment, first.id)
@@ -251,7 +252,7 @@ async def test_restart_fails_unpublished_work_and_resumes_published_work(tmp_pat
 async def test_reading_an_overdue_deployment_fails_it_without_a_sweeper(tmp_path: Path) -> None:
     async with opened(settings(tmp_path, deploy_timeout_seconds=0)) as plane:
         await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         read = await queries.get_deployment(plane, ADMIN, deployment.id)
         assert read.state == "failed"
         assert read.reason is not None
@@ -265,7 +266,7 @@ async def test_a_revision_fjord_never_released_is_flagged_not_reported_ready(
     # not bind the signature to the digest) applied it. fjord knows every digest it released.
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{deployment.digest}"))
         foreign = "tt02@sha256:" + "f" * 64
         for message in ("applied", "Reconciliation finished in 1s", "again"):
@@ -304,7 +305,7 @@ async def test_a_late_delivery_of_an_older_event_does_not_overwrite_newer_state(
     # cluster's timestamps, not the arrival order, decide what the cell shows.
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         revision = f"tt02@{deployment.digest}"
         healthy = event_body(revision=revision, timestamp="2026-01-01T00:00:10Z")
         stale_error = event_body(
@@ -370,7 +371,7 @@ async def test_a_foreign_revision_is_flagged_even_after_an_error_named_it_first(
     # becomes healthy: that success must not pass for a fjord release.
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         foreign = "tt02@sha256:" + "e" * 64
         unhealthy = event_body(
             severity="error", reason="HealthCheckFailed", message="unhealthy", revision=foreign

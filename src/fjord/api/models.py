@@ -35,6 +35,14 @@ class RollbackRequest(BaseModel):
     idempotency_key: str | None = None
 
 
+class RotateRequest(BaseModel):
+    environment: str
+    reason: str = Field(
+        default="rotate credentials", min_length=1, description="why (audited, kept with config)"
+    )
+    idempotency_key: str | None = None
+
+
 class UndeployRequest(BaseModel):
     environment: str
     idempotency_key: str | None = None

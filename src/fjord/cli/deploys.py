@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -30,7 +29,6 @@ from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
 
 EXIT_AWAITING_APPROVAL = 8
 FINAL = ("ready", "failed", "superseded")
-ROTATION = "credentialsRotation"  # the app spec field `fjord rotate` raises
 
 WaitOption = typer.Option(True, "--wait/--no-wait", help="follow until every cluster is ready")
 TimeoutOption = typer.Option(900.0, "--timeout", help="stop following after this many seconds")
@@ -117,13 +115,10 @@ def _change(
     wait: bool,
     timeout: float,
     output: Output,
-    prepare: Callable[[Api], Awaitable[None]] | None = None,
 ) -> None:
-    """POST a change, follow the deployment it starts; ``prepare`` runs first on the same API."""
+    """POST a change (queued by the server), follow the deployment to its end."""
 
     async def work(api: Api) -> dict[str, Any]:
-        if prepare is not None:
-            await prepare(api)
         deployment: dict[str, Any] = await api.post(path, body)
         if wait and deployment["state"] not in FINAL:
             deployment = await _follow(api, deployment, timeout)
@@ -160,6 +155,7 @@ def rotate(
     reason: Annotated[
         str, typer.Option(help="why (kept with the config version and in the audit log)")
     ] = "rotate credentials",
+    idempotency_key: str | None = KeyOption,
     wait: bool = WaitOption,
     timeout: float = TimeoutOption,
     server: str | None = ServerOption,
@@ -168,35 +164,22 @@ def rotate(
 ) -> None:
     """New PostgreSQL and Redis credentials for an app in one environment, by a deploy.
 
-    Raises ``credentialsRotation`` for the environment in the app's dynamic config and deploys:
-    the release mounts new Secrets, and the old ones stay while a ReplicaSet uses them.
+    The server raises ``credentialsRotation`` for the environment in the app's dynamic config
+    and queues a deploy pinned to that version, in one step: the release mounts new Secrets, and
+    the old ones stay while a ReplicaSet uses them.
     """
-    app_path = split_app(name)
-
-    async def raise_rotation(api: Api) -> None:
-        current = await api.get(f"/api/apps/{app_path}/config")
-        values: dict[str, Any] = dict(current["values"]) if current else {}
-        overlays = dict(values.get("environments") or {})
-        overlay = dict(overlays.get(env) or {})
-        common = values.get("common") or {}
-        rotation = int(overlay.get(ROTATION, common.get(ROTATION, 0))) + 1
-        overlay[ROTATION] = rotation
-        overlays[env] = overlay
-        values["environments"] = overlays
-        await api.put(
-            f"/api/apps/{app_path}/config",
-            {"values": values, "reason": f"{reason} ({env}: {ROTATION} {rotation})"},
-        )
-
     _change(
         server,
         token,
-        f"/api/apps/{app_path}/deployments",
-        {"environment": env, "idempotency_key": uuid.uuid4().hex},
+        f"/api/apps/{split_app(name)}/rotations",
+        {
+            "environment": env,
+            "reason": reason,
+            "idempotency_key": idempotency_key or uuid.uuid4().hex,
+        },
         wait=wait,
         timeout=timeout,
         output=output,
-        prepare=raise_rotation,
     )
 
 
