@@ -73,7 +73,7 @@ async def register(client: httpx2.AsyncClient, tmp_path: Path, app: str, **chang
 async def deploy(
     platform: Platform, client: httpx2.AsyncClient, app: str, env: str = "tt02"
 ) -> dict[str, Any]:
-    started = await call(client, "POST", f"/api/apps/{app}/deployments", {"environment": env}, 201)
+    started = await call(client, "POST", f"/api/apps/{app}/deployments", {"environment": env}, 202)
     return await platform.wait(client, started["id"])
 
 
@@ -318,10 +318,11 @@ async def promote_and_approve(
     platform: Platform, admin: httpx2.AsyncClient, app: str
 ) -> dict[str, Any]:
     promo = await call(
-        admin, "POST", f"/api/apps/{app}/promotions", {"to": "production"}, expect=201
+        admin, "POST", f"/api/apps/{app}/promotions", {"to": "production"}, expect=202
     )
+    promo = await platform.wait(admin, promo["id"])
     assert promo["state"] == "awaiting_approval"
-    await call(admin, "POST", f"/api/deployments/{promo['id']}/approve")
+    await call(admin, "POST", f"/api/deployments/{promo['id']}/approve", expect=202)
     return await platform.wait(admin, promo["id"])
 
 

@@ -89,7 +89,7 @@ async def deploy_ready(
     platform: Platform, client: httpx2.AsyncClient, app: str, environment: str = "tt02"
 ) -> dict[str, Any]:
     started = await client.post(f"/api/apps/{app}/deployments", json={"environment": environment})
-    assert started.status_code == 201, started.text
+    assert started.status_code == 202, started.text
     final = await platform.wait(client, started.json()["id"])
     assert final["state"] == "ready", final
     return final
@@ -223,9 +223,10 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
     lead = await make_token(admin, "e2e-lead", {ORG: "app-admin"})
     async with platform.api(developer) as dev, platform.api(lead) as app_admin:
         asked = await dev.post(f"/api/apps/{app}/promotions", json={"to": "production"})
-        assert asked.status_code == 201, asked.text
+        assert asked.status_code == 202, asked.text
         promotion = asked.json()
         assert promotion["kind"] == "promote"
+        promotion = await platform.wait(dev, promotion["id"])
         assert promotion["state"] == "awaiting_approval"
         assert promotion["digest"] == digest
         assert promotion["requested_by"] == "token:e2e-developer"
@@ -249,7 +250,7 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
         assert all(c["revision"] is None for c in cells(status, "production").values())
 
         approved = await app_admin.post(f"/api/deployments/{promotion['id']}/approve")
-        assert approved.status_code == 200, approved.text
+        assert approved.status_code == 202, approved.text
         assert approved.json()["approved_by"] == "token:e2e-lead"
         done = await platform.wait(admin, promotion["id"])
     assert done["state"] == "ready", done
@@ -326,7 +327,7 @@ async def test_undeploy_prunes_the_app_and_the_operators_delete_its_credentials(
     assert user in redis_users(platform)
 
     started = await admin.post(f"/api/apps/{app}/undeployments", json={"environment": "tt02"})
-    assert started.status_code == 201, started.text
+    assert started.status_code == 202, started.text
     assert started.json()["kind"] == "undeploy"
     done = await platform.wait(admin, started.json()["id"])
     assert done["state"] == "ready", done
@@ -778,7 +779,7 @@ async def test_rotate_gives_new_credentials_and_a_rollback_finds_the_old_ones(
     back = await admin.post(
         f"/api/apps/{app}/rollbacks", json={"environment": "tt02", "to": first["digest"]}
     )
-    assert back.status_code == 201, back.text
+    assert back.status_code == 202, back.text
     done = await platform.wait(admin, back.json()["id"])
     assert done["state"] == "ready", done
     async with platform.kube(TT02) as kube:

@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from test_control_support import (
-    settle,
     ADMIN,
     CLUSTER,
     event_body,
     opened,
     report,
     settings,
+    settle,
     with_app,
 )
 
 from fjord.control import ControlPlane, UnauthenticatedError, clusters, deploys, events, queries
-from fjord.control.models import AuditEntry, ClusterApp, Deployment, FluxEvent, utcnow
+from fjord.control.models import AuditEntry, ClusterApp, FluxEvent, utcnow
 from fjord.control.progress import expire
 from fjord.control.views import CellView
-from fjord.stores import LocalStore
 
 
 async def tt02_cell(plane: ControlPlane) -> CellView:
@@ -201,52 +199,6 @@ async def test_a_deployment_times_out_naming_the_silent_clusters(tmp_path: Path)
         assert failed.reason is not None
         assert failed.reason.startswith("timed out after 6")
         assert f"{CLUSTER}: waiting for the cluster to report" in failed.reason
-
-
-async def test_restart_fails_unpublished_work_and_resumes_published_work(tmp_path: Path) -> None:
-    config = settings(tmp_path)
-    async with opened(config) as plane:
-        tokens = await with_app(plane, tmp_path)
-        first = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
-        await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
-        async with plane.db.session() as session:
-            original = await session.get(Deployment, first.id)
-            assert original is not None
-            # Owners on this host whose pids do not exist: processes that died.
-            # A process died while building: no release yet.
-            building = Deployment(
-                app_id=original.app_id,
-                environment_id=original.environment_id,
-                kind="deploy",
-                state="publishing",
-                step="building",
-                requested_by="bob",
-                owner=f"{socket.gethostname()}:999999998:x",
-            )
-            # Another died after the release was pushed, while moving the production tag.
-            tagging = Deployment(
-                app_id=original.app_id,
-                environment_id=original.environment_id + 1,
-                release_id=original.release_id,
-                kind="promote",
-                state="publishing",
-                step="tagging",
-                requested_by="bob",
-                owner=f"{socket.gethostname()}:999999999:y",
-            )
-            session.add_all([building, tagging])
-        handled = await deploys.recover(plane)
-        assert sorted(handled) == sorted([building.id, tagging.id])
-        lost = await queries.get_deployment(plane, ADMIN, building.id)
-        assert lost.state == "failed"
-        assert lost.reason is not None
-        assert lost.reason.startswith("interrupted while building")
-        resumed = await queries.get_deployment(plane, ADMIN, tagging.id)
-        assert resumed.state == "progressing"
-        assert "resumed" in [t.reason for t in resumed.timeline]
-        store = LocalStore(config.local_store_dir)
-        assert await store.resolve("ttd/apps/skjema", "production") == first.digest
-        assert await deploys.recover(plane) == []  # nothing left to do
 
 
 async def test_reading_an_overdue_deployment_fails_it_without_a_sweeper(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fjord import __version__
 from fjord.api import errors, metrics, routes, ui
 from fjord.api.settings import ApiSettings
-from fjord.control import ControlPlane
+from fjord.control import ControlPlane, faults
 from fjord.control.progress import expire
 from fjord.control.worker import Worker
 
@@ -41,7 +41,10 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
         owned = plane is None
         opened = plane or await ControlPlane.open(settings.control)
         app.state.plane = opened
-        worker = Worker(opened) if settings.run_worker else None
+        hook = faults.from_env()
+        worker = None
+        if settings.run_worker:
+            worker = Worker(opened, hook=hook) if hook else Worker(opened)
         if worker is not None:
             opened.work_queued = worker.wake
             await worker.start()

@@ -183,7 +183,7 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
 
     # 3. roll back to the last ready release: a recorded deployment, ready on v1's digest.
     back = await admin.call(
-        "POST", f"/api/apps/{APP}/rollbacks", {"environment": "tt02"}, expect=201
+        "POST", f"/api/apps/{APP}/rollbacks", {"environment": "tt02"}, expect=202
     )
     assert back["kind"] == "rollback"
     assert back["digest"] == v1["digest"]
@@ -196,14 +196,19 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     app_admin = Client(server.url, await make_token(settings, "lead", {"ttd": Role.app_admin}))
     try:
         promo = await developer.call(
-            "POST", f"/api/apps/{APP}/promotions", {"to": "production"}, expect=201
+            "POST", f"/api/apps/{APP}/promotions", {"to": "production"}, expect=202
         )
-        assert promo["state"] == "awaiting_approval"
+        assert promo["state"] == "queued"  # accepted; a worker runs it up to the gate
         assert promo["digest"] == v1["digest"]
+        promo = await developer.wait_deployment(promo["id"], ("awaiting_approval",))
         await developer.call("POST", f"/api/deployments/{promo['id']}/approve", expect=403)
-        approved = await app_admin.call("POST", f"/api/deployments/{promo['id']}/approve")
-        assert approved["state"] == "progressing"
+        approved = await app_admin.call(
+            "POST", f"/api/deployments/{promo['id']}/approve", expect=202
+        )
+        assert approved["state"] == "queued"
         assert approved["approved_by"] == "token:lead"
+        approved = await app_admin.wait_deployment(promo["id"], ("progressing", "ready"))
+        assert approved["state"] == "progressing"
         # The audit log names who asked and who approved; a developer may not read it.
         await developer.call("GET", "/api/audit?org=ttd", expect=403)
         trail = fjord_cli(
@@ -232,7 +237,7 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
 
     # 5. undeploy from tt02: the sync root drops the app and Flux prunes its namespace.
     gone = await admin.call(
-        "POST", f"/api/apps/{APP}/undeployments", {"environment": "tt02"}, expect=201
+        "POST", f"/api/apps/{APP}/undeployments", {"environment": "tt02"}, expect=202
     )
     gone = await admin.wait_deployment(gone["id"])
     assert gone["state"] == "ready", gone

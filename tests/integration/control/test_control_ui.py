@@ -3,6 +3,7 @@ history with diffs, and the approve and rollback buttons, with CSRF protection."
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -53,6 +54,9 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+PUBLISHED = ("progressing", "ready", "failed")
+
+
 async def cluster_token(settings: ControlSettings) -> str:
     plane = await ControlPlane.open(settings)
     try:
@@ -87,8 +91,9 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     try:
         await lead.call("POST", "/api/apps", {"name": "ttd/skjema", "source": str(source)}, 201)
         v1 = await lead.call(
-            "POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}, 201
+            "POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}, 202
         )
+        v1 = await lead.wait_deployment(v1["id"], PUBLISHED)
         await report_ready(lead, flux_token, v1["digest"])
         await lead.call(
             "PUT",
@@ -96,13 +101,14 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
             {"values": {"common": {"env": {"FEATURE": "on"}}}, "reason": "feature on"},
         )
         v2 = await lead.call(
-            "POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}, 201
+            "POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}, 202
         )
+        v2 = await lead.wait_deployment(v2["id"], PUBLISHED)
         await report_ready(lead, flux_token, v2["digest"])
         promo = await lead.call(
-            "POST", "/api/apps/ttd/skjema/promotions", {"to": "production"}, 201
+            "POST", "/api/apps/ttd/skjema/promotions", {"to": "production"}, 202
         )
-        assert promo["state"] == "awaiting_approval"
+        promo = await lead.wait_deployment(promo["id"], ("awaiting_approval",))
     finally:
         await lead.aclose()
 
@@ -145,9 +151,14 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     row = page.locator(f'#history tr[data-deployment="{promo["id"]}"]')
     assert await row.get_attribute("data-state") == "awaiting_approval"
 
-    # Approve in the browser: the promotion goes ahead.
+    # Approve in the browser: the promotion is queued again and goes ahead.
     await row.locator("button.approve").click()
     row = page.locator(f'#history tr[data-deployment="{promo["id"]}"]')
+    for _ in range(100):
+        if await row.get_attribute("data-state") == "progressing":
+            break
+        await asyncio.sleep(0.1)
+        await page.reload()
     assert await row.get_attribute("data-state") == "progressing"
     assert "approved by token:lead" in await row.inner_text()
 
