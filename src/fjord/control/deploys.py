@@ -90,6 +90,12 @@ def _same_request(found: Deployment, kind: str, environment: Environment, key: s
     return found.id
 
 
+async def _lock_app(session: AsyncSession, app_id: int) -> None:
+    """Requests for one app commit one after the other, in the order of their ids (PostgreSQL:
+    a row lock until commit; SQLite has one writer anyway)."""
+    await session.execute(select(App.id).where(App.id == app_id).with_for_update())
+
+
 async def _queue(
     session: AsyncSession,
     actor: Actor,
@@ -102,7 +108,12 @@ async def _queue(
     config_version: int | None = None,
     revision: str | None = None,
 ) -> Deployment:
-    """Record the request as queued; older queued requests of the app+env are superseded."""
+    """Record the request as queued; older queued requests of the app+env are superseded.
+
+    The app is locked first (:func:`_lock_app`): a worker never sees a newer request before an
+    older one, so request order is id order.
+    """
+    await _lock_app(session, ref.app.id)
     now = utcnow()
     row = Deployment(
         app_id=ref.app.id,
@@ -178,6 +189,7 @@ async def _request(
             return await _view(plane, _same_request(found, kind, environment, key))
     try:
         async with plane.db.session() as session:
+            await _lock_app(session, ref.app.id)
             config = await _latest_config(session, ref.app.id) if kind == states.DEPLOY else None
             row = await _queue(
                 session,
@@ -252,6 +264,7 @@ async def rotate(
     for attempt in range(10):
         try:
             async with plane.db.session() as session:
+                await _lock_app(session, ref.app.id)
                 current = await _latest_config(session, ref.app.id)
                 values, counter = rotation.raised(current.values if current else {}, env.name)
                 try:

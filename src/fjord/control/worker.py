@@ -215,8 +215,13 @@ async def _start_following(
         .where(
             Deployment.app_id == deployment.app_id,
             Deployment.environment_id == deployment.environment_id,
-            Deployment.id < deployment.id,
-            Deployment.state.in_([states.PROGRESSING, states.AWAITING_APPROVAL]),
+            Deployment.id != deployment.id,
+            # The tag is this one's now, whatever the order of requests; an approval a newer
+            # request still waits for stays.
+            or_(
+                Deployment.state == states.PROGRESSING,
+                and_(Deployment.state == states.AWAITING_APPROVAL, Deployment.id < deployment.id),
+            ),
         )
         .values(
             state=states.SUPERSEDED,
