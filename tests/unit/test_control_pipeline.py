@@ -6,12 +6,24 @@ runs on the server."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
-from test_control_support import ADMIN, CLUSTER, app_source, opened, settings, with_app
+from test_control_support import (
+    ADMIN,
+    CLUSTER,
+    app_source,
+    demo_platform,
+    opened,
+    settings,
+    with_app,
+)
+from typer.testing import CliRunner
 
+from fjord.cli.main import app
 from fjord.control import ConflictError, apps, deploys, locks, pipeline, queries, states
 from fjord.control.models import ConfigVersion, Deployment, Lock
 from fjord.control.worker import claim, drain, renew, run_job
@@ -180,3 +192,35 @@ async def test_rotation_is_a_server_side_config_change_and_deploy(tmp_path: Path
         store = LocalStore(settings(tmp_path).local_store_dir)
         assert await store.resolve("ttd/apps/skjema", "tt02") == final[-1].digest
         assert CLUSTER  # the tt02 cluster exists for this org
+
+
+def test_the_in_process_cli_publishes_what_it_queued_before_it_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(
+        json.dumps(demo_platform().model_dump(mode="json", by_alias=True, exclude_none=True))
+    )
+    monkeypatch.setenv("FJORD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FJORD_PLATFORM", str(platform))
+    monkeypatch.delenv("FJORD_SERVER", raising=False)
+    runner = CliRunner()
+
+    def fjord(*args: str) -> Any:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout) if "-o" in args else None
+
+    fjord("app", "create", "ttd/skjema", "--source", str(app_source(tmp_path)))
+    queued = fjord("deploy", "ttd/skjema", "--env", "tt02", "--no-wait", "-o", "json")
+    assert queued["state"] in ("queued", "publishing", "progressing")
+    rotated = fjord("rotate", "ttd/skjema", "--env", "tt02", "--no-wait", "-o", "json")
+    assert rotated["kind"] == "rotate"
+    # The command's own worker published both before the command exited.
+    history = fjord("history", "ttd/skjema", "-o", "json")
+    assert [(d["kind"], d["state"]) for d in history] == [
+        ("rotate", "progressing"),
+        ("deploy", "superseded"),
+    ]
+    config = fjord("config", "show", "ttd/skjema", "-o", "json")
+    assert config["values"]["environments"]["tt02"]["credentialsRotation"] == 1

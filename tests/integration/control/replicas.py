@@ -105,6 +105,11 @@ class Replicas:
                 self._wait_ready(self.members[index])
         return dead
 
+    def wait_ready(self) -> None:
+        """Every replica answers (restarted ones included)."""
+        for replica in self.members.values():
+            self._wait_ready(replica)
+
     def urls(self) -> list[str]:
         return [r.url for r in self.members.values() if r.alive()]
 
