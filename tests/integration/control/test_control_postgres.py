@@ -26,6 +26,7 @@ from fjord.control import (
     system_actor,
 )
 from fjord.control.models import Base, FluxEvent
+from fjord.control.worker import drain
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
@@ -86,13 +87,14 @@ async def test_services_on_postgres_under_concurrency(database: str, tmp_path: P
             )
         )
         assert len({d.id for d in same}) == 1
-        # Different keys at once: serialised, all published, the last one wins.
+        # Different keys at once: queued in order, the newest supersedes the others and wins.
         results = await asyncio.gather(
             *(
                 deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02", idempotency_key=f"k{i}")
                 for i in range(3)
             )
         )
+        await drain(plane)
         final = [await queries.get_deployment(plane, ADMIN, r.id) for r in results]
         assert sorted(f.state for f in final) == ["progressing", "superseded", "superseded"]
         winner = next(f for f in final if f.state == "progressing")
