@@ -526,7 +526,7 @@ async def takeover(server: LocalPostgres, work: Path, kills: int, lease: float) 
                 base_url=members[i % 2][1], headers=headers, timeout=60
             ) as client:
                 done = await _rotate_through_kill(client, members, key)
-            killed_at = (plans / f"{key}.fired").stat().st_mtime
+            killed_at = (plans / f"{key}.fired").stat().st_ctime  # the rename, just before SIGKILL
             resumed = next(t for t in done["timeline"] if t["reason"] == "resumed")
             resumed_at = dt.datetime.fromisoformat(resumed["at"]).timestamp()
             finished_at = dt.datetime.fromisoformat(done["updated_at"]).timestamp()
