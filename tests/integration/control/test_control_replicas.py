@@ -233,10 +233,11 @@ async def test_kill_9_at_every_step_boundary_the_other_replica_finishes_the_depl
         crashed.append((step, phase, done))
 
     for step, phase, done in crashed:
-        # The crashed step was run again by a different replica when the crash hit it mid-way.
+        # The crashed step was run again by another replica when the crash hit it mid-way (more
+        # than twice if a loaded replica also missed its lease: then a third one takes over).
         if phase in ("started", "ran"):
             by_name = {s["name"]: s for s in done["steps"]}
-            assert by_name[step]["attempts"] == 2, (step, phase, done["steps"])
+            assert by_name[step]["attempts"] >= 2, (step, phase, done["steps"])
         if phase != "ended" or step != "receivers":
             assert "resumed" in [t["reason"] for t in done["timeline"]], (step, phase)
     await asyncio.sleep(LEASE)
