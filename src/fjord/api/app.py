@@ -41,10 +41,7 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
         owned = plane is None
         opened = plane or await ControlPlane.open(settings.control)
         app.state.plane = opened
-        hook = faults.from_env()
-        worker = None
-        if settings.run_worker:
-            worker = Worker(opened, hook=hook) if hook else Worker(opened)
+        worker = Worker(opened, hook=faults.from_env()) if settings.run_worker else None
         if worker is not None:
             opened.work_queued = worker.wake
             await worker.start()

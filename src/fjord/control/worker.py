@@ -288,9 +288,9 @@ async def run_job(plane: ControlPlane, job: pipeline.Job, hook: Hook = _no_hook)
 class Worker:
     """Claims and runs deployments for one replica until stopped; renews its leases."""
 
-    def __init__(self, plane: ControlPlane, *, hook: Hook = _no_hook) -> None:
+    def __init__(self, plane: ControlPlane, *, hook: Hook | None = None) -> None:
         self.plane = plane
-        self.hook = hook
+        self.hook = hook or _no_hook
         self._running: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
