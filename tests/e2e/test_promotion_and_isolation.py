@@ -614,8 +614,15 @@ async def test_a_valid_signature_copied_onto_a_tampered_artifact_is_refused_by_f
 
             # 2. Window closed on this cluster, only the .sig copied: refused.
             await kube.patch(
-                "v1", "Secret", "fjord-cosign", {"data": {"legacy.pub": None}}, FLUX_NS
+                "v1",
+                "Secret",
+                "fjord-cosign",
+                [{"op": "remove", "path": "/data/legacy.pub"}],
+                FLUX_NS,
+                content_type="application/json-patch+json",
             )
+            closed = secret_data(await kube.get("v1", "Secret", "fjord-cosign", FLUX_NS))
+            assert set(closed) == {"cosign.pub"}
             assert await store.delete_tag(repository, referrers_tag(forged.digest))
             assert await store.referrers(repository, forged.digest) == []
             await expect_refused(kube, source_name, forged.digest, good_revision)
