@@ -18,6 +18,8 @@ from fjord.cli.client import (
     split_app,
 )
 from fjord.cli.output import Output, OutputOption, emit_json, fail, out
+from fjord.spec.yamlsource import SPEC_LIMITS
+from fjord.yamllimits import YamlLimitError, read_bounded, safe_load_bounded
 
 app_app = typer.Typer(
     help="Apps fjord deploys (org/app + where the source is).", no_args_is_help=True
@@ -93,9 +95,14 @@ def set_config(
 ) -> None:
     """Store a new version of an app's dynamic config."""
     try:
-        values = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise fail(f"{file}: {exc}", EXIT_INVALID) from exc
+        data = read_bounded(file, SPEC_LIMITS.max_bytes)
+        values = safe_load_bounded(data, str(file), SPEC_LIMITS) or {}
+    except YamlLimitError as exc:
+        raise fail(exc, EXIT_INVALID) from exc
+    except OSError as exc:
+        raise fail(f"{file}: cannot read: {exc.strerror}", EXIT_INVALID) from exc
+    except yaml.YAMLError as exc:
+        raise fail(f"{file}: malformed YAML: {exc}", EXIT_INVALID) from exc
     if not isinstance(values, dict):
         raise fail(f"{file}: expected a mapping with common/environments", EXIT_INVALID)
     result = run(

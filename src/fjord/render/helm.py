@@ -32,10 +32,22 @@ from fjord.render.routing import route_path
 from fjord.spec.app import AppSpec
 from fjord.spec.overlay import deep_merge
 from fjord.spec.platform import PlatformConfig
+from fjord.yamllimits import (
+    YamlLimitError,
+    YamlLimits,
+    check_depth,
+    check_expansion,
+    may_have_aliases,
+    read_bounded,
+    safe_load_bounded,
+)
 
 MAX_CHART_BYTES = 16 * 1024 * 1024
 MAX_CHART_FILES = 2000
 MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+# What a chart renders is untrusted too: aliases are bounded by expanded values, not bytes.
+OUTPUT_LIMITS = YamlLimits(max_bytes=MAX_OUTPUT_BYTES, max_nodes=2_000_000)
+CHART_YAML_LIMITS = YamlLimits(max_bytes=1024 * 1024, max_nodes=100_000)
 FACTS_KEY = "fjord"
 
 _TEMPLATE_LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*\.(?:ya?ml|tpl|txt|json)):(\d+)")
@@ -131,10 +143,16 @@ def _copy_tree(source: Path, dest: Path, display: str, budget: _Budget) -> None:
 
 
 def _dependencies(chart_dir: Path, display: str) -> list[dict[str, Any]]:
+    file = f"{display}/Chart.yaml"
     try:
-        metadata = yaml.load((chart_dir / "Chart.yaml").read_text(), Loader=_Loader)  # noqa: S506 (a safe loader)
+        text = read_bounded(chart_dir / "Chart.yaml", CHART_YAML_LIMITS.max_bytes, file)
+        metadata = safe_load_bounded(text, file, CHART_YAML_LIMITS)
     except FileNotFoundError:
         raise RenderError(f"{display}/Chart.yaml: missing; not a Helm chart") from None
+    except YamlLimitError as exc:
+        raise RenderError(str(exc.message), hint=exc.hint, file=file) from None
+    except OSError as exc:
+        raise RenderError(f"{file}: cannot read: {exc.strerror}", file=file) from None
     except yaml.YAMLError as exc:
         raise RenderError(f"{display}/Chart.yaml: malformed YAML: {exc}") from None
     deps = metadata.get("dependencies") if isinstance(metadata, dict) else None
@@ -216,9 +234,28 @@ def platform_facts(spec: AppSpec, environment: str, platform: PlatformConfig) ->
     return facts
 
 
+def _load_all(template: str, text: str) -> list[Any]:
+    """``yaml.load_all`` with the fast loader, within :data:`OUTPUT_LIMITS`."""
+    check_depth(text, template, OUTPUT_LIMITS.max_depth)
+    aliases = may_have_aliases(text)
+    loader = _Loader(text)
+    documents = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if aliases:
+                check_expansion(node, template, OUTPUT_LIMITS.max_nodes)
+            documents.append(loader.construct_document(node))
+    finally:
+        loader.dispose()
+    return documents
+
+
 def _parse(template: str, text: str) -> list[RenderedTemplate]:
     try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = _load_all(template, text)
+    except YamlLimitError as exc:
+        raise RenderError(exc.message, hint=exc.hint, file=template) from None
     except yaml.YAMLError as exc:
         raise RenderError(
             f"{template}: rendered output is not valid YAML: {exc}", file=template
