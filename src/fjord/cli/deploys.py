@@ -26,7 +26,7 @@ from fjord.cli.client import (
     run,
     split_app,
 )
-from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
 
 EXIT_AWAITING_APPROVAL = 8
 FINAL = ("ready", "failed", "superseded")
@@ -56,7 +56,7 @@ def _cluster_table(deployment: dict[str, Any]) -> Table:
         colour = {"ready": "green", "failed": "red"}.get(cluster["state"], "yellow")
         table.add_row(
             cluster["cluster"],
-            f"[{colour}]{cluster['state']}[/{colour}]",
+            styled(cluster["state"], colour),
             cluster["revision"] or "",
             cluster["message"] or "",
         )
@@ -71,8 +71,10 @@ async def _follow(api: Api, deployment: dict[str, Any], timeout: float) -> dict[
             for entry in deployment["timeline"][seen:]:
                 where = f"{entry['cluster']}: " if entry["cluster"] else ""
                 live.console.print(
-                    f"[dim]{entry['at'][11:19]}[/dim] {where}{entry['reason']}: {entry['message']}",
-                    highlight=False,
+                    line(
+                        styled(entry["at"][11:19], "dim"),
+                        f" {where}{entry['reason']}: {entry['message']}",
+                    )
                 )
             seen = len(deployment["timeline"])
             live.update(_cluster_table(deployment))
@@ -89,7 +91,9 @@ def _finish(deployment: dict[str, Any], output: Output, waited: bool) -> None:
         emit_json(deployment)
     state = deployment["state"]
     if state == "ready":
-        err.print(f"[green]ready[/green]: every cluster runs {_short(deployment['digest'])}")
+        err.print(
+            line(styled("ready", "green"), f": every cluster runs {_short(deployment['digest'])}")
+        )
         return
     if state == "awaiting_approval":
         err.print(
@@ -316,11 +320,11 @@ def status(
                 else "–"
             )
             for cell in env["clusters"] or [{"cluster": "–", "revision": None, "ready": None}]:
-                health = {True: "[green]ready[/green]", False: "[red]failed[/red]"}.get(
-                    cell["ready"], "–"
+                health = {True: styled("ready", "green"), False: styled("failed", "red")}.get(
+                    cell["ready"], line("–")
                 )
                 if cell.get("ready") is False and cell.get("message"):
-                    health += f": {cell['message']}"
+                    health = line(health, f": {cell['message']}")
                 table.add_row(
                     f"{row['org']}/{row['app']}",
                     env["environment"],

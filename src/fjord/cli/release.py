@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from fjord.artifact.signing import load_private_key, load_public_key
-from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
 from fjord.errors import FjordError
 from fjord.releases import Release, build_release, publish
 from fjord.spec import load_platform
@@ -130,4 +130,4 @@ def verify(
     if output is Output.json:
         emit_json(result)
     else:
-        out.print(f"[green]verified[/green] {reference} ({result['digest']})")
+        out.print(line(styled("verified", "green"), f" {reference} ({result['digest']})"))

@@ -329,7 +329,7 @@ class ChartRenderer:
         try:
             chart = self._load(app_dir, spec, display)
             values: dict[str, Any] = dict(spec.chart.values)
-            if FACTS_KEY in chart.values:
+            if FACTS_KEY in (chart.values or {}):  # None when the chart has no values.yaml
                 facts = platform_facts(spec, environment, platform)
                 values = deep_merge(values, {FACTS_KEY: facts})
             manifests = chart.render(
