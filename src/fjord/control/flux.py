@@ -13,6 +13,8 @@ Where things live in a cluster (one org per cluster, so app names are unique in 
 
 from __future__ import annotations
 
+from fjord.render.podsecurity import DEPLOYER_SERVICE_ACCOUNT
+
 OCI_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
 RECEIVER_API = "notification.toolkit.fluxcd.io/v1"
@@ -26,7 +28,8 @@ WEBHOOK_SECRET = "fjord-webhook"  # noqa: S105 (a Secret's name)
 REGISTRY_SECRET = "fjord-registry"  # noqa: S105 (a Secret's name)
 PROVIDER_NAME = "fjord"
 RECEIVER_NAME = "fjord"
-DEPLOYER = "fjord-deployer"
+# The checks refuse workloads running as it; one name for both.
+DEPLOYER = DEPLOYER_SERVICE_ACCOUNT
 MANAGED_LABEL = "fjord.dev/managed-by"
 ORG_LABEL = "fjord.dev/org"
 APP_LABEL = "fjord.dev/app"
