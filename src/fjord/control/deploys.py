@@ -35,7 +35,7 @@ from fjord.control.models import (
 from fjord.control.plane import ControlPlane
 from fjord.control.progress import evaluate, finish
 from fjord.control.roles import Actor, Role
-from fjord.control.sources import source_revision
+from fjord.control.sources import source_revision, source_url
 from fjord.control.views import DeploymentView
 from fjord.releases import Release as BuiltRelease
 from fjord.releases import build_release, repository
@@ -187,13 +187,14 @@ async def _build(plane: ControlPlane, deployment_id: int, ref: catalog.AppRef) -
     dynamic = DynamicConfig(config.version, config.values) if config else DynamicConfig()
     directory = Path(ref.app.source)
     revision = await asyncio.to_thread(source_revision, directory)
+    source = await asyncio.to_thread(source_url, directory)  # not the path: it is in the digest
     await _step(
         plane, deployment_id, "building", f"rendering {revision}, config v{dynamic.version}"
     )
     built = await asyncio.to_thread(
         build_release,
         directory,
-        source=ref.app.source,
+        source=source,
         revision=revision,
         platform=plane.settings.platform,
         dynamic=dynamic,

@@ -50,6 +50,14 @@ OUTPUT_LIMITS = YamlLimits(max_bytes=MAX_OUTPUT_BYTES, max_nodes=2_000_000)
 CHART_YAML_LIMITS = YamlLimits(max_bytes=1024 * 1024, max_nodes=100_000)
 FACTS_KEY = "fjord"
 
+# Template functions whose result changes from one render to the next (sprig's random, time,
+# key and salted-hash functions). A chart using any of them is rendered twice and refused if
+# the two renders differ: a release must be the same bytes every time it is built.
+_VOLATILE = re.compile(
+    r"\b(rand[A-Z]\w*|randInt|uuidv4|now|date|dateInZone|htmlDate|htmlDateInZone|unixEpoch|ago"
+    r"|genPrivateKey|genCA|genCAWithKey|genSelfSignedCert|genSelfSignedCertWithKey|genSignedCert"
+    r"|genSignedCertWithKey|derivePassword|encryptAES|bcrypt|htpasswd|shuffle)\b"
+)
 _TEMPLATE_LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*\.(?:ya?ml|tpl|txt|json)):(\d+)")
 
 try:
@@ -189,6 +197,21 @@ def _stage(source: Path, dest: Path, repo_root: Path, display: str, budget: _Bud
         _stage(dep_dir, dest / "charts" / name, repo_root, f"{display}/charts/{name}", budget)
 
 
+def volatile_functions(chart_dir: Path) -> list[str]:
+    """Names of non-deterministic functions a chart's templates (subcharts included) call."""
+    found: set[str] = set()
+    for path in sorted(chart_dir.rglob("*")):
+        if "templates" in path.relative_to(chart_dir).parts and path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for block in re.findall(r"\{\{.*?\}\}", text, flags=re.DOTALL):
+                found.update(_VOLATILE.findall(block))
+    return sorted(found)
+
+
+def _differing(first: Mapping[str, str], second: Mapping[str, str]) -> list[str]:
+    return sorted(t for t in set(first) | set(second) if first.get(t) != second.get(t))
+
+
 def chart_directory(app_dir: Path, spec: AppSpec) -> Path:
     """The chart's directory, checked to lie inside the app's repository."""
     assert spec.chart is not None
@@ -301,7 +324,7 @@ class ChartRenderer:
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
-        self._charts: dict[Path, helm_python.Chart] = {}
+        self._charts: dict[Path, tuple[helm_python.Chart, list[str]]] = {}
 
     def __enter__(self) -> ChartRenderer:
         return self
@@ -309,16 +332,18 @@ class ChartRenderer:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def _load(self, app_dir: Path, spec: AppSpec, display: str) -> helm_python.Chart:
+    def _load(
+        self, app_dir: Path, spec: AppSpec, display: str
+    ) -> tuple[helm_python.Chart, list[str]]:
         source = chart_directory(app_dir, spec)
-        chart = self._charts.get(source)
-        if chart is None:
+        loaded = self._charts.get(source)
+        if loaded is None:
             tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fjord-chart-"))
             staged = Path(tmp) / "chart"
             _stage(source, staged, app_dir.resolve(), display, _Budget())
             chart = self._stack.enter_context(helm_python.Chart.load(staged))
-            self._charts[source] = chart
-        return chart
+            loaded = self._charts[source] = (chart, volatile_functions(staged))
+        return loaded
 
     def render(
         self, app_dir: Path, spec: AppSpec, environment: str, platform: PlatformConfig
@@ -327,7 +352,7 @@ class ChartRenderer:
         assert spec.chart is not None
         display = spec.chart.path.rstrip("/")
         try:
-            chart = self._load(app_dir, spec, display)
+            chart, volatile = self._load(app_dir, spec, display)
             values: dict[str, Any] = dict(spec.chart.values)
             if FACTS_KEY in (chart.values or {}):  # None when the chart has no values.yaml
                 facts = platform_facts(spec, environment, platform)
@@ -335,8 +360,14 @@ class ChartRenderer:
             manifests = chart.render(
                 values, name=spec.app, namespace=spec.namespace, is_install=True
             )
+            if volatile:
+                again = chart.render(
+                    values, name=spec.app, namespace=spec.namespace, is_install=True
+                )
         except helm_python.HelmError as exc:
             raise _helm_error(exc, display) from None
+        if volatile:
+            _refuse_if_volatile(manifests, again, volatile)
         return _collect(manifests)
 
 
@@ -349,6 +380,20 @@ def render_chart(
     """Render the app's chart for one environment (``spec`` is already layered for it)."""
     with ChartRenderer() as renderer:
         return renderer.render(app_dir, spec, environment, platform)
+
+
+def _refuse_if_volatile(
+    first: Mapping[str, str], second: Mapping[str, str], functions: list[str]
+) -> None:
+    changed = [t for t in _differing(first, second) if _wanted(t, first.get(t) or second[t])]
+    if changed:
+        raise RenderError(
+            f"{changed[0]}: renders differently each time (the chart uses"
+            f" {', '.join(functions)}); changed between two renders: {', '.join(changed)}",
+            hint="a release must be the same bytes on every build: derive values from inputs"
+            " (e.g. sha256sum of a value), or let an operator generate secrets in the cluster",
+            file=changed[0],
+        )
 
 
 def _collect(manifests: Mapping[str, str]) -> list[RenderedTemplate]:
