@@ -77,24 +77,44 @@ class FluxEventData:
         return None
 
 
+# The longest value each member may have: the columns' sizes (PostgreSQL refuses longer ones).
+_LIMITS = {"kind": 100, "namespace": 100, "name": 253, "severity": 10, "reason": 100}
+_MAX_REVISION = 200
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidError(f"not a Flux event: {what} must be an object")
+    return value
+
+
+def _bounded(value: Any, field: str, limit: int) -> str:
+    text = str(value)
+    if len(text) > limit:
+        raise InvalidError(f"not a Flux event: {field} is longer than {limit} characters")
+    return text
+
+
 def parse_event(body: bytes) -> FluxEventData:
     try:
         data: Any = json.loads(body)
-        involved = data["involvedObject"]
-        metadata = data.get("metadata") or {}
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise InvalidError(f"not a Flux event: {exc}") from exc
+    data = _mapping(data, "the body")
+    if "involvedObject" not in data:
+        raise InvalidError("not a Flux event: 'involvedObject' is missing")
+    involved = _mapping(data["involvedObject"], "involvedObject")
+    metadata = _mapping(data.get("metadata") or {}, "metadata")
     # Keys arrive without the group prefix (``revision``); accept prefixed ones too.
     revision = None
     for key, value in metadata.items():
         if key == "revision" or key.endswith("/revision"):
-            revision = str(value)
+            revision = _bounded(value, "metadata.revision", _MAX_REVISION)
+    fields = {"kind": involved.get("kind", ""), "namespace": involved.get("namespace", "")}
+    fields |= {"name": involved.get("name", ""), "severity": data.get("severity", "info")}
+    fields["reason"] = data.get("reason", "")
     return FluxEventData(
-        kind=str(involved.get("kind", "")),
-        namespace=str(involved.get("namespace", "")),
-        name=str(involved.get("name", "")),
-        severity=str(data.get("severity", "info")),
-        reason=str(data.get("reason", "")),
+        **{field: _bounded(value, field, _LIMITS[field]) for field, value in fields.items()},
         message=str(data.get("message", "")),
         revision=revision,
         at=_timestamp(data.get("timestamp")),

@@ -129,7 +129,10 @@ def _verify_signature(
         raise _grant("MP-121", f"Expired key: kid {kid} expired")
     if key.jwk.get("alg") and key.jwk["alg"] != alg:
         raise _grant("MP-124", f"Invalid signature: kid {kid} is registered for {key.jwk['alg']}")
-    public = RSAAlgorithm.from_jwk(json.dumps(key.jwk))
+    try:  # registered keys are checked on upload; a key from before those rules may not load
+        public = RSAAlgorithm.from_jwk(json.dumps(key.jwk))
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise _grant("MP-124", f"Invalid signature: kid {kid} is not a usable key") from exc
     try:
         claims: dict[str, Any] = jwt.decode(
             assertion,
