@@ -60,7 +60,7 @@ def guards(variant: str) -> Iterator[None]:
         replace(yamllimits, "check_depth", _no_depth_check)
     if variant in ("no-podsecurity", "off"):
         replace(checks, "policy_failures", lambda *_: [])
-        replace(helm, "volatile_functions", lambda _: [])
+        replace(helm._Budget, "scan", lambda *_: None)
     try:
         yield
     finally:

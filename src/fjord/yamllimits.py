@@ -18,6 +18,7 @@ hostile input:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -85,25 +86,31 @@ def too_large(file: str, size: int, limit: int, grew: bool = False) -> YamlLimit
     )
 
 
-# Lines' leading block structure: indentation and the indicators of nested block nodes.
-_BLOCK_PREFIX = re.compile(r"^[ \t?:-]*", re.MULTILINE)
+def _within_bound(text: str, max_depth: int) -> bool:
+    """True when ``text`` cannot nest deeper than ``max_depth``: cheap (a few C-level scans),
+    so the exact event scan only runs for unusual input.
 
-
-def _depth_bound(text: str) -> int:
-    """An upper bound on the nesting depth of ``text``, cheap enough to run on every input.
-
-    Each block level needs one more column of indentation or one more indicator on its line
-    (compact sequences share a column with their parent, so two levels per column: +1 margin
-    per line covers it since the bound is doubled); each flow level needs a bracket.
+    Each flow level needs a bracket; each block level needs one more column of indentation or
+    one more indicator at the start of its line, and a compact sequence shares its parent's
+    column, so two levels per column of a line's leading run of spaces and indicators.
     """
-    block = max((len(m.group()) for m in _BLOCK_PREFIX.finditer(text)), default=0)
-    return 2 * block + 2 + text.count("[") + text.count("{")
+    brackets = text.count("[") + text.count("{")
+    widest_allowed = (max_depth - 2 - brackets) // 2
+    if widest_allowed < 0:
+        return False
+    return _long_prefix(widest_allowed + 1).search(text) is None
+
+
+@functools.cache
+def _long_prefix(width: int) -> re.Pattern[str]:
+    """Lines starting with ``width`` or more spaces and block indicators."""
+    return re.compile(rf"^[ \t?:-]{{{width},}}", re.MULTILINE)
 
 
 def check_depth(text: str | bytes, file: str, max_depth: int = MAX_DEPTH) -> None:
     """Refuse ``text`` nesting deeper than ``max_depth``, before it reaches a recursive parser."""
     sample = text if isinstance(text, str) else text.decode("utf-8", "replace")
-    if _depth_bound(sample) <= max_depth:
+    if _within_bound(sample, max_depth):
         return
     depth = 0
     try:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from fjord.cli.client import EXIT_INVALID
 from fjord.cli.main import app as cli
+from fjord.render import render_app
 from fjord.render.errors import RenderError
 from fjord.render.helm import _parse as parse_rendered
 from fjord.spec import SpecError, load_app_spec, load_platform, parse_app_spec
@@ -158,3 +159,15 @@ def test_dynamic_config_values_from_a_device_are_refused(tmp_path: Path) -> None
         result = runner.invoke(cli, ["config", "set", "ttd/app1", "-f", str(path), "--reason", "r"])
         assert result.exit_code == EXIT_INVALID, result.output
         assert expected in result.output
+
+
+def test_a_fifo_inside_a_chart_is_refused_not_read(tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    os.mkfifo(chart / "templates" / "pipe.yaml")
+    (tmp_path / "fjord.yaml").write_text("org: ttd\napp: a\nimage: x:1\nchart: {path: chart}\n")
+    with pytest.raises(RenderError) as caught:
+        render_app(tmp_path, environments=["tt02"])
+    assert caught.value.file == "chart/templates/pipe.yaml"
+    assert "is not a regular file" in str(caught.value)

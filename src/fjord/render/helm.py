@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +57,22 @@ _VOLATILE = re.compile(
     r"|genPrivateKey|genCA|genCAWithKey|genSelfSignedCert|genSelfSignedCertWithKey|genSignedCert"
     r"|genSignedCertWithKey|derivePassword|encryptAES|bcrypt|htpasswd|shuffle)\b"
 )
+# Substrings of which one is in any text that calls a volatile function: a cheap first test.
+_VOLATILE_HINTS = (
+    "rand",
+    "uuid",
+    "now",
+    "date",
+    "Epoch",
+    "ago",
+    "gen",
+    "derive",
+    "encrypt",
+    "bcrypt",
+    "htpasswd",
+    "shuffle",
+)
+_ACTIONS = re.compile(r"\{\{.*?\}\}", re.DOTALL)  # template actions, where functions are called
 _TEMPLATE_LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*\.(?:ya?ml|tpl|txt|json)):(\d+)")
 
 try:
@@ -111,9 +126,19 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 class _Budget:
+    """What staging a chart has taken so far, and the volatile functions its templates call
+    (found while copying, so the files are read once)."""
+
     def __init__(self) -> None:
         self.bytes = 0
         self.files = 0
+        self.volatile: set[str] = set()
+
+    def scan(self, data: bytes) -> None:
+        text = data.decode("utf-8", errors="replace")
+        if any(word in text for word in _VOLATILE_HINTS):  # the usual case: no hint, no regex
+            for block in _ACTIONS.findall(text):
+                self.volatile.update(_VOLATILE.findall(block))
 
     def take(self, size: int, where: str) -> None:
         self.bytes += size
@@ -146,8 +171,18 @@ def _copy_tree(source: Path, dest: Path, display: str, budget: _Budget) -> None:
                     _copy_tree(entry.resolve(), target / name, relative, budget)
                     continue
             if name in files:
-                budget.take(entry.stat().st_size, relative)
-                shutil.copyfile(entry, target / name)
+                _copy_file(entry, target / name, relative, budget)
+
+
+def _copy_file(entry: Path, target: Path, relative: str, budget: _Budget) -> None:
+    try:
+        data = read_bounded(entry, MAX_CHART_BYTES, relative)  # a FIFO or device is refused
+    except YamlLimitError as exc:
+        raise RenderError(exc.message, hint=exc.hint, file=relative) from None
+    budget.take(len(data), relative)
+    target.write_bytes(data)
+    if "templates" in Path(relative).parts[:-1]:
+        budget.scan(data)
 
 
 def _dependencies(chart_dir: Path, display: str) -> list[dict[str, Any]]:
@@ -195,17 +230,6 @@ def _stage(source: Path, dest: Path, repo_root: Path, display: str, budget: _Bud
         if not dep_dir.is_dir():
             raise RenderError(f"{display}/Chart.yaml: dependency {name!r}: {repository} not found")
         _stage(dep_dir, dest / "charts" / name, repo_root, f"{display}/charts/{name}", budget)
-
-
-def volatile_functions(chart_dir: Path) -> list[str]:
-    """Names of non-deterministic functions a chart's templates (subcharts included) call."""
-    found: set[str] = set()
-    for path in sorted(chart_dir.rglob("*")):
-        if "templates" in path.relative_to(chart_dir).parts and path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            for block in re.findall(r"\{\{.*?\}\}", text, flags=re.DOTALL):
-                found.update(_VOLATILE.findall(block))
-    return sorted(found)
 
 
 def _differing(first: Mapping[str, str], second: Mapping[str, str]) -> list[str]:
@@ -340,9 +364,10 @@ class ChartRenderer:
         if loaded is None:
             tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fjord-chart-"))
             staged = Path(tmp) / "chart"
-            _stage(source, staged, app_dir.resolve(), display, _Budget())
+            budget = _Budget()
+            _stage(source, staged, app_dir.resolve(), display, budget)
             chart = self._stack.enter_context(helm_python.Chart.load(staged))
-            loaded = self._charts[source] = (chart, volatile_functions(staged))
+            loaded = self._charts[source] = (chart, sorted(budget.volatile))
         return loaded
 
     def render(
