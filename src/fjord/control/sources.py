@@ -10,6 +10,7 @@ go into the release's manifest, so they are part of its digest.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import urllib.parse
 from pathlib import Path
@@ -38,9 +39,11 @@ def content_hash(directory: Path) -> str:
         relative = path.relative_to(directory)
         if _SKIP & set(relative.parts) or not path.is_file() or path.is_symlink():
             continue
-        data = path.read_bytes()
-        digest.update(f"{relative.as_posix()}\0{len(data)}\0".encode())
-        digest.update(data)
+        with path.open("rb") as stream:  # in chunks: a huge file is hashed, not held
+            size = os.fstat(stream.fileno()).st_size
+            digest.update(f"{relative.as_posix()}\0{size}\0".encode())
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
 
 
