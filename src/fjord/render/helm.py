@@ -57,21 +57,23 @@ _VOLATILE = re.compile(
     r"|genPrivateKey|genCA|genCAWithKey|genSelfSignedCert|genSelfSignedCertWithKey|genSignedCert"
     r"|genSignedCertWithKey|derivePassword|encryptAES|bcrypt|htpasswd|shuffle)\b"
 )
-# Substrings of which one is in any text that calls a volatile function: a cheap first test.
+# A cheap first test: any text calling a volatile function contains one of these substrings
+# or words ("now", "date", "ago" only as words: "RollingUpdate" is in nearly every chart).
 _VOLATILE_HINTS = (
     "rand",
-    "uuid",
-    "now",
-    "date",
+    "uuidv4",
+    "Date",
     "Epoch",
-    "ago",
-    "gen",
-    "derive",
-    "encrypt",
+    "genPrivateKey",
+    "genCA",
+    "genS",
+    "derivePassword",
+    "encryptAES",
     "bcrypt",
     "htpasswd",
     "shuffle",
 )
+_VOLATILE_WORDS = re.compile(r"\b(?:now|date|ago)\b")
 _ACTIONS = re.compile(r"\{\{.*?\}\}", re.DOTALL)  # template actions, where functions are called
 _TEMPLATE_LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*\.(?:ya?ml|tpl|txt|json)):(\d+)")
 
@@ -136,7 +138,7 @@ class _Budget:
 
     def scan(self, data: bytes) -> None:
         text = data.decode("utf-8", errors="replace")
-        if any(word in text for word in _VOLATILE_HINTS):  # the usual case: no hint, no regex
+        if any(hint in text for hint in _VOLATILE_HINTS) or _VOLATILE_WORDS.search(text):
             for block in _ACTIONS.findall(text):
                 self.volatile.update(_VOLATILE.findall(block))
 
