@@ -16,15 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
-from fuzz_support import SUPPLIER_ID, SUPPLIER_ORGNO, ControlApi
+from fuzz_support import SUPPLIER_ID, SUPPLIER_ORGNO, ControlApi, grant
 
 from fjord.api import ApiSettings
 from fjord.api.server import ApiServer
 from fjord.control import ControlPlane, ControlSettings, apps, clusters, system_actor
 from fjord.control.roles import ALL_ORGS, Role
 from fjord.control.tokens import create_token
-from fjord.maskinporten.emulator import EmulatorServer, ScopeDefinition, SupplierClient
+from fjord.maskinporten.emulator import (
+    ADMIN_SCOPES,
+    EmulatorServer,
+    ScopeDefinition,
+    SupplierClient,
+)
 from fjord.maskinporten.keys import generate_jwk, public_jwks
 from fjord.spec import default_platform
 
@@ -86,3 +92,19 @@ def emulator(supplier_key: dict[str, Any]) -> Iterator[EmulatorServer]:
     )
     with EmulatorServer(supplier=supplier, scopes=SCOPES, seed=99) as server:
         yield server
+
+
+@pytest.fixture
+def admin(emulator: EmulatorServer, supplier_key: dict[str, Any]) -> Iterator[httpx2.Client]:
+    """An HTTP client to the emulator with a fresh self-service token (it lives 120 s)."""
+    assertion = grant(supplier_key, emulator.issuer, SUPPLIER_ID, " ".join(sorted(ADMIN_SCOPES)))
+    response = httpx2.post(
+        emulator.token_endpoint,
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    with httpx2.Client(
+        base_url=emulator.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        yield client

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 import schemathesis
-from fuzz_support import MAX_EXAMPLES_PER_ROUTE, ControlApi, describe
+from fuzz_support import MAX_EXAMPLES_PER_ROUTE, PHASES, ControlApi, describe
 from hypothesis import HealthCheck, settings
 
 from fjord.api import ApiSettings, create_app
@@ -24,6 +24,7 @@ schema = schemathesis.openapi.from_dict(create_app(ApiSettings()).openapi())
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES_PER_ROUTE,
+    phases=PHASES,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )

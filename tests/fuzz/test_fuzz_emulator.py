@@ -9,25 +9,27 @@ a registered key but with arbitrary header and claims, and JWK sets with arbitra
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
-import jwt
 import pytest
 import schemathesis
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from fuzz_support import MAX_EXAMPLES_PER_ROUTE, SUPPLIER_ID, SUPPLIER_ORGNO, describe
+from fuzz_support import (
+    MAX_EXAMPLES_PER_ROUTE,
+    PHASES,
+    SUPPLIER_ID,
+    SUPPLIER_ORGNO,
+    describe,
+    private_key,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fjord.maskinporten.emulator import ADMIN_SCOPES, EmulatorServer, SupplierClient
+from fjord.maskinporten.emulator import EmulatorServer, SupplierClient
 from fjord.maskinporten.emulator.app import create_app
 from fjord.maskinporten.emulator.config import EmulatorConfig
 from fjord.maskinporten.emulator.state import EmulatorState
@@ -35,9 +37,12 @@ from fjord.maskinporten.keys import generate_jwk, public_jwk, public_jwks
 from fjord.maskinporten.registration import ClientRegistration
 
 ALTINN_SINGLE_GET = "GET /api/v1/altinn/admin/clients/{client_id}"
-HYPOTHESIS_EXAMPLES = 50  # per raw-body target
+HYPOTHESIS_EXAMPLES = 40  # per raw-body target
 FUZZ = settings(
-    max_examples=HYPOTHESIS_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=HYPOTHESIS_EXAMPLES,
+    phases=PHASES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
 )
 
 
@@ -51,38 +56,7 @@ def _schema() -> schemathesis.BaseSchema:
 schema = _schema()
 
 
-def grant(key: dict[str, Any], issuer: str, client_id: str, scope: str, **extra: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "aud": issuer,
-        "iss": client_id,
-        "scope": scope,
-        "iat": now,
-        "exp": now + 60,
-        "jti": str(uuid.uuid4()),
-        **extra,
-    }
-    private = private_key(json.dumps(key, sort_keys=True))
-    return jwt.encode(claims, private, algorithm="RS256", headers={"kid": key["kid"]})  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def admin(emulator: EmulatorServer, supplier_key: dict[str, Any]) -> Iterator[httpx2.Client]:
-    """An HTTP client to the emulator carrying the supplier's self-service token."""
-    assertion = grant(supplier_key, emulator.issuer, SUPPLIER_ID, " ".join(sorted(ADMIN_SCOPES)))
-    response = httpx2.post(
-        emulator.token_endpoint,
-        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
-    )
-    assert response.status_code == 200, response.text
-    token = response.json()["access_token"]
-    with httpx2.Client(
-        base_url=emulator.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client_id(admin: httpx2.Client) -> str:
     registration = ClientRegistration.maskinporten(
         client_name="fuzz", client_orgno="310000001", scopes=["fjord:test.read"]
@@ -95,7 +69,10 @@ def client_id(admin: httpx2.Client) -> str:
 
 @schema.parametrize()
 @settings(
-    max_examples=MAX_EXAMPLES_PER_ROUTE, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=MAX_EXAMPLES_PER_ROUTE,
+    phases=PHASES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
 )
 def test_no_route_answers_5xx(
     case: schemathesis.Case,
@@ -165,12 +142,6 @@ def test_token_endpoint_with_signed_grants_of_any_shape(
     )
     data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
     assert_oauth_error_or_token(httpx2.post(emulator.token_endpoint, data=data))
-
-
-@functools.cache
-def private_key(jwk_text: str) -> Any:
-    """Loading an RSA private key checks it (slow): once per key, not once per example."""
-    return jwt.algorithms.RSAAlgorithm.from_jwk(jwk_text)
 
 
 def b64url(data: bytes) -> str:

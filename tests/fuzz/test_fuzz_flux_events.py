@@ -13,13 +13,15 @@ from typing import Any
 
 import httpx2
 import pytest
-from fuzz_support import ControlApi
+from fuzz_support import PHASES, ControlApi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fjord.control.events import sign
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=60, phases=PHASES, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 text = st.text(max_size=30)
 json_values = st.recursive(

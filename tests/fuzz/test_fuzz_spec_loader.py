@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from fuzz_support import PHASES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,7 +61,9 @@ TOKENS = [
     "\t",
 ]
 yaml_texts = st.lists(st.sampled_from(TOKENS) | st.text(max_size=5), max_size=60).map("".join)
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=300, phases=PHASES, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @SETTINGS

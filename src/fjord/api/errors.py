@@ -41,3 +41,12 @@ def install(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(FjordError, handle)
+
+    async def too_deep(request: Request, exc: Exception) -> JSONResponse:
+        # json.loads recurses per nesting level: a small body of "[[[[…" exhausts the stack.
+        return JSONResponse(
+            {"error": "the request body nests too deeply", "hint": "send flatter JSON"},
+            status_code=400,
+        )
+
+    app.add_exception_handler(RecursionError, too_deep)

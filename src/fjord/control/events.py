@@ -98,7 +98,7 @@ def _bounded(value: Any, field: str, limit: int) -> str:
 def parse_event(body: bytes) -> FluxEventData:
     try:
         data: Any = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise InvalidError(f"not a Flux event: {exc}") from exc
     data = _mapping(data, "the body")
     if "involvedObject" not in data:

@@ -58,7 +58,7 @@ def validate_grant(state: EmulatorState, params: dict[str, str], now: float) -> 
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise OAuthError("invalid_request", f"MP-011 Invalid assertion: {exc}") from exc
 
     alg = header.get("alg")
