@@ -161,7 +161,7 @@ def render_spec(
             files[path] = "".join("---\n" + t for t in texts).encode()
     if check:
         policy = policy_for(platform, spec.org, spec.app)
-        failures = check_objects(items, spec.namespace, policy=policy)
+        failures = check_objects(items, spec.namespace, platform.kubernetes_version, policy=policy)
         if failures:
             raise CheckError(failures)
     return RenderedRelease(
