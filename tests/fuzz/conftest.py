@@ -76,7 +76,8 @@ def control_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlApi
     shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
     settings = ControlSettings(data_dir=root / "data", platform=default_platform())
     token, hmac_key = asyncio.run(_prepare(settings, source))
-    with ApiServer(ApiSettings(control=settings, recover_on_start=False)) as server:
+    # No worker: requests are what is fuzzed; queued deployments need not build in the background.
+    with ApiServer(ApiSettings(control=settings, run_worker=False)) as server:
         yield ControlApi(server.url, token, "ttd.tt02.tt02-1", hmac_key)
 
 

@@ -17,7 +17,7 @@ SUPPLIER_ORGNO = "991825827"
 
 # Per route: enough to hit the unusual shapes (empty, huge, wrong types, odd unicode) that
 # schemathesis tries first, few enough that all fuzz targets together take about a minute.
-MAX_EXAMPLES_PER_ROUTE = 10
+MAX_EXAMPLES_PER_ROUTE = 8
 # Every phase but "explain": it re-parses the test's source with ast after a failure, which
 # CPython 3.11 can break on (SystemError) once a deep request body has used up the stack.
 PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)

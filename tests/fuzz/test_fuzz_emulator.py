@@ -37,7 +37,7 @@ from fjord.maskinporten.keys import generate_jwk, public_jwk, public_jwks
 from fjord.maskinporten.registration import ClientRegistration
 
 ALTINN_SINGLE_GET = "GET /api/v1/altinn/admin/clients/{client_id}"
-HYPOTHESIS_EXAMPLES = 40  # per raw-body target
+HYPOTHESIS_EXAMPLES = 30  # per raw-body target
 FUZZ = settings(
     max_examples=HYPOTHESIS_EXAMPLES,
     phases=PHASES,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from fjord.control.events import sign
 
 FUZZ = settings(
-    max_examples=60, phases=PHASES, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=40, phases=PHASES, deadline=None, suppress_health_check=list(HealthCheck)
 )
 
 text = st.text(max_size=30)

@@ -62,7 +62,7 @@ TOKENS = [
 ]
 yaml_texts = st.lists(st.sampled_from(TOKENS) | st.text(max_size=5), max_size=60).map("".join)
 SETTINGS = settings(
-    max_examples=300, phases=PHASES, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=200, phases=PHASES, deadline=None, suppress_health_check=list(HealthCheck)
 )
 
 
