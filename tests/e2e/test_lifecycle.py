@@ -309,7 +309,7 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
 
 
 async def promote_and_approve(platform: Platform, admin: FjordClient, app: str) -> dict[str, Any]:
-    promo = dumped(await admin.promote(app, "production"))
+    promo = await platform.wait(admin, (await admin.promote(app, "production")).id)
     assert promo["state"] == "awaiting_approval"
     await admin.approve(promo["id"])
     return await platform.wait(admin, promo["id"])

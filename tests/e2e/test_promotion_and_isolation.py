@@ -219,6 +219,7 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
     async with platform.api(developer) as dev, platform.api(lead) as app_admin:
         promotion = dumped(await dev.promote(app, "production"))
         assert promotion["kind"] == "promote"
+        promotion = await platform.wait(dev, promotion["id"])
         assert promotion["state"] == "awaiting_approval"
         assert promotion["digest"] == digest
         assert promotion["requested_by"] == "token:e2e-developer"

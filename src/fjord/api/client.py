@@ -262,6 +262,18 @@ class FjordClient:
         body = {"environment": environment, "idempotency_key": idempotency_key}
         return await self._change(f"{app_path(name)}/undeployments", body)
 
+    async def rotate(
+        self,
+        name: str,
+        environment: str,
+        *,
+        reason: str = "rotate credentials",
+        idempotency_key: str | None = None,
+    ) -> DeploymentView:
+        """New PostgreSQL/Redis credentials: the server raises the rotation and queues a deploy."""
+        body = {"environment": environment, "reason": reason, "idempotency_key": idempotency_key}
+        return await self._change(f"{app_path(name)}/rotations", body)
+
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})
 

@@ -85,6 +85,14 @@ class RollbackRequest(RequestBody):
     idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 
 
+class RotateRequest(RequestBody):
+    environment: str
+    reason: str = Field(
+        default="rotate credentials", min_length=1, description="why (audited, kept with config)"
+    )
+    idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
+
+
 class UndeployRequest(RequestBody):
     environment: str
     idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)

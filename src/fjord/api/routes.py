@@ -19,6 +19,7 @@ from fjord.api.models import (
     PromoteRequest,
     ReceiverRequest,
     RollbackRequest,
+    RotateRequest,
     SetConfig,
     UndeployRequest,
     WhoAmI,
@@ -149,7 +150,7 @@ async def set_config(
     return written
 
 
-@router.post("/apps/{org}/{app}/deployments", status_code=201)
+@router.post("/apps/{org}/{app}/deployments", status_code=202)
 async def deploy(
     plane: PlaneDep,
     actor: ActorDep,
@@ -167,7 +168,7 @@ async def deploy(
     )
 
 
-@router.post("/apps/{org}/{app}/promotions", status_code=201)
+@router.post("/apps/{org}/{app}/promotions", status_code=202)
 async def promote(
     plane: PlaneDep,
     actor: ActorDep,
@@ -185,7 +186,7 @@ async def promote(
     )
 
 
-@router.post("/apps/{org}/{app}/rollbacks", status_code=201)
+@router.post("/apps/{org}/{app}/rollbacks", status_code=202)
 async def rollback(
     plane: PlaneDep,
     actor: ActorDep,
@@ -204,7 +205,27 @@ async def rollback(
     )
 
 
-@router.post("/apps/{org}/{app}/undeployments", status_code=201)
+@router.post("/apps/{org}/{app}/rotations", status_code=202)
+async def rotate(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    body: RotateRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> DeploymentView:
+    """New backing-service credentials in one environment: a config version and a deploy."""
+    return await deploys.rotate(
+        plane,
+        actor,
+        _name(org, app),
+        body.environment,
+        reason=body.reason,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+
+
+@router.post("/apps/{org}/{app}/undeployments", status_code=202)
 async def undeploy(
     plane: PlaneDep,
     actor: ActorDep,
@@ -282,7 +303,7 @@ async def get_deployment(plane: PlaneDep, actor: ActorDep, deployment_id: RowId)
     return await queries.get_deployment(plane, actor, deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/approve")
+@router.post("/deployments/{deployment_id}/approve", status_code=202)
 async def approve(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
     return await deploys.approve(plane, actor, deployment_id)
 

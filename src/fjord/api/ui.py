@@ -213,3 +213,29 @@ async def rollback(
     except FjordError as exc:
         return _error(exc, session)
     return RedirectResponse(f"/ui/apps/{org}/{app}", status_code=303)
+
+
+@router.post("/ui/apps/{org}/{app}/rotate")
+async def rotate(
+    plane: PlaneDep,
+    session: SessionDep,
+    org: str,
+    app: str,
+    request: Request,
+) -> Response:
+    """New backing-service credentials in one environment (queued like any deployment)."""
+    if session is None:
+        return _login()
+    form = await _form(request)
+    try:
+        _check_csrf(plane, session, form.get("csrf", ""))
+        await deploys.rotate(
+            plane,
+            session.actor,
+            f"{org}/{app}",
+            form.get("environment", ""),
+            reason="rotate credentials (web UI)",
+        )
+    except FjordError as exc:
+        return _error(exc, session)
+    return RedirectResponse(f"/ui/apps/{org}/{app}", status_code=303)

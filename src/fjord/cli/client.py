@@ -55,13 +55,19 @@ async def connect(server: str | None, token: str | None) -> AsyncIterator[FjordC
     from fjord.api import ApiSettings, create_app
     from fjord.api.client import DEFAULT_TIMEOUT
     from fjord.control import ControlPlane, ControlSettings
+    from fjord.control.worker import Worker
 
     settings = ApiSettings(
         control=ControlSettings.from_env(),
         local_actor=f"local:{os.environ.get('USER', 'admin')}",
-        recover_on_start=False,
+        run_worker=False,
     )
     plane = await ControlPlane.open(settings.control)
+    # This process is a replica while it runs: its worker publishes what the command queued
+    # (and what a stopped process left), and is drained before the command exits.
+    worker = Worker(plane)
+    plane.work_queued = worker.wake
+    await worker.start()
     try:
         app = create_app(settings, plane=plane)
         transport = httpx2.ASGITransport(app=app)
@@ -70,7 +76,9 @@ async def connect(server: str | None, token: str | None) -> AsyncIterator[FjordC
         )
         async with FjordClient(http) as api:
             yield api
+        await worker.stop(drain=True)
     finally:
+        await worker.stop()
         await plane.close()
 
 

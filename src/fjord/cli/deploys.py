@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.live import Live
@@ -24,7 +24,6 @@ from fjord.control import states
 from fjord.control.views import AppStatusView, CellView, DeploymentView
 
 EXIT_AWAITING_APPROVAL = 8
-ROTATION = "credentialsRotation"  # the app spec field `fjord rotate` raises
 
 WaitOption = typer.Option(True, "--wait/--no-wait", help="follow until every cluster is ready")
 TimeoutOption = typer.Option(900.0, "--timeout", help="stop following after this many seconds")
@@ -152,6 +151,7 @@ def rotate(
     reason: Annotated[
         str, typer.Option(help="why (kept with the config version and in the audit log)")
     ] = "rotate credentials",
+    idempotency_key: str | None = KeyOption,
     wait: bool = WaitOption,
     timeout: float = TimeoutOption,
     server: str | None = ServerOption,
@@ -160,30 +160,17 @@ def rotate(
 ) -> None:
     """New PostgreSQL and Redis credentials for an app in one environment, by a deploy.
 
-    Raises ``credentialsRotation`` for the environment in the app's dynamic config and deploys:
-    the release mounts new Secrets, and the old ones stay while a ReplicaSet uses them.
+    The server raises ``credentialsRotation`` for the environment in the app's dynamic config
+    and queues a deploy pinned to that version, in one step: the release mounts new Secrets, and
+    the old ones stay while a ReplicaSet uses them.
     """
 
-    async def raise_rotation_and_deploy(api: FjordClient) -> DeploymentView:
-        current = await api.get_config(name)
-        values: dict[str, Any] = dict(current.values) if current else {}
-        overlays = dict(values.get("environments") or {})
-        overlay = dict(overlays.get(env) or {})
-        common = values.get("common") or {}
-        rotation = int(overlay.get(ROTATION, common.get(ROTATION, 0))) + 1
-        overlay[ROTATION] = rotation
-        overlays[env] = overlay
-        values["environments"] = overlays
-        # Compare-and-set on the version read: a concurrent change is a 409, never lost.
-        await api.set_config(
-            name,
-            values,
-            f"{reason} ({env}: {ROTATION} {rotation})",
-            expected_version=current.version if current else 0,
+    async def rotate_on_server(api: FjordClient) -> DeploymentView:
+        return await api.rotate(
+            name, env, reason=reason, idempotency_key=idempotency_key or uuid.uuid4().hex
         )
-        return await api.deploy(name, env, idempotency_key=uuid.uuid4().hex)
 
-    _change(server, token, raise_rotation_and_deploy, wait=wait, timeout=timeout, output=output)
+    _change(server, token, rotate_on_server, wait=wait, timeout=timeout, output=output)
 
 
 def promote(

@@ -7,8 +7,9 @@ call these same functions.
 * catalogue: :mod:`.apps` (``create_app``, ``list_apps``, ``get_app``, ``set_config``,
   ``get_config``, ``config_versions``), :mod:`.clusters` (``list_clusters``, ``set_receiver``,
   ``bootstrap``);
-* operations: :mod:`.deploys` (``deploy``, ``promote``, ``approve``, ``rollback``,
-  ``undeploy``, ``recover``);
+* operations: :mod:`.deploys` (``deploy``, ``rotate``, ``promote``, ``approve``, ``rollback``,
+  ``undeploy``: each queues a deployment), run by :mod:`.worker` (``Worker``, ``drain``) as the
+  declared steps of :mod:`.pipeline`;
 * status: :mod:`.events` (``ingest``), :mod:`.progress` (``expire``), :mod:`.queries`
   (``get_deployment``, ``history``, ``releases``, ``app_status``, ``matrix``, ``diff``);
 * access: :mod:`.tokens` (``create_token``, ``authenticate``, ``list_tokens``,

@@ -191,14 +191,17 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     app_admin = FjordClient.remote(server.url, lead_token)
     try:
         promo = await developer.promote(APP, "production")
-        assert promo.state == "awaiting_approval"
+        assert promo.state == "queued"  # accepted; a worker runs it up to the gate
         assert promo.digest == v1["digest"]
+        promo = await developer.wait_deployment(promo.id, until=("awaiting_approval",))
         with pytest.raises(ApiError) as refused:
             await developer.approve(promo.id)
         assert refused.value.status == 403
         approved = await app_admin.approve(promo.id)
-        assert approved.state == "progressing"
+        assert approved.state == "queued"
         assert approved.approved_by == "token:lead"
+        approved = await app_admin.wait_deployment(promo.id, until=("progressing", "ready"))
+        assert approved.state == "progressing"
         # The audit log names who asked and who approved; a developer may not read it.
         with pytest.raises(ApiError) as refused:
             await developer.audit(org="ttd")

@@ -24,6 +24,7 @@ from fjord.control import (
     system_actor,
 )
 from fjord.control.models import Base, FluxEvent
+from fjord.control.worker import drain
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
@@ -41,7 +42,7 @@ def database(postgres: LocalPostgres) -> Iterator[str]:
 def test_postgres_migrates_up_and_down(database: str) -> None:
     assert migrate.current(database) is None
     migrate.upgrade(database)
-    assert migrate.current(database) == "0002"
+    assert migrate.current(database) == "0003"
     engine = create_engine(database)
     try:
         assert set(inspect(engine).get_table_names()) - {"alembic_version"} == set(
@@ -78,13 +79,14 @@ async def test_services_on_postgres_under_concurrency(database: str, tmp_path: P
             )
         )
         assert len({d.id for d in same}) == 1
-        # Different keys at once: serialised, all published, the last one wins.
+        # Different keys at once: queued in order, the newest supersedes the others and wins.
         results = await asyncio.gather(
             *(
                 deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02", idempotency_key=f"k{i}")
                 for i in range(3)
             )
         )
+        await drain(plane)
         final = [await queries.get_deployment(plane, ADMIN, r.id) for r in results]
         assert sorted(f.state for f in final) == ["progressing", "superseded", "superseded"]
         winner = next(f for f in final if f.state == "progressing")

@@ -3,6 +3,7 @@ history with diffs, and the approve and rollback buttons, with CSRF protection."
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -54,6 +55,9 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+PUBLISHED = ("progressing", "ready", "failed")
+
+
 async def cluster_token(settings: ControlSettings) -> str:
     plane = await ControlPlane.open(settings)
     try:
@@ -82,7 +86,8 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     lead_token = await make_token(settings, "lead", {"ttd": Role.app_admin})
     async with FjordClient.remote(server.url, lead_token) as lead:
         await lead.create_app("ttd/skjema", str(source))
-        v1 = (await lead.deploy("ttd/skjema", "tt02")).model_dump()
+        v1 = await lead.deploy("ttd/skjema", "tt02")
+        v1 = (await lead.wait_deployment(v1.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v1["digest"])
         await lead.set_config(
             "ttd/skjema",
@@ -90,10 +95,11 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
             "feature on",
             expected_version=0,
         )
-        v2 = (await lead.deploy("ttd/skjema", "tt02")).model_dump()
+        v2 = await lead.deploy("ttd/skjema", "tt02")
+        v2 = (await lead.wait_deployment(v2.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v2["digest"])
         promo = await lead.promote("ttd/skjema", "production")
-        assert promo.state == "awaiting_approval"
+        promo = await lead.wait_deployment(promo.id, until=("awaiting_approval",))
 
     page = await browser.new_page()
     await page.goto(server.url + "/")
@@ -134,9 +140,14 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     row = page.locator(f'#history tr[data-deployment="{promo.id}"]')
     assert await row.get_attribute("data-state") == "awaiting_approval"
 
-    # Approve in the browser: the promotion goes ahead.
+    # Approve in the browser: the promotion is queued again and goes ahead.
     await row.locator("button.approve").click()
     row = page.locator(f'#history tr[data-deployment="{promo.id}"]')
+    for _ in range(100):
+        if await row.get_attribute("data-state") == "progressing":
+            break
+        await asyncio.sleep(0.1)
+        await page.reload()
     assert await row.get_attribute("data-state") == "progressing"
     assert "approved by token:lead" in await row.inner_text()
 
