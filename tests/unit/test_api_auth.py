@@ -126,7 +126,9 @@ async def test_every_mutation_is_audited_with_its_actor(
         "/api/apps", headers=admin, json={"name": "ttd/skjema", "source": str(app_source(tmp_path))}
     )
     await http.put(
-        "/api/apps/ttd/skjema/config", headers=admin, json={"values": {}, "reason": "first"}
+        "/api/apps/ttd/skjema/config",
+        headers={**admin, "If-Match": '"0"'},
+        json={"values": {}, "reason": "first"},
     )
     await http.put(
         f"/api/clusters/{CLUSTER}/receiver", headers=admin, json={"url": "http://127.0.0.1:9"}

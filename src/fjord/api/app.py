@@ -13,10 +13,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from fjord import __version__
 from fjord.api import errors, metrics, routes, ui
+from fjord.api.limits import BodySizeLimit
+from fjord.api.params import reject_nul
 from fjord.api.settings import ApiSettings
 from fjord.control import ControlPlane, faults
 from fjord.control.progress import expire
@@ -62,9 +64,11 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
         version=__version__,
         description="fjord's control plane: apps, config, releases, deployments, status.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
     app.state.metrics = metrics.ApiMetrics()
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.RequestTimer)
     if plane is not None:
         app.state.plane = plane  # usable without running the lifespan (in-process transport)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from fjord.control import ControlSettings
 
+# Dynamic config and Flux events are a few KiB; nothing the API takes comes near 1 MiB.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ApiSettings:
@@ -18,3 +21,5 @@ class ApiSettings:
     # Run this replica's deployment worker (claims queued work, continues work of replicas that
     # stopped). The in-process CLI runs its own and drains it before it exits.
     run_worker: bool = True
+    # Larger request bodies get 413 on every route (``limits.BodySizeLimit``).
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from control_support import REPO_ROOT
+from control_support import REPO_ROOT, fresh_database
 from sqlalchemy import create_engine, func, inspect, select
 
 from fjord.control import (
@@ -37,14 +35,8 @@ CLUSTER = "ttd.tt02.tt02-1"
 
 @pytest.fixture
 def database(postgres: LocalPostgres) -> Iterator[str]:
-    """A fresh database on the shared server; its SQLAlchemy URL (psycopg 3)."""
-    name = f"fjord_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    base = postgres.dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database(postgres) as url:
+        yield url
 
 
 def test_postgres_migrates_up_and_down(database: str) -> None:
