@@ -15,18 +15,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import psycopg
 import pytest
-from control_support import Client, make_token
-from replicas import Replicas, app_source, write_platform
+from control_support import fresh_database, make_token
+from replicas import Client, Replicas, app_source, write_platform
 from sqlalchemy import select
 
+from fjord.api.client import ClientError
 from fjord.api.server import bind_loopback
 from fjord.artifact.signing import load_public_key
 from fjord.control import ControlPlane, ControlSettings, Role, faults, pipeline, system_actor
@@ -46,13 +45,8 @@ PHASES = ("before", "started", "during", "ran", "ended")
 
 @pytest.fixture
 def database(postgres: LocalPostgres) -> Iterator[str]:
-    name = f"fjord_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    base = postgres.dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database(postgres) as url:
+        yield url
 
 
 @pytest.fixture
@@ -257,7 +251,7 @@ async def _follow_through_crashes(
                 found: dict[str, Any] = await client.call(
                     "GET", f"/api/deployments/{deployment_id}"
                 )
-            except (httpx2.TransportError, AssertionError):  # it died while answering
+            except (httpx2.TransportError, AssertionError, ClientError):  # it died answering
                 continue
             finally:
                 await client.aclose()
