@@ -113,7 +113,7 @@ def _change(
     timeout: float,
     output: Output,
 ) -> None:
-    """Start a change (one client call), then follow the deployment it started."""
+    """Start a change (one client call; the server queues it), then follow the deployment."""
 
     async def work(api: FjordClient) -> DeploymentView:
         deployment = await start(api)
@@ -170,12 +170,13 @@ def rotate(
     the old ones stay while a ReplicaSet uses them.
     """
 
-    async def rotate_on_server(api: FjordClient) -> DeploymentView:
+    async def rotate_on_the_server(api: FjordClient) -> DeploymentView:
+        # One request: the server raises the counter and queues the deploy pinned to it.
         return await api.rotate(
             name, env, reason=reason, idempotency_key=idempotency_key or uuid.uuid4().hex
         )
 
-    _change(server, token, rotate_on_server, wait=wait, timeout=timeout, output=output)
+    _change(server, token, rotate_on_the_server, wait=wait, timeout=timeout, output=output)
 
 
 def promote(
