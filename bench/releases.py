@@ -14,6 +14,7 @@ through helm-python-sdk. The per-app timings interleave the pipelines app by app
 of a shared machine hits both alike; the ratios are the numbers to read.
 
     .venv/bin/python bench/releases.py [--apps 1000] [--baseline-apps 50] [--profile]
+    .venv/bin/python bench/releases.py --validators-only   # jsonschema-rs vs jsonschema alone
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ Waits grow exponentially with jitter. A server's ``Retry-After`` (delta-seconds 
 is honoured: never retried sooner. Every retry loop has an overall deadline: no wait ends past it
 (a server asking for a longer wait gets the last answer instead), so a caller knows how long a
 call can take at most: the deadline plus one request's timeout.
+
+Hand-written (one small loop) rather than stamina: stamina's waits and deadline run on its own
+``asyncio.sleep`` and monotonic clock, and its test mode zeroes every wait, Retry-After included;
+here both are injectable, so the tests check the exact waits and deadlines against the
+emulator's clock.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ checkout, nothing is on PYTHONPATH, HOME and FJORD_CACHE_DIR point at empty dire
 not on PATH, so the pre-publish checks can only use the Kubernetes schemas inside the wheel.
 
 Dependencies come from a wheelhouse under fjord's cache (filled from PyPI on the first run and
-whenever a pin changes), so later runs install offline in well under a minute.
+whenever a pin changes), so later runs install offline.
 """
 
 from __future__ import annotations

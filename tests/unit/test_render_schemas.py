@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from fjord.render import render_spec
 from fjord.render.checks import ALLOWED_KINDS
-from fjord.render.openapi import schema_for, validator_for
+from fjord.render.openapi import _own_schemas, schema_for, validator_for
 from fjord.spec import parse_app_spec
 from fjord.spec.platform import (
     DEFAULT_KUBERNETES_VERSION,
@@ -206,3 +206,9 @@ def test_every_allowed_kind_compiles() -> None:
                 assert fast.is_valid({}) == slow.is_valid({})
                 compiled += 1
     assert compiled >= len(ALLOWED_KINDS)
+
+
+def test_own_crd_and_route_schemas_compile_and_agree() -> None:
+    for group, version, kind in _own_schemas():
+        fast, slow = _both(f"{group}/{version}", kind)
+        assert fast.is_valid({}) == slow.is_valid({})

@@ -162,8 +162,9 @@ class Reconciler:
                 return Result(requeue_after=None, writes=writes + 1)
         except Exception as exc:
             failure = classify(exc, _where(step, actions))
-            await self._write_status(body, failed(body, failure, attempts + 1), actions, None)
+            # The Warning goes first: whoever sees the condition can find the Event too.
             await self._warn_once(body, failure)
+            await self._write_status(body, failed(body, failure, attempts + 1), actions, None)
             if failure.transient:
                 raise TransientError(failure.message, reason=failure.reason) from exc
             raise PermanentError(failure.message, reason=failure.reason) from exc
