@@ -14,7 +14,7 @@ import os
 import shutil
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from fjord.devcluster import binaries, node, processes
+from fjord.devcluster import binaries, node, processes, traefik
 from fjord.devcluster.kubeclient import KubeREST
 from fjord.devcluster.pki import ClusterPKI, generate, write_kubeconfig
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
@@ -75,6 +75,12 @@ class ClusterState:
     @property
     def pki(self) -> ClusterPKI:
         return ClusterPKI(self.directory / "pki")
+
+    @property
+    def ingress_url(self) -> str | None:
+        """Traefik's entry point, when the cluster has a real node and Traefik is built."""
+        port = self.ports.get("ingress")
+        return f"http://127.0.0.1:{port}" if port else None
 
     @property
     def flux_storage_url(self) -> str:
@@ -158,6 +164,7 @@ class LocalCluster:
         flux: bool = False,
         real_node: bool = False,
         kube_proxy: bool = True,
+        registry_auth: Mapping[str, tuple[str, str]] | None = None,
         progress: Progress | None = None,
     ) -> ClusterState:
         """Start every component and wait until nodes are Ready; on any failure stop them all.
@@ -165,6 +172,9 @@ class LocalCluster:
         ``nodes`` kwok fake nodes, plus with ``real_node`` one kubelet node that runs Pods for
         real (containerd, the CNI bridge and, with ``kube_proxy``, Services). With a real node
         the fake ones carry a NoSchedule taint: only Pods that tolerate it land there.
+        ``registry_auth`` (``{host:port: (user, password)}``): plain-HTTP registries on this
+        machine the node pulls from, with those credentials. With a real node and Traefik
+        built, Traefik serves the cluster's Ingresses (``ingress_url``).
         """
         say = progress or (lambda _msg: None)
         existing = ClusterState.load(self.directory)
@@ -192,6 +202,7 @@ class LocalCluster:
                 flux=flux,
                 node_bins=node_bins,
                 kube_proxy=kube_proxy,
+                registry_auth=dict(registry_auth or {}),
                 say=say,
             )
         except BaseException:
@@ -242,6 +253,7 @@ class LocalCluster:
             "nodes": state.nodes,
             "flux": state.flux,
             "real_node": state.real_node,
+            "ingress_url": state.ingress_url,
             "ports": state.ports,
             "memory_rss_bytes": state.memory_rss_bytes(),
         }
@@ -257,6 +269,7 @@ class LocalCluster:
         flux: bool,
         node_bins: Path | None,
         kube_proxy: bool,
+        registry_auth: dict[str, tuple[str, str]],
         say: Progress,
     ) -> None:
         started = time.monotonic()
@@ -337,6 +350,7 @@ class LocalCluster:
                         watch=control,
                         say=say,
                         kube_proxy=kube_proxy,
+                        registry_auth=registry_auth,
                     )
                 )
                 state.nodes.append(state.real_node["name"])
@@ -369,6 +383,8 @@ class LocalCluster:
             )
             if flux:
                 self._start_flux(state, bins, kube, logs, control, say)
+            if node_bins is not None and traefik.available():
+                self._start_traefik(state, logs, control, say)
         say(f"cluster {self.name} ready in {time.monotonic() - started:.1f}s")
 
     def _spawn(
@@ -383,6 +399,26 @@ class LocalCluster:
         state.processes.append(record)
         state.save()  # written after every start, so a crash of `up` itself leaves nothing behind
         return record
+
+    def _start_traefik(
+        self, state: ClusterState, logs: Path, control: list[ProcessRecord], say: Progress
+    ) -> None:
+        say("starting Traefik")
+        state.ports["ingress"] = processes.free_port()
+        state.ports["ingress-ping"] = processes.free_port()
+        record = self._spawn(
+            state,
+            "traefik",
+            traefik.argv(web_port=state.ports["ingress"], ping_port=state.ports["ingress-ping"]),
+            logs,
+            env=traefik.env(state.kubeconfig),
+        )
+        processes.wait_until(
+            "Traefik /ping",
+            lambda: traefik.ready(state.ports["ingress-ping"]),
+            watch=[*control, record],
+            timeout=COMPONENT_TIMEOUT,
+        )
 
     def _start_flux(
         self,

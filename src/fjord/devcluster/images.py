@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -59,7 +60,17 @@ class Layer:
 
     @classmethod
     def from_tar(cls, tar: bytes) -> Layer:
-        return cls(gzip_deterministic(tar), sha256_digest(tar))
+        """Compress ``tar``; a tar compressed before is read back (zlib level 9 is slow)."""
+        diff_id = sha256_digest(tar)
+        cached = cache_root() / "images" / "layers" / f"{diff_id.split(':')[1]}.tar.gz"
+        if cached.is_file():
+            return cls(cached.read_bytes(), diff_id)
+        blob = gzip_deterministic(tar)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.name}.{os.getpid()}")
+        partial.write_bytes(blob)
+        partial.rename(cached)
+        return cls(blob, diff_id)
 
 
 def _with_parents(entries: Iterable[Entry]) -> list[Entry]:

@@ -28,8 +28,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +128,15 @@ class NodeLayout:
 # ---- configuration files (pure) -----------------------------------------------------------
 
 
-def containerd_config(layout: NodeLayout, sandbox_image: str) -> str:
-    """containerd 1.6's config: its own root, state and socket; runc under cgroupfs."""
+def containerd_config(
+    layout: NodeLayout,
+    sandbox_image: str,
+    registry_auth: Mapping[str, tuple[str, str]] | None = None,
+) -> str:
+    """containerd 1.6's config: its own root, state and socket; runc under cgroupfs.
+
+    ``registry_auth``: the node's pull credentials per registry host (the org's registry).
+    """
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     runc = f"{cri}.containerd.runtimes.runc"
     lines = [
@@ -176,6 +183,12 @@ def containerd_config(layout: NodeLayout, sandbox_image: str) -> str:
         f"[{cri}.registry]",
         f'  config_path = "{layout.registry_hosts}"',
     ]
+    for host, (username, password) in sorted((registry_auth or {}).items()):
+        lines += [
+            f'[{cri}.registry.configs."{host}".auth]',
+            f"  username = {json.dumps(username)}",
+            f"  password = {json.dumps(password)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -303,6 +316,7 @@ class NodeStart:
     watch: list[ProcessRecord]
     say: Progress
     kube_proxy: bool = True
+    registry_auth: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _check_socket_path(layout: NodeLayout) -> None:
@@ -332,7 +346,10 @@ def start(run: NodeStart) -> dict[str, Any]:
     run.say("starting containerd")
     sandbox_name, sandbox = images.pause_image()
     config = layout.root / "containerd.toml"
-    config.write_text(containerd_config(layout, sandbox_name))
+    config.write_text(containerd_config(layout, sandbox_name, run.registry_auth))
+    config.chmod(0o600)  # it holds the pull credentials
+    for host in run.registry_auth:
+        trust_registry(layout, host)
     containerd = run.spawn("containerd", [CONTAINERD, "--config", str(config)])
     processes.wait_until(
         "containerd's socket",

@@ -31,7 +31,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from fjord.devcluster import processes
+from fjord.devcluster import hostledger, processes, sampleapps
 from fjord.devcluster.cluster import ClusterState, LocalCluster
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.processes import ProcessRecord
@@ -100,6 +100,12 @@ class PlatformState:
     control: ProcessRecord | None = None
     control_url: str | None = None
     token: str | None = None
+    real_nodes: bool = False
+
+    @property
+    def host(self) -> str:
+        """The address the platform's servers are reached at: by Pods too with real nodes."""
+        return hostledger.HOST_ADDRESS if self.real_nodes else "127.0.0.1"
 
     @property
     def file(self) -> Path:
@@ -116,6 +122,7 @@ class PlatformState:
             "control": self.control.to_json() if self.control else None,
             "control_url": self.control_url,
             "token": self.token,
+            "real_nodes": self.real_nodes,
         }
         write_state(self.file, data)
 
@@ -136,6 +143,7 @@ class PlatformState:
             control=record(data["control"]) if data["control"] else None,
             control_url=data["control_url"],
             token=data["token"],
+            real_nodes=bool(data.get("real_nodes", False)),
         )
 
 
@@ -171,8 +179,14 @@ def up(
     progress: Progress | None = None,
     deploy_apps: bool = True,
     flux_interval: str | None = None,
+    real_nodes: bool = True,
 ) -> dict[str, Any]:
     """Start everything (or find it running) and deploy the sample apps; returns ``status``.
+
+    With ``real_nodes`` every cluster has a real node (kubelet, containerd) and Traefik, the
+    sample apps are built into images pushed to their org's registry and really run; without,
+    the clusters have kwok nodes only (Pods are simulated; enough for tests of the control
+    plane).
 
     ``flux_interval`` (e.g. ``"30s"``) becomes the control plane's ``FJORD_FLUX_INTERVAL``: how
     often Flux polls when no Receiver call comes (default: the control plane's own, ``10m``).
@@ -180,7 +194,7 @@ def up(
     say = progress or (lambda _m: None)
     root = root.resolve()
     existing = PlatformState.load(root)
-    if existing is not None and _all_running(existing):
+    if existing is not None and _all_running(existing) and existing.real_nodes == real_nodes:
         say("the local platform is already running")
         return status(root)
     if existing is not None:
@@ -191,6 +205,7 @@ def up(
         topology={
             org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
         },
+        real_nodes=real_nodes,
     )
     state.save()
     try:
@@ -214,6 +229,11 @@ def _start(
     started = time.monotonic()
     supplier_key = generate_jwk("fjord-supplier-key")
     ids = [cluster_id(*c) for c in topology.clusters()]
+    also_listen = None
+    if state.real_nodes:
+        # The host address (where Pods reach the servers) exists while the platform holds it.
+        hostledger.claim(root)
+        also_listen = state.host
     # Independent parts start side by side: registries, databases, emulator and the clusters.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 5) as pool:
         say(
@@ -221,13 +241,12 @@ def _start(
             "PostgreSQL, Redis and the Maskinporten emulator"
         )
         registry_jobs = {org: pool.submit(_start_registry, root, org) for org in topology.orgs}
-        postgres_job = pool.submit(LocalPostgres.start, root / "postgres")
-        redis_job = pool.submit(LocalRedis.start, root / "redis")
-        emulator_job = pool.submit(_start_emulator, root, supplier_key)
+        postgres_job = pool.submit(LocalPostgres.start, root / "postgres", also_listen=also_listen)
+        redis_job = pool.submit(LocalRedis.start, root / "redis", also_listen=also_listen)
+        emulator_job = pool.submit(_start_emulator, root, supplier_key, state.host)
+        images_job = pool.submit(sampleapps.build_images) if state.real_nodes else None
         cluster_jobs = {
-            cid: pool.submit(
-                LocalCluster(_cluster_dir(root, cid), cid.replace(".", "-")).up, flux=True
-            )
+            cid: pool.submit(_start_cluster, root, cid, registry_jobs[cid.split(".")[0]], state)
             for cid in ids
         }
         for org, registry_job in registry_jobs.items():
@@ -251,11 +270,37 @@ def _start(
             clusters[cid] = cluster_job.result()
             state.clusters[cid] = str(clusters[cid].directory)
             state.save()
+        built = images_job.result() if images_job is not None else None
     say(f"infrastructure up in {time.monotonic() - started:.0f}s; bootstrapping clusters")
     asyncio.run(_bootstrap_all(state, clusters, postgres, redis, supplier_key, say))
+    if built is not None:
+        say("pushing the sample apps' images to their orgs' registries")
+        asyncio.run(sampleapps.push_images(state.registries, built))
     if deploy_apps and topology.apps:
-        asyncio.run(_deploy_samples(state, topology, say))
+        asyncio.run(_deploy_samples(state, topology, say, images=built))
     say(f"local platform ready in {time.monotonic() - started:.0f}s")
+
+
+def _start_cluster(
+    root: Path,
+    cid: str,
+    registry_job: concurrent.futures.Future[LocalRegistry],
+    state: PlatformState,
+) -> ClusterState:
+    cluster = LocalCluster(_cluster_dir(root, cid), cid.replace(".", "-"))
+    if not state.real_nodes:
+        return cluster.up(flux=True)
+    # The node pulls from its org's registry with the org's credentials, known before it starts.
+    registry = registry_job.result()
+    return cluster.up(
+        flux=True,
+        nodes=0,
+        real_node=True,
+        # Four kube-proxies would fight over the machine's one set of KUBE-* chains, and nothing
+        # here needs ClusterIPs: Traefik sends requests to the Pod IPs directly.
+        kube_proxy=False,
+        registry_auth={registry.host: (registry.username or "", registry.password or "")},
+    )
 
 
 def _start_registry(root: Path, org: str) -> LocalRegistry:
@@ -264,7 +309,9 @@ def _start_registry(root: Path, org: str) -> LocalRegistry:
     )
 
 
-def _start_emulator(root: Path, supplier_key: dict[str, Any]) -> tuple[ProcessRecord, str]:
+def _start_emulator(
+    root: Path, supplier_key: dict[str, Any], host: str = "127.0.0.1"
+) -> tuple[ProcessRecord, str]:
     directory = root / "maskinporten"
     directory.mkdir(parents=True, exist_ok=True)
     jwks = directory / "supplier-jwks.json"
@@ -283,11 +330,13 @@ def _start_emulator(root: Path, supplier_key: dict[str, Any]) -> tuple[ProcessRe
             "--allow-any-scope",
             "--log-level",
             "warning",
+            "--host",
+            host,
         ),
         log=directory / "emulator.log",
         ready=lambda p: _http_ok(f"http://127.0.0.1:{p}/.well-known/oauth-authorization-server"),
     )
-    return record, f"http://127.0.0.1:{port}/"
+    return record, f"http://{host}:{port}/"
 
 
 def platform_config(state: PlatformState) -> dict[str, Any]:
@@ -436,7 +485,11 @@ async def _bootstrap_cluster(
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {"name": CREDENTIALS_ADMIN_SECRET, "namespace": SYSTEM_NAMESPACE},
-                "data": {"postgresql-url": _b64(postgres.dsn), "redis-url": _b64(redis.url)},
+                # The address the apps' Secrets will name: one their Pods can reach.
+                "data": {
+                    "postgresql-url": _b64(postgres.dsn_at(state.host)),
+                    "redis-url": _b64(redis.url_at(state.host)),
+                },
             },
             field_manager="fjord-dev",
             force=True,
@@ -503,11 +556,26 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
     return record
 
 
-async def _deploy_samples(state: PlatformState, topology: Topology, say: Progress) -> None:
+async def _deploy_samples(
+    state: PlatformState,
+    topology: Topology,
+    say: Progress,
+    images: Mapping[str, sampleapps.BuiltImage] | None = None,
+) -> None:
     api = _Api(state)
     try:
         for name, example in topology.apps:
             await api.call("POST", "/api/apps", {"name": name, "source": str(EXAMPLES / example)})
+            built = (images or {}).get(name)
+            if built is not None:
+                # The image's place depends on this machine (the registry's port): dynamic
+                # config, as an environment-specific setting would be in production.
+                reference = built.reference(state.registries[name.split("/")[0]]["host"])
+                await api.call(
+                    "PUT",
+                    f"/api/apps/{name}/config",
+                    {"values": {"common": {"image": reference}}, "reason": "local image"},
+                )
         say("deploying the sample apps to tt02: " + ", ".join(n for n, _ in topology.apps))
         started = [
             await api.call("POST", f"/api/apps/{name}/deployments", {"environment": "tt02"})
@@ -582,6 +650,8 @@ def down(root: Path) -> list[str]:
     if redis is not None:
         redis.destroy()
         removed.append("redis")
+    if hostledger.held_slot(root) is not None:
+        hostledger.release(root)
     if root.exists():
         shutil.rmtree(root, ignore_errors=True)
     return removed
