@@ -105,10 +105,23 @@ def _print_cluster(status: dict[str, Any]) -> None:
 
 
 @dev_app.command("up")
-def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOption) -> None:
+def dev_up(
+    state_dir: Path | None = StateDir,
+    output: Output = OutputOption,
+    kwok_only: bool = typer.Option(
+        False,
+        "--kwok-only",
+        help="No real nodes: Pods are simulated by kwok (faster, less memory, no root needed; "
+        "the apps do not really run).",
+    ),
+) -> None:
     """Bring up the local platform and print where everything is."""
     try:
-        info = platform.up(_root(state_dir) / "platform", progress=_progress(time.monotonic()))
+        info = platform.up(
+            _root(state_dir) / "platform",
+            progress=_progress(time.monotonic()),
+            real_nodes=not kwok_only,
+        )
     except FjordError as exc:
         raise fail(exc) from exc
     _print_platform(info, output)

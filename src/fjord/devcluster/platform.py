@@ -33,6 +33,7 @@ import yaml
 
 from fjord.devcluster import hostledger, processes, sampleapps
 from fjord.devcluster.cluster import ClusterState, LocalCluster
+from fjord.devcluster.kubeclient import KubeAPIError, KubeREST
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.processes import ProcessRecord
 from fjord.devcluster.redis import LocalRedis
@@ -377,8 +378,12 @@ def _start_control_plane(
     if flux_interval:
         env["FJORD_FLUX_INTERVAL"] = flux_interval
     # kwok makes workloads Available within seconds, so a release that is not healthy after a
-    # minute will not become so: fail it then, not after Flux's usual five minutes.
-    env["FJORD_KUSTOMIZATION_TIMEOUT"] = os.environ.get("FJORD_KUSTOMIZATION_TIMEOUT", "60s")
+    # minute will not become so: fail it then, not after Flux's usual five minutes. Real Pods
+    # pull their image and pass their readiness probe first: two minutes.
+    default_timeout = "120s" if state.real_nodes else "60s"
+    env["FJORD_KUSTOMIZATION_TIMEOUT"] = os.environ.get(
+        "FJORD_KUSTOMIZATION_TIMEOUT", default_timeout
+    )
     record, port = processes.start_server(
         "fjord-serve",
         lambda p: _fjord("serve", "--port", str(p), "--public-url", f"http://127.0.0.1:{p}"),
@@ -695,7 +700,8 @@ def status(root: Path) -> dict[str, Any]:
     matrix = (
         _matrix(state) if state.control is not None and processes.is_alive(state.control) else []
     )
-    hints = []
+    urls = _app_urls(state) if state.real_nodes else []
+    hints = [f"app: {u['curl']}" for u in urls]
     if state.control_url and state.token:
         hints.append(f"web UI: {state.control_url}/  (sign in with the token below)")
         hints.append(f"export FJORD_SERVER={state.control_url} FJORD_TOKEN={state.token}")
@@ -709,8 +715,37 @@ def status(root: Path) -> dict[str, Any]:
         "clusters": state.clusters,
         "emulator_url": state.emulator_url,
         "registries": {org: r["host"] for org, r in state.registries.items()},
+        "urls": urls,
+        "real_nodes": state.real_nodes,
         "hints": hints,
     }
+
+
+def _app_urls(state: PlatformState) -> list[dict[str, str]]:
+    """Where each routed app answers: Traefik's port on loopback and the Host header to send."""
+    urls = []
+    for cid, directory in sorted(state.clusters.items()):
+        cluster = ClusterState.load(Path(directory))
+        if cluster is None or cluster.ingress_url is None:
+            continue
+        try:
+            with KubeREST(cluster.server, cluster.pki) as kube:
+                ingresses = kube.get("/apis/networking.k8s.io/v1/ingresses").get("items", [])
+        except (httpx2.HTTPError, KubeAPIError):  # a cluster that is down has no routes to show
+            continue
+        for ingress in ingresses:
+            for rule in ingress.get("spec", {}).get("rules", []):
+                for path in rule.get("http", {}).get("paths", []):
+                    url = f"{cluster.ingress_url}{path['path']}"
+                    urls.append(
+                        {
+                            "cluster": cid,
+                            "host": rule.get("host", ""),
+                            "url": url,
+                            "curl": f"curl -H 'Host: {rule.get('host', '')}' {url}",
+                        }
+                    )
+    return urls
 
 
 def _matrix(state: PlatformState) -> list[dict[str, Any]]:
