@@ -413,9 +413,16 @@ def import_image(layout: NodeLayout, name: str, image: images.Image) -> None:
         raise NodeError(f"importing {name} into containerd failed: {imported.stderr.strip()}")
 
 
+# Registries the node's images may name; each is served by the org's registry on this machine
+# instead (``_default``: any other, where containerd knows it), so no pull leaves the machine.
+MIRRORED = ("ghcr.io", "docker.io", "registry.k8s.io", "quay.io", "_default")
+
+
 def trust_registry(layout: NodeLayout, host: str) -> None:
-    """Let the node pull from a plain-HTTP registry at ``host`` (host:port) on this machine."""
-    for name in {host, host.replace(":", "_")}:
+    """Pull from the plain-HTTP registry at ``host`` (host:port) on this machine, for itself
+    and in place of the public registries in ``MIRRORED`` (a pull-through mirror, as a
+    production cluster without internet access would have)."""
+    for name in {host, host.replace(":", "_"), *MIRRORED}:
         directory = layout.registry_hosts / name
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "hosts.toml").write_text(registry_hosts_toml(host))

@@ -278,7 +278,7 @@ def _start(
         say("pushing the sample apps' images to their orgs' registries")
         asyncio.run(sampleapps.push_images(state.registries, built))
     if deploy_apps and topology.apps:
-        asyncio.run(_deploy_samples(state, topology, say, images=built))
+        asyncio.run(_deploy_samples(state, topology, say))
     say(f"local platform ready in {time.monotonic() - started:.0f}s")
 
 
@@ -561,26 +561,11 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
     return record
 
 
-async def _deploy_samples(
-    state: PlatformState,
-    topology: Topology,
-    say: Progress,
-    images: Mapping[str, sampleapps.BuiltImage] | None = None,
-) -> None:
+async def _deploy_samples(state: PlatformState, topology: Topology, say: Progress) -> None:
     api = _Api(state)
     try:
         for name, example in topology.apps:
             await api.call("POST", "/api/apps", {"name": name, "source": str(EXAMPLES / example)})
-            built = (images or {}).get(name)
-            if built is not None:
-                # The image's place depends on this machine (the registry's port): dynamic
-                # config, as an environment-specific setting would be in production.
-                reference = built.reference(state.registries[name.split("/")[0]]["host"])
-                await api.call(
-                    "PUT",
-                    f"/api/apps/{name}/config",
-                    {"values": {"common": {"image": reference}}, "reason": "local image"},
-                )
         say("deploying the sample apps to tt02: " + ", ".join(n for n, _ in topology.apps))
         started = [
             await api.call("POST", f"/api/apps/{name}/deployments", {"environment": "tt02"})

@@ -1,9 +1,11 @@
 """The sample apps as real images in their org's registry, for the local platform's real nodes.
 
-Each example in ``examples/`` names its image in ``fjord.yaml`` (``ghcr.io/fjord-demo/…``);
-locally the same service is built from ``examples/sample-service`` (see ``appimages``), pushed
-to the org's registry as ``images/<app>:<tag>`` with the org's credentials, and the app's
-dynamic config points its ``image`` there.
+Each example in ``examples/`` names its image in ``fjord.yaml`` (``ghcr.io/fjord-demo/…``).
+Locally the service is built from ``examples/sample-service`` (see ``appimages``) and pushed
+with the org's credentials to the org's registry under the same path and tag
+(``fjord-demo/skjema:1.3.0``). The nodes use that registry as their mirror of ``ghcr.io``
+(``node.trust_registry``), so the manifests name the image exactly as in production and no pull
+leaves the machine.
 """
 
 from __future__ import annotations
@@ -36,14 +38,22 @@ class BuiltImage:
     image: Image
 
     def reference(self, registry_host: str) -> str:
-        """The image by digest: what was built is exactly what runs."""
-        return f"{registry_host}/{self.repository}:{self.tag}@{self.image.digest}"
+        """Where the image is in the org's registry itself."""
+        return f"{registry_host}/{self.repository}:{self.tag}"
+
+
+def image_path(image: str) -> tuple[str, str]:
+    """``ghcr.io/fjord-demo/skjema:1.3.0`` → (``fjord-demo/skjema``, ``1.3.0``)."""
+    name, tag = image.rsplit(":", 1)
+    first, _, rest = name.partition("/")
+    registry_named = "." in first or ":" in first or first == "localhost"
+    return (rest if registry_named and rest else name), tag
 
 
 def sample_app(example: Path) -> SampleApp:
     """What the image of an example needs from its ``fjord.yaml``: name, version, port."""
     spec: dict[str, Any] = yaml.safe_load((example / "fjord.yaml").read_text())
-    tag = str(spec["image"]).rsplit(":", 1)[-1]
+    _, tag = image_path(str(spec["image"]))
     return SampleApp(name=str(spec["app"]), version=tag, port=int(spec.get("port", 8080)))
 
 
@@ -54,7 +64,9 @@ def build_images(
     built = {}
     for name, example in samples:
         app = sample_app(examples / example)
-        built[name] = BuiltImage(name, f"images/{app.name}", app.version, sample_image(app))
+        spec: dict[str, Any] = yaml.safe_load((examples / example / "fjord.yaml").read_text())
+        repository, tag = image_path(str(spec["image"]))
+        built[name] = BuiltImage(name, repository, tag, sample_image(app))
     return built
 
 
