@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from fjord.devcluster import binaries, node, processes, traefik
+from fjord.devcluster import binaries, hostledger, node, processes, traefik
 from fjord.devcluster.kubeclient import KubeREST
 from fjord.devcluster.pki import ClusterPKI, generate, write_kubeconfig
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
@@ -216,7 +216,7 @@ class LocalCluster:
         """Stop every recorded process (newest first) and remove the state; True if it existed."""
         state = ClusterState.load(self.directory)
         layout = node.NodeLayout(self.directory, state.name if state else self.name)
-        if layout.root.exists():
+        if layout.root.exists() or hostledger.held_slot(self.directory) is not None:
             # The node first, in order: its Pods, mounts and network before the control plane.
             node_bins = None
             with contextlib.suppress(binaries.BuildError):
