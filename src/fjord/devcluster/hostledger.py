@@ -4,7 +4,7 @@ Several local clusters with real nodes run side by side (the platform has four),
 own bridge and subnet. A slot number gives each its bridge name and subnet. What they share is
 set up by the first node and undone by the last one:
 
-* the host address (``HOST_ADDRESS`` on the dummy link ``fjord0``): where Pods reach the
+* the host address (``HOST_ADDRESS`` on the port-less bridge ``fjord0``): where Pods reach the
   platform's servers (PostgreSQL, Redis, the Maskinporten emulator), which listen on it as well
   as on loopback;
 * the kernel settings kubelet and kube-proxy change (``vm.overcommit_memory``,
@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,22 @@ def write_sysctls(values: dict[str, str]) -> None:
                 path.write_text(value + "\n")
 
 
+def netfilter_tables() -> list[str]:
+    """The machine's nftables tables (``ip filter``, ``ip6 nat`` …), iptables' among them."""
+    if shutil.which("nft") is None:
+        return []
+    listed = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False)
+    return sorted(line.removeprefix("table ").strip() for line in listed.stdout.splitlines())
+
+
+def _remove_new_tables(baseline: list[str]) -> None:
+    # kube-proxy's and kubelet's chains live in iptables' tables, which iptables-nft creates on
+    # first use and cannot delete; a table that did not exist before the first node goes whole.
+    for table in netfilter_tables():
+        if table not in baseline and table.split()[0] in ("ip", "ip6"):
+            subprocess.run(["nft", "delete", "table", *table.split()], check=False)
+
+
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
 
@@ -103,7 +120,7 @@ def link_exists(name: str) -> bool:
 
 def _ensure_host_address() -> None:
     if not link_exists(HOST_LINK):
-        created = _ip("link", "add", HOST_LINK, "type", "dummy")
+        created = _ip("link", "add", HOST_LINK, "type", "bridge")  # no dummy module here
         if created.returncode != 0:
             raise LedgerError(f"creating the link {HOST_LINK} failed: {created.stderr.strip()}")
     _ip("addr", "replace", f"{HOST_ADDRESS}/32", "dev", HOST_LINK)
@@ -148,6 +165,7 @@ def claim(directory: Path) -> Slot:
                 del holders[number]
         if not holders:
             (ledger / "sysctls.json").write_text(json.dumps(read_sysctls()))
+            (ledger / "tables.json").write_text(json.dumps(netfilter_tables()))
         free = next((n for n in range(1, MAX_SLOTS + 1) if n not in holders), None)
         if free is None:
             raise LedgerError(f"all {MAX_SLOTS} local node slots are taken (see {LEDGER}/slots)")
@@ -156,9 +174,10 @@ def claim(directory: Path) -> Slot:
         return Slot(free)
 
 
-def release(directory: Path) -> bool:
+def release(directory: Path, last_out: Callable[[], object] | None = None) -> bool:
     """Give back the slot of ``directory``; the last one out restores what the first set up.
 
+    ``last_out`` runs first when this was the last holder (e.g. kube-proxy's own cleanup).
     Returns True when this was the last node on the machine.
     """
     with _locked() as ledger:
@@ -167,6 +186,12 @@ def release(directory: Path) -> bool:
                 (ledger / "slots" / str(number)).unlink(missing_ok=True)
         if _holders(ledger):
             return False
+        if last_out is not None:
+            last_out()
+        tables = ledger / "tables.json"
+        if tables.exists():
+            _remove_new_tables(json.loads(tables.read_text()))
+            tables.unlink()
         baseline = ledger / "sysctls.json"
         if baseline.exists():
             write_sysctls(json.loads(baseline.read_text()))

@@ -266,6 +266,9 @@ def kubelet_config(
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
         "localStorageCapacityIsolation": True,
+        # No KUBE-FIREWALL/KUBE-KUBELET-CANARY chains: nothing here needs them, and every
+        # iptables rule a node makes is one more thing to take back on `down`.
+        "makeIPTablesUtilChains": False,
     }
 
 
@@ -497,16 +500,15 @@ def teardown(
     if slot is not None and hostledger.link_exists(slot.bridge):
         _ip("link", "del", slot.bridge)
     if slot is not None:
-        last = hostledger.release(layout.cluster_dir)
-        if last and node_bins is not None and (node_bins / "kube-proxy").exists():
-            # kube-proxy's chains are shared by every node on the machine: only the last one
-            # removes them (kube-proxy's own cleanup knows all of them).
-            subprocess.run(
-                [str(node_bins / "kube-proxy"), "--cleanup"],
-                capture_output=True,
-                check=False,
-                timeout=60,
-            )
+        # kube-proxy's chains are shared by every node on the machine: only the last one
+        # removes them (kube-proxy's own cleanup knows all of them).
+        hostledger.release(layout.cluster_dir, last_out=lambda: _kube_proxy_cleanup(node_bins))
+
+
+def _kube_proxy_cleanup(node_bins: Path | None) -> None:
+    proxy = node_bins / "kube-proxy" if node_bins is not None else None
+    if proxy is not None and proxy.exists():
+        subprocess.run([str(proxy), "--cleanup"], capture_output=True, check=False, timeout=60)
 
 
 def _cgroup_pids(name: str) -> set[int]:
