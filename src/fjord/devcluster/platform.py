@@ -236,7 +236,7 @@ def _start(
         hostledger.claim(root)
         also_listen = state.host
     # Independent parts start side by side: registries, databases, emulator and the clusters.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 5) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 6) as pool:
         say(
             f"starting {len(ids)} clusters with Flux, {len(topology.orgs)} registries, "
             "PostgreSQL, Redis and the Maskinporten emulator"
