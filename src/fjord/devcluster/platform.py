@@ -552,6 +552,9 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
             f"maskinporten.platform-id={cid}",
             "--option",
             f"maskinporten.supplier-secret={SYSTEM_NAMESPACE}/{SUPPLIER_SECRET}",
+            # Pod failures a real kubelet reports go to fjord through Flux's notifications.
+            "--option",
+            f"workloads.events-url={cluster.flux_events_url}",
         ],
         log=state.root / "operators" / f"{cid}.log",
         env={"KUBECONFIG": str(cluster.kubeconfig), "PYTHONUNBUFFERED": "1"},
