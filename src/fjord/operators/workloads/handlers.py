@@ -124,7 +124,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         app = (meta.get("labels") or {}).get(APP_LABEL)
         if not reporters or event["type"] == "DELETED" or not app:
             return
-        failure = pod_failure(body)
+        started = [
+            ((c.get("state") or {}).get("running") or {}).get("startedAt")
+            for c in (body.get("status") or {}).get("containerStatuses") or []
+        ]
+        failure = pod_failure(body, running_for=min((_since(s) for s in started if s), default=0))
         if failure is not None:
             await _report(reporters[0], str(meta.get("namespace")), str(app), failure)
 

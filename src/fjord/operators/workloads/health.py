@@ -65,7 +65,7 @@ def pod_failure(pod: Mapping[str, Any], *, running_for: float = 0.0) -> PodFailu
             detail = str(waiting.get("message") or "") or _terminated(container)
             return PodFailure(name, str(container.get("name", "")), reason, detail[:500])
     for container in status.get("containerStatuses") or []:
-        running = (container.get("state") or {}).get("running")
+        running = "running" in (container.get("state") or {})
         if running and not container.get("ready") and running_for >= READINESS_GRACE_SECONDS:
             return PodFailure(
                 name,
