@@ -143,3 +143,47 @@ async def test_a_new_release_is_served_and_a_rollback_serves_the_old_one_again(
     assert back.returncode == 0, back.stderr
     assert json.loads(back.stdout)["digest"] == v1["digest"]
     await served(url, host, lambda b: b.get("greeting") == "hello")
+
+
+async def test_an_unpullable_image_and_a_crash_loop_fail_with_the_pods_reason(
+    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    app, name = "ttd/e2e-broken", "e2e-broken"
+    source = tmp_path / name
+    shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
+    spec = yaml.safe_load((source / "fjord.yaml").read_text())
+    spec["app"] = name
+    spec.pop("postgresql")
+    (source / "fjord.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    created = await admin.post("/api/apps", json={"name": app, "source": str(source)})
+    assert created.status_code == 201, created.text
+
+    async def deploy_with(values: dict[str, Any]) -> dict[str, Any]:
+        changed = await admin.put(
+            f"/api/apps/{app}/config", json={"values": values, "reason": "e2e"}
+        )
+        assert changed.status_code == 200, changed.text
+        started = await admin.post(f"/api/apps/{app}/deployments", json={"environment": "tt02"})
+        assert started.status_code == 201, started.text
+        return await platform.wait(admin, started.json()["id"])
+
+    v1 = await deploy_with({"common": {"env": {"GREETING": "v1"}}})
+    assert v1["state"] == "ready", v1
+    url, host = await route(platform, TT02, app)
+    await served(url, host, lambda b: b.get("greeting") == "v1")
+
+    missing = await deploy_with({"common": {"image": "ghcr.io/fjord-demo/no-such-image:1"}})
+    assert missing["state"] == "failed", missing
+    assert "no-such-image" in missing["reason"]
+    assert "ErrImagePull" in missing["reason"] or "ImagePullBackOff" in missing["reason"]
+    await served(url, host, lambda b: b.get("greeting") == "v1")  # v1 keeps serving
+
+    crashing = await deploy_with({"common": {"env": {"GREETING": "v3", "PORT": "not-a-port"}}})
+    assert crashing["state"] == "failed", crashing
+    assert "CrashLoopBackOff" in crashing["reason"] or "Error" in crashing["reason"]
+    await served(url, host, lambda b: b.get("greeting") == "v1")
+
+    back = platform.cli("rollback", app, "--env", "tt02", "--to", v1["digest"], "-o", "json")
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["state"] == "ready"
+    await served(url, host, lambda b: b.get("greeting") == "v1")
