@@ -104,7 +104,7 @@ def pod(name: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
         "spec": {
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [
@@ -124,6 +124,43 @@ def pod(name: str, image: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+
+
+def ingress(name: str, host: str) -> dict[str, Any]:
+    backend = {"service": {"name": name, "port": {"number": 80}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "rules": [
+                {
+                    "host": host,
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+                }
+            ]
+        },
+    }
+
+
+async def _through_traefik(url: str, host: str, status: int = 200) -> httpx2.Response:
+    """Traefik's answer once it has picked up the route (it watches the cluster)."""
+    async with httpx2.AsyncClient(timeout=10) as http:
+        for _ in range(120):
+            response = await http.get(f"{url}/", headers={"Host": host})
+            if response.status_code == status:
+                return response
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"Traefik never answered {status} for {host}: {response.status_code}")
 
 
 @pytest.fixture
@@ -177,6 +214,14 @@ async def test_a_pod_runs_on_the_real_node_and_down_restores_the_machine(
             response = await http.get(f"http://{pod_ip}:8080/")
         assert response.status_code == 200
         assert response.text == "hello from a real pod\n"
+        # Traefik on the host serves the cluster's Ingresses, straight to the Pod IP.
+        await kube.apply(service("web"), field_manager="test")
+        await kube.apply(ingress("web", "probe.apps.fjord.localhost"), field_manager="test")
+        assert state.ingress_url is not None
+        routed = await _through_traefik(state.ingress_url, "probe.apps.fjord.localhost")
+        assert routed.text == "hello from a real pod\n"
+        other = await _through_traefik(state.ingress_url, "other.apps.fjord.localhost", 404)
+        assert other.status_code == 404
     # The apiserver reaches the kubelet at its InternalIP: logs work.
     with KubeREST(state.server, state.pki) as rest:
         assert "GET / HTTP" in rest.get_text("/api/v1/namespaces/default/pods/web/log")
