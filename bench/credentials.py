@@ -10,6 +10,11 @@ Prints one JSON document:
   default; the target is 0 writes).
 
     .venv/bin/python bench/credentials.py [--apps 500] [--workers 16] [--idle 300]
+        [--baseline-src DIR]
+
+``--baseline-src DIR`` runs the same scenario first with the operator process importing fjord
+from DIR (e.g. main's ``src`` from ``git archive``), then from this checkout, and prints both
+with the candidate/baseline ratios (compare within one run only: the machine is shared).
 
 It starts its own local cluster (etcd, apiserver, controller-manager, scheduler, kwok), a
 PostgreSQL and a Redis, and runs the operator (credentials + janitor) as a subprocess.
@@ -33,6 +38,7 @@ import httpx2
 import psycopg
 import yaml
 
+from bench_compare import compare
 from fjord.devcluster import processes
 from fjord.devcluster.cluster import LocalCluster
 from fjord.devcluster.postgres import LocalPostgres
@@ -264,7 +270,7 @@ def external(postgres: LocalPostgres, redis: LocalRedis) -> dict[str, int]:
     }
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def run_once(args: argparse.Namespace, operator_src: str | None) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="fjord-bench-cred-"))
     local = LocalCluster(root / "cluster", "bench-cred")
     postgres = LocalPostgres.start(root / "postgres")
@@ -283,7 +289,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "--credentials-admin-secret", "/".join(ADMIN),
                 "--workers", str(args.workers),
             ]  # fmt: skip
-            op = processes.start("credentials-operator", argv, log=root / "operator.log")
+            env = {"PYTHONPATH": operator_src} if operator_src else None
+            op = processes.start("credentials-operator", argv, log=root / "operator.log", env=env)
             processes.wait_until(
                 "operator metrics", lambda: isinstance(metrics(port), dict), watch=[op], timeout=60
             )
@@ -303,12 +310,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         postgres.destroy()
         redis.destroy()
         shutil.rmtree(root, ignore_errors=True)
-    return {
+    return {"converge": result, "idle": quiet}
+
+
+RATIOS = ("all_ready_s", "operator_cpu_s", "peak_rss_mib", "api_writes_per_app")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    head = {
         "benchmark": "credentials",
         "workers": args.workers,
         "cpus": len(os.sched_getaffinity(0)),
-        "converge": result,
-        "idle": quiet,
+    }
+    if not args.baseline_src:
+        return {**head, **await run_once(args, None)}
+    baseline = await run_once(args, args.baseline_src)
+    candidate = await run_once(args, None)
+    return {
+        **head,
+        "baseline_src": args.baseline_src,
+        **compare(baseline["converge"], candidate["converge"], RATIOS),
+        "idle": {"baseline": baseline["idle"], "candidate": candidate["idle"]},
     }
 
 
@@ -317,4 +339,5 @@ if __name__ == "__main__":
     parser.add_argument("--apps", type=int, default=500)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--idle", type=float, default=300.0, help="idle period in seconds")
+    parser.add_argument("--baseline-src", help="run the operator from this src/ first")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -9,6 +9,12 @@ Prints one JSON document. In one run, side by side:
   JWT, POST it, parse the answer) with and without the 20 ms latency.
 
     .venv/bin/python bench/maskinporten.py [--clients 500] [--latency 0.02] [--workers 16]
+        [--baseline-src DIR]
+
+``--baseline-src DIR`` (e.g. ``git archive main src | tar -x -C /tmp/base``, then
+``/tmp/base/src``) runs the same scenario first with the operator process importing fjord from
+DIR, then from this checkout, and prints both with the candidate/baseline ratios and the load
+average around each run (the machine is shared: compare within one run only).
 
 It starts its own local cluster (etcd, apiserver, controller-manager, scheduler, kwok), so give
 it a few minutes on a 2-core machine.
@@ -30,6 +36,7 @@ from typing import Any
 import httpx2
 import yaml
 
+from bench_compare import compare, load_average
 from fjord.devcluster import processes
 from fjord.devcluster.cluster import LocalCluster
 from fjord.kube import Kube, is_true
@@ -42,8 +49,8 @@ from fjord.maskinporten.emulator import (
     SupplierClient,
 )
 from fjord.maskinporten.keys import generate_jwk, public_jwks
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
+from fjord.retry import RetryPolicy
 from fjord.spec.infra import API_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,7 +198,7 @@ async def token_client_run(kube: Kube, emulator: EmulatorServer, latency: float)
     return result
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def run_once(args: argparse.Namespace, operator_src: str | None) -> dict[str, Any]:
     supplier_key = generate_jwk("bench-supplier")
     supplier = SupplierClient(
         client_id="fjord-supplier", orgno="991825827", jwks=public_jwks([supplier_key])
@@ -218,7 +225,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             async with await Kube.connect(state.kubeconfig) as kube:
                 await setup_cluster(kube)
                 argv = [
-                    sys.executable, "-m", "fjord.cli", "operator", "run",
+                    sys.executable, "-m", "fjord.operators.common.main", "operator", "run",
                     "--only", "maskinporten", "-n", NAMESPACE,
                     "--kubeconfig", str(state.kubeconfig), "--liveness", "", "--metrics", "",
                     "--option", f"maskinporten.api-url={emulator.url}",
@@ -227,19 +234,36 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "--option", f"maskinporten.supplier-dir={supplier_dir}",
                     "--option", f"maskinporten.workers={args.workers}",
                 ]  # fmt: skip
-                op = processes.start("maskinporten-operator", argv, log=root / "operator.log")
+                env = {"PYTHONPATH": operator_src} if operator_src else None
+                op = processes.start(
+                    "maskinporten-operator", argv, log=root / "operator.log", env=env
+                )
+                load_before = load_average()
                 operator = await operator_run(kube, op, emulator, args.clients)
+                operator["load_average_before"] = load_before
+                operator["load_average_after"] = load_average()
                 tokens = await token_client_run(kube, emulator, args.latency)
         finally:
             if op is not None:
                 processes.stop(op)
             local.down()
+    return {"operator": operator, "token_client": tokens}
+
+
+RATIOS = ("all_ready_s", "peak_rss_mib", "digdir_calls_per_client")
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    head = {"benchmark": "maskinporten", "latency_s": args.latency, "workers": args.workers}
+    if not args.baseline_src:
+        return {**head, **await run_once(args, None)}
+    baseline = await run_once(args, args.baseline_src)
+    candidate = await run_once(args, None)
     return {
-        "benchmark": "maskinporten",
-        "latency_s": args.latency,
-        "workers": args.workers,
-        "operator": operator,
-        "token_client": tokens,
+        **head,
+        "baseline_src": args.baseline_src,
+        **compare(baseline["operator"], candidate["operator"], RATIOS),
+        "token_client": candidate["token_client"],
     }
 
 
@@ -248,4 +272,5 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--baseline-src", help="run the operator from this src/ first")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

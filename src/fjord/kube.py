@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.watch import Watch
@@ -69,10 +70,20 @@ class Kube:
         self._dynamic = dynamic
 
     @classmethod
-    async def connect(cls, kubeconfig: Path | str) -> Kube:
-        api = await k8s_config.new_client_from_config(config_file=str(kubeconfig))
-        dynamic = await DynamicClient(api)
-        return cls(api, dynamic)
+    async def connect(cls, kubeconfig: Path | str | None = None) -> Kube:
+        """A session from ``kubeconfig``, else ``$KUBECONFIG``, else the pod's service account.
+
+        The one place fjord builds a Kubernetes client: operators, the CLI, the local platform,
+        tests and benchmarks all come through here.
+        """
+        path = kubeconfig or os.environ.get("KUBECONFIG")
+        if path:
+            api = await k8s_config.new_client_from_config(config_file=str(path))
+        else:
+            configuration = Configuration()
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            api = ApiClient(configuration)
+        return cls(api, await DynamicClient(api))
 
     async def __aenter__(self) -> Self:
         return self

@@ -9,7 +9,7 @@ from fjord.operators.common import conditions
 from fjord.operators.credentials import naming
 from fjord.operators.credentials.plan import ObservedSecret, make_plan
 from fjord.operators.credentials.request import requests
-from fjord.operators.janitor.usage import to_delete
+from fjord.operators.janitor.plan import to_delete
 from fjord.spec.infra import AppCredentialsSpec
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

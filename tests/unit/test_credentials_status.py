@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fjord.operators.common import conditions
-from fjord.operators.credentials.handlers import needs_reconcile
+from fjord.operators.common.runtime import needs_reconcile
 from fjord.operators.credentials.plan import failure_status, make_plan
 from fjord.operators.credentials.request import requests
 from fjord.spec.infra import AppCredentialsSpec, AppCredentialsStatus

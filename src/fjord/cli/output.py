@@ -6,6 +6,7 @@ with plain ``print`` because Rich wraps long lines at the terminal width (80 whe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from enum import StrEnum
 from typing import Any
@@ -26,7 +27,22 @@ OutputOption = typer.Option(Output.table, "--output", "-o", help="table (for peo
 
 
 def emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    """``data`` as JSON; the API client's models are written as the server sent them."""
+    print(json.dumps(data, indent=2, sort_keys=True, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    # Imported here: `fjord --help` and commands without JSON output skip pydantic.
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return str(value)
+
+
+def when(moment: dt.datetime) -> str:
+    """A time as the API writes it in JSON (``2026-01-02T03:04:05.678901Z``)."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def emit_line(text: str) -> None:

@@ -13,6 +13,10 @@ Where things live in a cluster (one org per cluster, so app names are unique in 
 
 from __future__ import annotations
 
+from typing import Any
+
+from fjord.control.stores import FluxSource
+
 OCI_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
 RECEIVER_API = "notification.toolkit.fluxcd.io/v1"
@@ -43,3 +47,32 @@ def app_source_name(org: str, app: str) -> str:
 
 def sync_repository(org: str, environment: str) -> str:
     return f"{org}/sync/{environment}"
+
+
+def oci_repository(
+    source: FluxSource,
+    *,
+    name: str,
+    tag: str,
+    interval: str,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The cosign-verified OCIRepository in flux-system that follows ``tag`` of ``source``.
+
+    The one shape for the sync root (bootstrap) and every app (sync root): the same
+    verification, credentials and plain-HTTP handling for both.
+    """
+    spec: dict[str, Any] = {
+        "url": source.url,
+        "ref": {"tag": tag},
+        "interval": interval,
+        "verify": {"provider": "cosign", "secretRef": {"name": COSIGN_SECRET}},
+    }
+    if source.insecure:
+        spec["insecure"] = True
+    if source.needs_credentials:
+        spec["secretRef"] = {"name": REGISTRY_SECRET}
+    metadata: dict[str, Any] = {"name": name, "namespace": FLUX_NAMESPACE}
+    if labels:
+        metadata["labels"] = labels
+    return {"apiVersion": OCI_API, "kind": "OCIRepository", "metadata": metadata, "spec": spec}

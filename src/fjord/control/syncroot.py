@@ -35,16 +35,6 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
     ns = flux.app_namespace(org, app)
     source = flux_source(settings, org, repository(org, app))
     labels = _labels(org, app)
-    oci_spec: Obj = {
-        "url": source.url,
-        "ref": {"tag": environment},
-        "interval": settings.flux_interval,
-        "verify": {"provider": "cosign", "secretRef": {"name": flux.COSIGN_SECRET}},
-    }
-    if source.insecure:
-        oci_spec["insecure"] = True
-    if source.needs_credentials:
-        oci_spec["secretRef"] = {"name": flux.REGISTRY_SECRET}
     return [
         {
             "apiVersion": "v1",
@@ -68,16 +58,13 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
             },
             "subjects": [{"kind": "ServiceAccount", "name": flux.DEPLOYER, "namespace": ns}],
         },
-        {
-            "apiVersion": flux.OCI_API,
-            "kind": "OCIRepository",
-            "metadata": {
-                "name": flux.app_source_name(org, app),
-                "namespace": flux.FLUX_NAMESPACE,
-                "labels": labels,
-            },
-            "spec": oci_spec,
-        },
+        flux.oci_repository(
+            source,
+            name=flux.app_source_name(org, app),
+            tag=environment,
+            interval=settings.flux_interval,
+            labels=labels,
+        ),
         {
             "apiVersion": flux.KUSTOMIZE_API,
             "kind": "Kustomization",

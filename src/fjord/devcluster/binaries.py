@@ -322,28 +322,6 @@ def _copy_assets(tools_dir: Path, out_dir: Path) -> None:
             shutil.copyfile(crd, crd_dir / crd.name)
 
 
-# Data files taken from the modules after the build. They are versioned with the modules (the
-# directory name) but are not inputs of the binaries, so adding one does not force a rebuild.
-OPENAPI_DIR = "k8s-openapi-v3"
-
-
-def _copy_openapi(tools_dir: Path, out_dir: Path) -> None:
-    """Kubernetes' published OpenAPI v3 documents, for offline validation of rendered objects."""
-    source = _module_dir(tools_dir / "k8s", "k8s.io/kubernetes") / "api" / "openapi-spec" / "v3"
-    staging = out_dir / (OPENAPI_DIR + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    for path in staging.rglob("*"):
-        path.chmod(0o644 if path.is_file() else 0o755)  # the module cache is read-only
-    staging.rename(out_dir / OPENAPI_DIR)
-
-
-def _ensure_data(tools_dir: Path, out_dir: Path) -> None:
-    if not (out_dir / OPENAPI_DIR).is_dir():
-        _say("copying the Kubernetes OpenAPI documents")
-        _copy_openapi(tools_dir, out_dir)
-
-
 @contextlib.contextmanager
 def _build_lock(name: str = "build.lock") -> Iterator[None]:
     # Two setups at once (a test run and a demo) must not build into the same directory.
@@ -361,7 +339,7 @@ def _build_lock(name: str = "build.lock") -> Iterator[None]:
 def build(tools_dir: Path = TOOLS_DIR) -> Path:
     """Build every binary into the versioned cache directory; a no-op when it is complete."""
     target_dir = bin_dir(tools_dir)
-    if is_complete(target_dir) and (target_dir / OPENAPI_DIR).is_dir():
+    if is_complete(target_dir):
         # Fast path: the directory name encodes the versions, so no Go is needed at all.
         _say(f"binaries up to date in {target_dir}")
         return target_dir
@@ -374,7 +352,6 @@ def _build_locked(tools_dir: Path) -> Path:
     go_minor = _go_version()
     target_dir = bin_dir(tools_dir, go_minor)
     if is_complete(target_dir):
-        _ensure_data(tools_dir, target_dir)
         _say(f"binaries up to date in {target_dir}")
         return target_dir
     target_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -393,7 +370,6 @@ def _build_locked(tools_dir: Path) -> Path:
     staging = _fresh_staging(target_dir)
     binaries = _build_targets(TARGETS, tools_dir, staging)
     _copy_assets(tools_dir, staging)
-    _ensure_data(tools_dir, staging)
     manifest: dict[str, object] = {
         "kubernetes": KUBERNETES_VERSION,
         "etcd": ETCD_VERSION,

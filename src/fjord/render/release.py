@@ -159,7 +159,7 @@ def render_spec(
                 items.append(Item(where, obj, text))
             files[path] = "".join("---\n" + t for t in texts).encode()
     if check:
-        failures = check_objects(items, spec.namespace)
+        failures = check_objects(items, spec.namespace, platform.kubernetes_version)
         if failures:
             raise CheckError(failures)
     return RenderedRelease(

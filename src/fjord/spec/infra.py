@@ -5,10 +5,12 @@ the CRD manifests in ``deploy/crds/`` are generated from them (``fjord.spec.crd`
 operators validate what they read from the cluster with them.
 """
 
+# ruff: noqa: S105  (the reason constants below name Secrets; none of them is a password)
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -18,6 +20,16 @@ from fjord.spec.base import SpecModel
 GROUP = "fjord.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+
+# -- conditions ----------------------------------------------------------------------------------
+# Every infra resource reports the same condition types (kstatus): Ready, and Reconciling, Stalled
+# or Degraded while something is abnormal (reason AS_EXPECTED when it is not).
+
+READY: Final = "Ready"
+RECONCILING: Final = "Reconciling"
+STALLED: Final = "Stalled"
+DEGRADED: Final = "Degraded"
+AS_EXPECTED: Final = "AsExpected"
 
 SecretName = Annotated[
     str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", min_length=1, max_length=253)
@@ -32,6 +44,34 @@ class MaskinportenClientSpec(SpecModel):
 
     scopes: list[Annotated[str, Field(pattern=SCOPE, max_length=255)]] = Field(min_length=1)
     secret_name: SecretName
+
+
+class MaskinportenClientReason:
+    """Reasons on a ``MaskinportenClient``'s conditions (Ready's Reason column) and Warnings."""
+
+    SYNCED: Final = "Synced"
+    DELETING: Final = "Deleting"
+    SECRET_OWNED_ELSEWHERE: Final = "SecretOwnedElsewhere"  # stalled: pick another secretName
+    DIGDIR_REJECTED: Final = "DigdirRejected"  # stalled: Digdir's 400 (e.g. a scope not granted)
+    SUPPLIER_NOT_AUTHORIZED: Final = "SupplierNotAuthorized"  # stalled: Digdir's 401/403
+    DIGDIR_UNAVAILABLE: Final = "DigdirUnavailable"  # transient: 5xx, 429, connection
+    DIGDIR_ERROR: Final = "DigdirError"  # transient: any other Digdir failure
+    KUBERNETES_ERROR: Final = "KubernetesError"
+    ERROR: Final = "Error"
+    INTERNAL_ERROR: Final = "InternalError"
+
+
+class MaskinportenClientEventReason:
+    """Reasons of the Normal Events about a ``MaskinportenClient``: what changed, past tense."""
+
+    CLIENT_CREATED: Final = "ClientCreated"
+    CLIENT_UPDATED: Final = "ClientUpdated"
+    CLIENT_DELETED: Final = "ClientDeleted"
+    KEY_GENERATED: Final = "KeyGenerated"
+    KEYS_REGISTERED: Final = "KeysRegistered"
+    SECRET_WRITTEN: Final = "SecretWritten"
+    SECRET_DELETED: Final = "SecretDeleted"
+    SECRET_CLEARED: Final = "SecretCleared"
 
 
 class DatabaseCredentials(SpecModel):
@@ -71,6 +111,47 @@ class AppCredentialsSpec(SpecModel):
     expires_at: datetime | None = Field(
         default=None, description="the resource deletes itself after"
     )
+
+
+class AppCredentialsReason:
+    """Reasons on an ``AppCredentials``' conditions (Ready's Reason column) and Warnings."""
+
+    SYNCHRONIZED: Final = "Synchronized"
+    INVALID_SPEC: Final = "InvalidSpec"
+    SECRET_NAME_TAKEN: Final = "SecretNameTaken"  # stalled: a foreign Secret has the name
+    SECRET_CONFLICT: Final = "SecretConflict"  # transient: the Secret appeared concurrently
+    KUBERNETES_UNAVAILABLE: Final = "KubernetesUnavailable"
+    KUBERNETES_REJECTED: Final = "KubernetesRejected"
+    ADMIN_SECRET_NOT_CONFIGURED: Final = "AdminSecretNotConfigured"
+    ADMIN_SECRET_UNREADABLE: Final = "AdminSecretUnreadable"
+    ADMIN_SECRET_MISSING: Final = "AdminSecretMissing"
+    POSTGRESQL_NOT_CONFIGURED: Final = "PostgreSQLNotConfigured"
+    POSTGRESQL_TIMEOUT: Final = "PostgreSQLTimeout"
+    POSTGRESQL_PRIVILEGES: Final = "PostgreSQLPrivileges"
+    POSTGRESQL_UNAVAILABLE: Final = "PostgreSQLUnavailable"
+    POSTGRESQL_ERROR: Final = "PostgreSQLError"
+    REDIS_NOT_CONFIGURED: Final = "RedisNotConfigured"
+    REDIS_TIMEOUT: Final = "RedisTimeout"
+    REDIS_PRIVILEGES: Final = "RedisPrivileges"
+    REDIS_UNAVAILABLE: Final = "RedisUnavailable"
+    REDIS_REJECTED: Final = "RedisRejected"
+    FINALIZER_CONFLICT: Final = "Conflict"  # a managed Secret's finalizers changed meanwhile
+
+
+class AppCredentialsEventReason:
+    """Reasons of the Normal Events about an ``AppCredentials``."""
+
+    SECRET_CREATED: Final = "SecretCreated"
+    READY: Final = "Ready"
+    EXPIRED: Final = "Expired"
+
+
+class ServiceState:
+    """``status.services[].state`` of an ``AppCredentials``."""
+
+    READY: Final = "Ready"
+    DEGRADED: Final = "Degraded"
+    STALLED: Final = "Stalled"
 
 
 class Condition(SpecModel):

@@ -15,6 +15,7 @@ from fjord.spec.app import ENV_NAME
 from fjord.spec.base import DnsLabel, SpecModel
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+DEFAULT_KUBERNETES_VERSION = "1.36"  # what the clusters run (tools/k8s builds the same minor)
 DOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
@@ -117,6 +118,12 @@ class PlatformConfig(SpecModel):
     )
     orgs: dict[DnsLabel, Org] = Field(min_length=1)
     routing: Routing = TraefikRouting()
+    kubernetes_version: str = Field(
+        default=DEFAULT_KUBERNETES_VERSION,
+        pattern=r"^[0-9]+\.[0-9]+$",
+        description="the clusters' Kubernetes minor version, e.g. '1.36'; releases are checked"
+        " against its API schemas (fjord ships them per version)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:

@@ -33,6 +33,7 @@ from conftest_maskinporten import (
     token_for,
     wait_ready,
 )
+from credentials_support import install_crds
 
 from fjord.devcluster.cluster import ClusterState
 from fjord.kube import Kube, condition
@@ -225,6 +226,25 @@ async def test_drift_lost_secret_and_unknown_scope(
     cr = await wait_ready(kube, "app2", namespace, op=operator)
     assert condition(cr, "Stalled")["status"] == "False"  # type: ignore[index]
     assert emulator_clients(mp_emulator)[0]["scopes"] == [READ]
+
+
+async def test_lost_secret_repaired_beside_the_credentials_operator(
+    kube: Kube, namespace: str, mp_emulator: EmulatorServer, operator: Operator
+) -> None:
+    """kopf runs one Secrets watch per process, with one label selector: the credentials
+    operator's must not hide the Maskinporten operator's Secrets when both run together."""
+    await install_crds(kube)
+    operator.argv += ["--only", "credentials"]
+    operator.start()
+    await create_client(kube, "app3", namespace, [READ])
+    await wait_ready(kube, "app3", namespace, op=operator)
+    await kube.delete("v1", "Secret", "app3-maskinporten", namespace)
+
+    async def rewritten() -> bool:
+        s = await read_settings(kube, namespace, "app3-maskinporten")
+        return s is not None and key_accepted(mp_emulator, s) is None
+
+    await eventually(rewritten)
 
 
 async def test_rotates_on_time_without_any_event(

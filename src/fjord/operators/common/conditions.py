@@ -10,10 +10,18 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-DEGRADED = "Degraded"
+from fjord.spec.infra import AS_EXPECTED, DEGRADED, READY, RECONCILING, STALLED
+
+__all__ = [
+    "DEGRADED",
+    "READY",
+    "RECONCILING",
+    "STALLED",
+    "find",
+    "set_condition",
+    "summarize",
+    "timestamp",
+]
 
 Condition = dict[str, Any]
 
@@ -81,6 +89,6 @@ def summarize(
         conditions, READY, ready, reason, message, generation=generation, now=now
     )
     for type_, flag in ((RECONCILING, reconciling), (STALLED, stalled), (DEGRADED, degraded)):
-        text, why = (message, reason) if flag else ("", "AsExpected")
+        text, why = (message, reason) if flag else ("", AS_EXPECTED)
         result = set_condition(result, type_, flag, why, text, generation=generation, now=now)
     return result

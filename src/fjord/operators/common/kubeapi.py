@@ -37,6 +37,12 @@ class CountingKube:
         self._count("list", False)
         return await self.kube.items(api_version, kind, namespace, label_selector=label_selector)
 
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str = "fjord", force: bool = False
+    ) -> Obj:
+        self._count("apply", True)
+        return await self.kube.apply(obj, field_manager=field_manager, force=force)
+
     async def create(self, obj: Mapping[str, Any]) -> Obj:
         self._count("create", True)
         return await self.kube.create(obj)

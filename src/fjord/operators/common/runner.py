@@ -34,6 +34,7 @@ from fjord.operators.common.metrics import OperatorMetrics, serve
 from fjord.operators.common.nudges import Nudges
 
 OPERATORS = ("credentials", "janitor", "maskinporten", "workloads")
+MANAGED_BY = "app.kubernetes.io/managed-by"
 
 log = structlog.get_logger("fjord.operators")
 
@@ -51,9 +52,20 @@ class OperatorContext:
     metrics: OperatorMetrics
     options: Mapping[str, str] = field(default_factory=dict)
     nudges: Nudges = field(default_factory=Nudges)
+    secret_managers: set[str] = field(default_factory=set)
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.options.get(key, default)
+
+    def watch_secrets_of(self, manager: str) -> str:
+        """The label selector of the Secrets watch, now including those ``manager`` labels.
+
+        kopf runs one Secrets watch per process, filtered by one selector, while each operator
+        labels its Secrets with its own ``app.kubernetes.io/managed-by``: the selector must be the
+        union, or the first operator to set it hides the others' Secrets.
+        """
+        self.secret_managers.add(manager)
+        return f"{MANAGED_BY} in ({','.join(sorted(self.secret_managers))})"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from fjord.kube import KubeError
 from fjord.operators.common.errors import PermanentError, TransientError
 from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.credentials.secret import decode
+from fjord.spec.infra import AppCredentialsReason
 
 
 @dataclass(frozen=True)
@@ -64,19 +65,19 @@ class AdminSource:
         if not self._ref or "/" not in self._ref:
             raise PermanentError(
                 "the operator has no admin Secret configured (--credentials-admin-secret NS/NAME)",
-                reason="AdminSecretNotConfigured",
+                reason=AppCredentialsReason.ADMIN_SECRET_NOT_CONFIGURED,
             )
         namespace, name = self._ref.split("/", 1)
         try:
             found = await self._kube.get("v1", "Secret", name, namespace)
         except KubeError as exc:
             raise TransientError(
-                f"reading admin Secret: {exc}", reason="AdminSecretUnreadable"
+                f"reading admin Secret: {exc}", reason=AppCredentialsReason.ADMIN_SECRET_UNREADABLE
             ) from exc
         if found is None:
             raise TransientError(
                 f"admin Secret {self._ref} does not exist",
-                reason="AdminSecretMissing",
+                reason=AppCredentialsReason.ADMIN_SECRET_MISSING,
                 retry_after=30,
             )
         settings = AdminSettings.from_data(decode(found.get("data")))

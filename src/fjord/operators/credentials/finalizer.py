@@ -20,6 +20,7 @@ from fjord.operators.common.result import Result
 from fjord.operators.credentials import naming
 from fjord.operators.credentials.reconcile import kube_error
 from fjord.operators.credentials.services.base import ServiceHandler
+from fjord.spec.infra import AppCredentialsReason
 
 log = structlog.get_logger("fjord.operators.credentials.finalizer")
 
@@ -56,7 +57,9 @@ class SecretFinalizer:
                 return Result(writes=0)
             if exc.status == 422:  # the list changed under us: look again
                 raise TransientError(
-                    "finalizer list changed", reason="Conflict", retry_after=1
+                    "finalizer list changed",
+                    reason=AppCredentialsReason.FINALIZER_CONFLICT,
+                    retry_after=1,
                 ) from exc
             raise kube_error(exc, f"removing finalizer of Secret {meta['name']}") from exc
         log.info("secret_finalized", namespace=meta["namespace"], secret=meta["name"])

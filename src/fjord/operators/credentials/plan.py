@@ -17,7 +17,13 @@ from fjord.operators.common import conditions
 from fjord.operators.common.result import earliest
 from fjord.operators.credentials import naming
 from fjord.operators.credentials.request import ServiceRequest, requests
-from fjord.spec.infra import AppCredentialsSpec
+from fjord.spec.infra import (
+    AppCredentialsReason,
+    AppCredentialsSpec,
+    AppCredentialsStatus,
+    ServiceState,
+    ServiceStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -120,25 +126,24 @@ def make_plan(
     if waiting:
         return Plan(waiting_for=waiting, requeue_after=WAIT_FOR_DELETION)
     services = [
-        {
-            "key": r.key,
-            "kind": r.kind,
-            "baseSecretName": r.base_secret,
-            "secretName": goal[r.key].secret_name,
-            "generation": goal[r.key].generation,
-            "state": "Ready",
-        }
+        ServiceStatus(
+            key=r.key,
+            kind=r.kind,
+            base_secret_name=r.base_secret,
+            secret_name=goal[r.key].secret_name,
+            generation=goal[r.key].generation,
+            state=ServiceState.READY,
+        )
         for r in wanted
     ]
-    names = ", ".join(str(s["secretName"]) for s in services) or "none requested"
-    new_status = {
-        **status,
-        "observedGeneration": generation,
+    names = ", ".join(s.secret_name for s in services) or "none requested"
+    values: dict[str, Any] = {
+        "observed_generation": generation,
         "services": services,
         "conditions": conditions.summarize(
             status.get("conditions") or [],
             ready=True,
-            reason="Synchronized",
+            reason=AppCredentialsReason.SYNCHRONIZED,
             message=f"credentials are in Secrets: {names}",
             generation=generation,
             now=now,
@@ -146,9 +151,20 @@ def make_plan(
     }
     rotation = rotation_requested(body)
     if rotation is not None:
-        new_status["rotation"] = rotation
+        values["rotation"] = rotation
+    new_status = _merged(status, values)
     changed = new_status != status
     return Plan(ensures=ensures, status=new_status if changed else None, requeue_after=requeue)
+
+
+def _merged(status: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``status`` with ``values`` (field names of :class:`AppCredentialsStatus`) set.
+
+    The values go through the typed model, the one definition of the status (and of the CRD's
+    schema); fields not given keep what is stored.
+    """
+    typed = AppCredentialsStatus.model_validate(values)
+    return {**status, **typed.model_dump(mode="json", by_alias=True, exclude_unset=True)}
 
 
 def failure_status(
@@ -189,10 +205,11 @@ def failure_status(
     )
     if keep_ready and ready is not None:
         summary = [ready if c.get("type") == conditions.READY else c for c in summary]
-    new_status = {**status, "observedGeneration": generation, "conditions": summary}
+    values: dict[str, Any] = {"observed_generation": generation, "conditions": summary}
     if service is not None and status.get("services"):
-        state = "Stalled" if permanent else "Degraded"
-        new_status["services"] = [
+        state = ServiceState.STALLED if permanent else ServiceState.DEGRADED
+        values["services"] = [
             {**s, "state": state} if s.get("key") == service else s for s in status["services"]
         ]
+    new_status = _merged(status, values)
     return new_status if new_status != status else None

@@ -31,9 +31,14 @@ from fjord.operators.credentials.plan import (
 )
 from fjord.operators.credentials.request import requests
 from fjord.operators.credentials.services.base import ServiceHandler
-from fjord.spec.infra import API_VERSION, AppCredentialsSpec
+from fjord.spec.infra import (
+    API_VERSION,
+    AppCredentialsEventReason,
+    AppCredentialsReason,
+    AppCredentialsSpec,
+)
 
-KIND = "AppCredentials"
+KIND = AppCredentialsSpec.kind
 CONTROLLER = "fjord.dev/credentials-operator"
 
 log = structlog.get_logger("fjord.operators.credentials")
@@ -41,8 +46,8 @@ log = structlog.get_logger("fjord.operators.credentials")
 
 def kube_error(exc: KubeError, what: str) -> ReconcileError:
     if exc.status in (0, 409, 429) or exc.status >= 500:
-        return TransientError(f"{what}: {exc}", reason="KubernetesUnavailable")
-    return PermanentError(f"{what}: {exc}", reason="KubernetesRejected")
+        return TransientError(f"{what}: {exc}", reason=AppCredentialsReason.KUBERNETES_UNAVAILABLE)
+    return PermanentError(f"{what}: {exc}", reason=AppCredentialsReason.KUBERNETES_REJECTED)
 
 
 class CredentialsReconciler:
@@ -80,7 +85,9 @@ class CredentialsReconciler:
         try:
             spec = AppCredentialsSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
-            raise PermanentError(f"invalid spec: {exc}", reason="InvalidSpec") from exc
+            raise PermanentError(
+                f"invalid spec: {exc}", reason=AppCredentialsReason.INVALID_SPEC
+            ) from exc
         observed, found = await self._observe(namespace, name, body, spec, progress)
         now = datetime.now(UTC)
         plan = make_plan(body, spec, observed, now=now, resync=self._resync)
@@ -91,7 +98,7 @@ class CredentialsReconciler:
                 self._kube.kube,
                 body,
                 events.NORMAL,
-                "Expired",
+                AppCredentialsEventReason.EXPIRED,
                 "expiresAt has passed; deleted",
                 controller=CONTROLLER,
             )
@@ -100,7 +107,7 @@ class CredentialsReconciler:
             raise PermanentError(
                 f"Secret(s) {', '.join(plan.conflicts)} exist but are not managed by fjord; "
                 "rename the secretName or delete those Secrets",
-                reason="SecretNameTaken",
+                reason=AppCredentialsReason.SECRET_NAME_TAKEN,
             )
         if plan.waiting_for:
             log.info("waiting for Secrets being deleted", secrets=plan.waiting_for)
@@ -126,7 +133,7 @@ class CredentialsReconciler:
                     self._kube.kube,
                     body,
                     events.NORMAL,
-                    "Ready",
+                    AppCredentialsEventReason.READY,
                     str(ready.get("message") or "credentials are ready"),
                     controller=CONTROLLER,
                 )
@@ -200,7 +207,7 @@ class CredentialsReconciler:
                     # Created meanwhile (a stale view): the next pass re-applies its password.
                     raise TransientError(
                         f"Secret {ensure.target.secret_name} appeared concurrently",
-                        reason="SecretConflict",
+                        reason=AppCredentialsReason.SECRET_CONFLICT,
                         retry_after=1,
                     ) from exc
                 raise kube_error(exc, f"creating Secret {ensure.target.secret_name}") from exc
@@ -208,7 +215,7 @@ class CredentialsReconciler:
                 self._kube.kube,
                 _ref(namespace, name),
                 events.NORMAL,
-                "SecretCreated",
+                AppCredentialsEventReason.SECRET_CREATED,
                 f"created Secret {ensure.target.secret_name}",
                 controller=CONTROLLER,
             )

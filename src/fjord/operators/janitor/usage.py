@@ -1,24 +1,17 @@
-"""Which managed Secrets are in use, and which to delete (pure, unit-tested).
+"""Which Secrets are in use, and by what (pure, unit-tested).
 
 In use: referenced by a Pod (volumes, projected volumes, ``env[].valueFrom.secretKeyRef``,
 ``envFrom[].secretRef``, image pull secrets; init and ephemeral containers too), by the pod
 template of a ReplicaSet, Deployment, StatefulSet, Job or CronJob (so ``kubectl rollout undo``
 still finds the Secrets of an old ReplicaSet), or named by an AppCredentials' spec or status.
 
-A Secret younger than ``grace`` seconds is never deleted as unused: the reconcile that created
-it writes the AppCredentials status (which names it) right after.
-
-Delete: managed Secrets that are past their ``expires-at`` annotation (whether used or not:
-expiry means the credentials stop working), and unused Secrets that are not protected.
+What to delete given these references is :mod:`fjord.operators.janitor.plan`'s decision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
-
-from fjord.operators.credentials import naming
 
 
 def _pod_spec_refs(spec: Mapping[str, Any]) -> set[str]:
@@ -78,46 +71,11 @@ def app_credentials_refs(obj: Mapping[str, Any]) -> set[str]:
     return refs
 
 
-def _expired(notes: Mapping[str, str], now: datetime) -> bool:
-    value = notes.get(naming.EXPIRES_AT)
-    if not value:
-        return False
-    try:
-        return datetime.fromisoformat(value) <= now
-    except ValueError:
-        return False  # unparsable: keep (aivenator does the same)
-
-
-def _age(meta: Mapping[str, Any], now: datetime) -> float:
-    created = meta.get("creationTimestamp")
-    if not created:
-        return float("inf")
-    return (now - datetime.fromisoformat(str(created).replace("Z", "+00:00"))).total_seconds()
-
-
-def to_delete(
-    secrets: Iterable[Mapping[str, Any]],
-    users: Iterable[Mapping[str, Any]],
-    *,
-    now: datetime,
-    grace: float = 0.0,
-) -> list[str]:
-    """Names of the managed ``secrets`` (one namespace) to delete, given the ``users`` there."""
+def used_secrets(users: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Every Secret name the ``users`` (workloads and AppCredentials, one namespace) refer to."""
     used: set[str] = set()
     for obj in users:
         used |= (
             app_credentials_refs(obj) if obj.get("kind") == "AppCredentials" else workload_refs(obj)
         )
-    doomed = []
-    for secret in secrets:
-        meta = secret.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            continue
-        notes = meta.get("annotations") or {}
-        if _expired(notes, now):
-            doomed.append(meta["name"])
-        elif _age(meta, now) < grace:
-            continue  # just created: its AppCredentials' status may not name it yet
-        elif meta["name"] not in used and notes.get(naming.PROTECTED) != "true":
-            doomed.append(meta["name"])
-    return sorted(doomed)
+    return used

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fjord.kube import Kube
 from fjord.maskinporten.admin import SelfServiceClient
 from fjord.maskinporten.errors import AdminNotFoundError
 from fjord.maskinporten.keys import generate_jwk
 from fjord.maskinporten.secret_format import SECRET_KEYS, MaskinportenSettings
+from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.maskinporten.model import (
     HASH_ANNOTATION,
+    MANAGED_BY_VALUE,
     OWNER_LABEL,
     ClearSecret,
     Command,
@@ -65,6 +66,7 @@ class ActResult:
     error: BaseException | None = None
     failed: Command | None = None
     on_create_attempt: Callable[[], None] = lambda: None
+    keys: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)  # being made
 
     @property
     def ok(self) -> bool:
@@ -85,7 +87,7 @@ class Actor:
     """Runs commands for one CR against Digdir and the cluster."""
 
     api: SelfServiceClient
-    kube: Kube
+    kube: CountingKube
     authority: str
     new_key: KeyFactory
 
@@ -98,6 +100,28 @@ class Actor:
     ) -> ActResult:
         """``on_create_attempt`` runs right before a create (``ClientListing`` freshness)."""
         result = ActResult(on_create_attempt=on_create_attempt)
+        # Keys are generated (CPU, in a thread) while the Digdir calls before them are in flight.
+        result.keys = {
+            c.kid: asyncio.ensure_future(self.new_key(c.kid))
+            for c in commands
+            if isinstance(c, GenerateKey)
+        }
+        try:
+            return await self._run(resource, commands, keyring, result)
+        finally:
+            for pending in result.keys.values():  # unused after a failure: never left the process
+                if pending.done() and not pending.cancelled():
+                    pending.exception()  # retrieved, so asyncio does not log it as lost
+                else:
+                    pending.cancel()
+
+    async def _run(
+        self,
+        resource: Resource,
+        commands: tuple[Command, ...],
+        keyring: dict[str, dict[str, Any]],
+        result: ActResult,
+    ) -> ActResult:
         for index, command in enumerate(commands):
             try:
                 detail = await self._one(resource, command, keyring, result)
@@ -136,7 +160,7 @@ class Actor:
                     return f"{client_id} was already gone ({why})"
                 return f"deleted {client_id} ({why})"
             case GenerateKey(kid=kid):
-                keyring[kid] = await self.new_key(kid)
+                keyring[kid] = await result.keys.pop(kid)
                 return f"generated key {kid}"
             case ReplaceJwks(client_id=client_id, kids=kids, why=why):
                 target = self._client_id(client_id, result)
@@ -195,7 +219,10 @@ def secret_manifest(
         "metadata": {
             "name": name,
             "namespace": resource.namespace,
-            "labels": {OWNER_LABEL: resource.name, "app.kubernetes.io/managed-by": "fjord"},
+            "labels": {
+                OWNER_LABEL: resource.name,
+                "app.kubernetes.io/managed-by": MANAGED_BY_VALUE,
+            },
             "annotations": {HASH_ANNOTATION: digest},
             "ownerReferences": [
                 {

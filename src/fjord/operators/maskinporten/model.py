@@ -15,6 +15,7 @@ from fjord.maskinporten.secret_format import MaskinportenSettings
 ROTATE_ANNOTATION: Final = "fjord.dev/rotate"
 OWNER_LABEL: Final = "fjord.dev/maskinporten-client"  # on the Secret: the CR's name
 HASH_ANNOTATION: Final = "fjord.dev/maskinporten-hash"  # on the Secret: hash of what we wrote
+MANAGED_BY_VALUE: Final = "fjord"  # the app.kubernetes.io/managed-by label of our Secrets
 DAY: Final = 24 * 3600.0
 YEAR: Final = 365 * DAY
 

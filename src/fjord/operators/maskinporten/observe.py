@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from fjord.kube import Kube
 from fjord.maskinporten.admin import SelfServiceClient
 from fjord.maskinporten.errors import AdminNotFoundError, SettingsError
 from fjord.maskinporten.registration import RegisteredClient
 from fjord.maskinporten.secret_format import ENV_KEYS, SETTINGS_JSON, MaskinportenSettings
+from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.maskinporten.model import (
     ROTATE_ANNOTATION,
     DigdirClient,
@@ -95,7 +95,9 @@ def secret_state(secret: Mapping[str, Any] | None, name: str, owner_uid: str) ->
     )
 
 
-async def observe_secret(kube: Kube, namespace: str, name: str, owner_uid: str) -> SecretState:
+async def observe_secret(
+    kube: CountingKube, namespace: str, name: str, owner_uid: str
+) -> SecretState:
     return secret_state(await kube.get("v1", "Secret", name, namespace), name, owner_uid)
 
 

@@ -31,6 +31,7 @@ from fjord.operators.maskinporten.model import (
     UpdateClient,
     WriteSecret,
 )
+from fjord.spec.infra import MaskinportenClientReason
 
 MIN_REQUEUE = 1.0
 # Fields compared for drift: what the operator decides. Lifetimes etc. are left to Digdir.
@@ -70,7 +71,7 @@ def plan(observed: Observed, policy: KeyPolicy) -> Plan:
             commands=(),
             outcome=Outcome(
                 "False",
-                "SecretOwnedElsewhere",
+                MaskinportenClientReason.SECRET_OWNED_ELSEWHERE,
                 f"Secret {secret.name} is controlled by {secret.foreign_owner}; choose another "
                 "spec.secretName or remove that Secret",
             ),
@@ -290,7 +291,11 @@ def plan_deletion(observed: Observed) -> Plan:
         commands.extend(_clear(observed.old_secret, "resource deleted"))
     return Plan(
         commands=tuple(commands),
-        outcome=Outcome("False", "Deleting", "deleting the client in Digdir and the Secret"),
+        outcome=Outcome(
+            "False",
+            MaskinportenClientReason.DELETING,
+            "deleting the client in Digdir and the Secret",
+        ),
         client_id=None,
         key_ids=(),
         next_rotation=None,
@@ -299,4 +304,8 @@ def plan_deletion(observed: Observed) -> Plan:
 
 
 def _ready() -> Outcome:
-    return Outcome("True", "Synced", "the client, its keys and the Secret match the spec")
+    return Outcome(
+        "True",
+        MaskinportenClientReason.SYNCED,
+        "the client, its keys and the Secret match the spec",
+    )

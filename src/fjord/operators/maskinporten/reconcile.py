@@ -10,6 +10,7 @@ the retry.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fjord.errors import FjordError
-from fjord.kube import Kube, KubeError
+from fjord.kube import KubeError
 from fjord.maskinporten.admin import SelfServiceClient
 from fjord.maskinporten.errors import (
     AdminApiError,
@@ -27,8 +28,9 @@ from fjord.maskinporten.errors import (
     UnavailableError,
 )
 from fjord.operators.common import events
-from fjord.operators.common.conditions import find, summarize, timestamp
-from fjord.operators.common.errors import PermanentError, TransientError, scrub
+from fjord.operators.common.conditions import find
+from fjord.operators.common.errors import PermanentError, TransientError
+from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.common.result import Result
 from fjord.operators.maskinporten.act import Action, Actor
 from fjord.operators.maskinporten.model import KeyPolicy, Observed
@@ -39,21 +41,33 @@ from fjord.operators.maskinporten.observe import (
     resource_from_body,
 )
 from fjord.operators.maskinporten.plan import identity, plan
-from fjord.spec.infra import API_VERSION, MaskinportenClientSpec
+from fjord.operators.maskinporten.status import (
+    Failure,
+    Report,
+    Verdict,
+    failed,
+    status_patch,
+)
+from fjord.spec.infra import (
+    API_VERSION,
+    READY,
+    MaskinportenClientEventReason,
+    MaskinportenClientReason,
+    MaskinportenClientSpec,
+)
 
 FINALIZER = "fjord.dev/maskinporten"
 CONTROLLER = "fjord.dev/maskinporten-operator"
-MAX_ACTIONS = 10
 # The Event reason for each command that ran: what happened, in the past tense.
 EVENT_REASONS = {
-    "CreateClient": "ClientCreated",
-    "UpdateClient": "ClientUpdated",
-    "DeleteClient": "ClientDeleted",
-    "GenerateKey": "KeyGenerated",
-    "ReplaceJwks": "KeysRegistered",
-    "WriteSecret": "SecretWritten",
-    "DeleteSecret": "SecretDeleted",
-    "ClearSecret": "SecretCleared",
+    "CreateClient": MaskinportenClientEventReason.CLIENT_CREATED,
+    "UpdateClient": MaskinportenClientEventReason.CLIENT_UPDATED,
+    "DeleteClient": MaskinportenClientEventReason.CLIENT_DELETED,
+    "GenerateKey": MaskinportenClientEventReason.KEY_GENERATED,
+    "ReplaceJwks": MaskinportenClientEventReason.KEYS_REGISTERED,
+    "WriteSecret": MaskinportenClientEventReason.SECRET_WRITTEN,
+    "DeleteSecret": MaskinportenClientEventReason.SECRET_DELETED,
+    "ClearSecret": MaskinportenClientEventReason.SECRET_CLEARED,
 }
 
 
@@ -64,13 +78,6 @@ class Memory:
     last_create_attempt: float = -1e18
 
 
-@dataclass(frozen=True)
-class Failure:
-    transient: bool
-    reason: str
-    message: str
-
-
 def classify(exc: BaseException, where: str) -> Failure:
     """Transient (retry soon, keep credentials) or stalled (needs a change by someone)."""
     if isinstance(exc, AdminValidationError):
@@ -78,26 +85,34 @@ def classify(exc: BaseException, where: str) -> Failure:
         detail = exc.description + (f" ({fields})" if fields else "")
         return Failure(
             False,
-            "DigdirRejected",
+            MaskinportenClientReason.DIGDIR_REJECTED,
             f"Digdir refused {where}: {detail}. Fix spec.scopes (the org needs access to every "
             "scope); the operator retries on every change and periodically",
         )
     if isinstance(exc, AdminAuthError):
         return Failure(
             False,
-            "SupplierNotAuthorized",
+            MaskinportenClientReason.SUPPLIER_NOT_AUTHORIZED,
             f"Digdir refused the supplier client on {where} (HTTP {exc.status}: "
             f"{exc.description}); check the supplier's idporten:dcr.* scopes and its orgnr",
         )
     if isinstance(exc, UnavailableError):
-        return Failure(True, "DigdirUnavailable", f"Digdir unavailable during {where}: {exc}")
+        return Failure(
+            True,
+            MaskinportenClientReason.DIGDIR_UNAVAILABLE,
+            f"Digdir unavailable during {where}: {exc}",
+        )
     if isinstance(exc, AdminApiError):
-        return Failure(True, "DigdirError", f"Digdir failed {where}: {exc}")
+        return Failure(True, MaskinportenClientReason.DIGDIR_ERROR, f"Digdir failed {where}: {exc}")
     if isinstance(exc, KubeError):
-        return Failure(True, "KubernetesError", f"Kubernetes refused {where}: {exc}")
+        return Failure(
+            True, MaskinportenClientReason.KUBERNETES_ERROR, f"Kubernetes refused {where}: {exc}"
+        )
     if isinstance(exc, FjordError | OSError):
-        return Failure(True, "Error", f"{where}: {exc}")
-    return Failure(True, "InternalError", f"{where}: {type(exc).__name__}: {exc}")
+        return Failure(True, MaskinportenClientReason.ERROR, f"{where}: {exc}")
+    return Failure(
+        True, MaskinportenClientReason.INTERNAL_ERROR, f"{where}: {type(exc).__name__}: {exc}"
+    )
 
 
 @dataclass
@@ -105,7 +120,7 @@ class Reconciler:
     """Shared by every object: one admin client (one cached supplier token), one listing."""
 
     api: SelfServiceClient
-    kube: Kube
+    kube: CountingKube
     listing: ClientListing
     actor: Actor
     policy: KeyPolicy
@@ -147,40 +162,53 @@ class Reconciler:
                 return Result(requeue_after=None, writes=writes + 1)
         except Exception as exc:
             failure = classify(exc, _where(step, actions))
-            await self._write_status(body, _failed(body, failure, attempts + 1), actions, {})
+            # The Warning goes first: whoever sees the condition can find the Event too.
             await self._warn_once(body, failure)
+            await self._write_status(body, failed(body, failure, attempts + 1), actions, None)
             if failure.transient:
                 raise TransientError(failure.message, reason=failure.reason) from exc
             raise PermanentError(failure.message, reason=failure.reason) from exc
-        fields: dict[str, Any] = {
-            "clientId": plan_.client_id or outcome.client_id,
-            "authority": self.authority,
-            "keyIds": list(plan_.key_ids),
-            "secretName": resource.secret_name,
-            "rotationRequest": plan_.rotation_request,
-            "nextRotation": _time(plan_.next_rotation),
-        }
+        report = Report(
+            client_id=plan_.client_id or outcome.client_id,
+            authority=self.authority,
+            key_ids=plan_.key_ids,
+            secret_name=resource.secret_name,
+            rotation_request=plan_.rotation_request,
+            next_rotation=plan_.next_rotation,
+        )
         o = plan_.outcome
         verdict = Verdict(o.status == "True", o.reason, o.message, stalled=plan_.stalled)
-        writes += await self._write_status(body, verdict, actions, fields)
+        writes += await self._write_status(body, verdict, actions, report)
         return Result(requeue_after=plan_.requeue_after, writes=writes)
 
     async def _announce(self, body: Mapping[str, Any], actions: list[Action]) -> None:
-        """One Normal Event per command that changed something in Digdir or the cluster."""
-        for action in actions:
-            if action.result == "ok":
-                reason = EVENT_REASONS.get(action.action, action.action)
-                await events.post(
-                    self.kube, body, events.NORMAL, reason, action.detail, controller=CONTROLLER
+        """One Normal Event per command that changed something in Digdir or the cluster.
+
+        Posted concurrently: a new client's four Events would otherwise be four round trips
+        in a row on every first reconcile (their eventTime is set in command order all the same).
+        """
+        await asyncio.gather(
+            *(
+                events.post(
+                    self.kube.kube,
+                    body,
+                    events.NORMAL,
+                    EVENT_REASONS.get(action.action, action.action),
+                    action.detail,
+                    controller=CONTROLLER,
                 )
+                for action in actions
+                if action.result == "ok"
+            )
+        )
 
     async def _warn_once(self, body: Mapping[str, Any], failure: Failure) -> None:
         """A Warning when the failure is new; retries of the same failure only update status."""
-        ready = find((body.get("status") or {}).get("conditions") or [], "Ready") or {}
+        ready = find((body.get("status") or {}).get("conditions") or [], READY) or {}
         if ready.get("reason") == failure.reason:
             return
         await events.post(
-            self.kube,
+            self.kube.kube,
             body,
             events.WARNING,
             failure.reason,
@@ -275,31 +303,15 @@ class Reconciler:
         body: Mapping[str, Any],
         verdict: Verdict,
         actions: list[Action],
-        fields: Mapping[str, Any],
+        report: Report | None,
     ) -> int:
         """Merge-patch ``status``; skipped (0 writes) when nothing would change."""
         meta = body.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return 0  # the object is going away; its status no longer matters
-        current = body.get("status") or {}
-        generation = int(meta.get("generation") or 0)
-        conditions = summarize(
-            current.get("conditions") or [],
-            ready=verdict.ready,
-            reason=verdict.reason,
-            message=scrub(verdict.message),
-            reconciling=verdict.reconciling,
-            stalled=verdict.stalled,
-            degraded=verdict.degraded,
-            generation=generation,
-            now=datetime.now(UTC),
-        )
-        patch: dict[str, Any] = {"observedGeneration": generation, "conditions": conditions}
-        patch.update(fields)
-        if actions:
-            history = [a.as_status() for a in reversed(actions)]
-            patch["lastActions"] = (history + list(current.get("lastActions") or []))[:MAX_ACTIONS]
-        if all(current.get(k) == v for k, v in patch.items()):
+        history = [a.as_status() for a in actions]
+        patch = status_patch(body, verdict, history, report, now=datetime.now(UTC))
+        if patch is None:
             return 0
         try:
             await self.kube.patch(
@@ -317,42 +329,10 @@ class Reconciler:
         return 1
 
 
-@dataclass(frozen=True)
-class Verdict:
-    ready: bool
-    reason: str
-    message: str
-    reconciling: bool = False
-    stalled: bool = False
-    degraded: bool = False
-
-
 def _mark_create(memory: Memory, listing: ClientListing) -> None:
     memory.last_create_attempt = listing.now()
 
 
 def _where(step: str, actions: list[Action]) -> str:
-    failed = next((a for a in actions if a.result == "failed"), None)
-    return failed.action if failed is not None else step
-
-
-def _failed(body: Mapping[str, Any], failure: Failure, attempt: int) -> Verdict:
-    status = body.get("status") or {}
-    meta = body.get("metadata") or {}
-    ready = find(status.get("conditions") or [], "Ready")
-    # The Secret written for this generation keeps working while Digdir hiccups: stay Ready.
-    still_ready = (
-        ready is not None
-        and ready.get("status") == "True"
-        and status.get("observedGeneration") == meta.get("generation")
-    )
-    if failure.transient:
-        message = f"{failure.message} (attempt {attempt}; retrying with backoff)"
-        if still_ready:
-            message = "the Secret still works; " + message
-        return Verdict(still_ready, failure.reason, message, reconciling=True, degraded=True)
-    return Verdict(False, failure.reason, failure.message, stalled=True)
-
-
-def _time(ts: float | None) -> str | None:
-    return timestamp(datetime.fromtimestamp(ts, UTC)) if ts is not None else None
+    broken = next((a for a in actions if a.result == "failed"), None)
+    return broken.action if broken is not None else step

@@ -22,7 +22,6 @@ import structlog
 
 from fjord.kube import Kube, KubeError
 from fjord.operators.common.runner import OperatorContext
-from fjord.operators.credentials.handlers import _incluster, _kubeconfig
 from fjord.operators.workloads.health import NOT_READY, PodFailure, pod_failure
 
 NAME = "workloads"
@@ -103,9 +102,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     @kopf.on.startup(registry=registry)
     async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.watching.label_selectors["v1", "pods"] = ORG_LABEL
-        kube = (
-            await Kube.connect(_kubeconfig(context)) if context.kubeconfig else await _incluster()
-        )
+        kube = await Kube.connect(context.kubeconfig)
         sessions.append(kube)
         if events_url:
             reporters.append(Reporter(kube, events_url))

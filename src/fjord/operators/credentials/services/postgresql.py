@@ -40,6 +40,7 @@ from fjord.operators.credentials.admin import AdminSource, Endpoint
 from fjord.operators.credentials.request import POSTGRESQL, ServiceRequest
 from fjord.operators.credentials.scram import verifier
 from fjord.operators.credentials.services.base import Issued
+from fjord.spec.infra import AppCredentialsReason
 
 T = TypeVar("T")
 TIMEOUT = 10.0
@@ -68,21 +69,23 @@ def _classify(exc: BaseException, what: str, endpoint: Endpoint | None = None) -
     if isinstance(exc, TimeoutError | PoolTimeout):
         return TransientError(
             f"{where} did not answer in time ({what}): down, overloaded or unreachable; {RETRYING}",
-            reason="PostgreSQLTimeout",
+            reason=AppCredentialsReason.POSTGRESQL_TIMEOUT,
         )
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return PermanentError(
             f"{what}: {exc}; the admin role in postgresql-url needs CREATEROLE and CREATEDB",
-            reason="PostgreSQLPrivileges",
+            reason=AppCredentialsReason.POSTGRESQL_PRIVILEGES,
         )
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return TransientError(
             f"{where} is unavailable ({what}): {detail}; {RETRYING}",
-            reason="PostgreSQLUnavailable",
+            reason=AppCredentialsReason.POSTGRESQL_UNAVAILABLE,
         )
     if isinstance(exc, psycopg.Error):
-        return TransientError(f"{where} error ({what}): {exc}", reason="PostgreSQLError")
+        return TransientError(
+            f"{where} error ({what}): {exc}", reason=AppCredentialsReason.POSTGRESQL_ERROR
+        )
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
@@ -100,7 +103,8 @@ class PostgreSQLHandler:
         settings = await self._admin.get()
         if settings.postgresql is None:
             raise PermanentError(
-                "the admin Secret has no postgresql-url", reason="PostgreSQLNotConfigured"
+                "the admin Secret has no postgresql-url",
+                reason=AppCredentialsReason.POSTGRESQL_NOT_CONFIGURED,
             )
         return settings.postgresql
 

@@ -23,6 +23,7 @@ from fjord.operators.credentials import naming
 from fjord.operators.credentials.admin import AdminSource, Endpoint
 from fjord.operators.credentials.request import REDIS, ServiceRequest
 from fjord.operators.credentials.services.base import Issued
+from fjord.spec.infra import AppCredentialsReason
 
 T = TypeVar("T")
 TIMEOUT = 10.0
@@ -44,21 +45,24 @@ def _classify(exc: Exception, what: str, endpoint: Endpoint | None = None) -> Ex
     if isinstance(exc, TimeoutError | redis_errors.TimeoutError):
         return TransientError(
             f"{where} did not answer in time ({what}): down, overloaded or unreachable; {RETRYING}",
-            reason="RedisTimeout",
+            reason=AppCredentialsReason.REDIS_TIMEOUT,
         )
     # Before ConnectionError: redis-py's AuthenticationError is one.
     if isinstance(exc, redis_errors.NoPermissionError | redis_errors.AuthenticationError):
         return PermanentError(
             f"{what}: {exc}; check the user and password in redis-url (it needs ACL and CLIENT)",
-            reason="RedisPrivileges",
+            reason=AppCredentialsReason.REDIS_PRIVILEGES,
         )
     if isinstance(exc, redis_errors.ConnectionError | OSError):
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return TransientError(
-            f"{where} is unavailable ({what}): {detail}; {RETRYING}", reason="RedisUnavailable"
+            f"{where} is unavailable ({what}): {detail}; {RETRYING}",
+            reason=AppCredentialsReason.REDIS_UNAVAILABLE,
         )
     if isinstance(exc, redis_errors.ResponseError):
-        return PermanentError(f"Redis refused {what}: {exc}", reason="RedisRejected")
+        return PermanentError(
+            f"Redis refused {what}: {exc}", reason=AppCredentialsReason.REDIS_REJECTED
+        )
     return exc
 
 
@@ -73,7 +77,10 @@ class RedisHandler:
     async def _endpoint(self) -> Endpoint:
         settings = await self._admin.get()
         if settings.redis is None:
-            raise PermanentError("the admin Secret has no redis-url", reason="RedisNotConfigured")
+            raise PermanentError(
+                "the admin Secret has no redis-url",
+                reason=AppCredentialsReason.REDIS_NOT_CONFIGURED,
+            )
         return settings.redis
 
     async def _run(self, what: str, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
