@@ -23,6 +23,7 @@ The settings come from ``../shared/reference/real-nodes.md``: containerd 1.6 wit
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -49,7 +50,6 @@ CONTAINER_LOGS = Path("/var/log/containers")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # kubelet and kube-proxy among a cluster's processes: stopped first, in this order, by teardown.
 NODE_PROCESSES = ("kube-proxy", "kubelet", "containerd")
-_SOCKET_LIMIT = 100  # sun_path is 108 bytes; containerd adds ".ttrpc"
 
 Progress = Callable[[str], None]
 
@@ -97,8 +97,15 @@ class NodeLayout:
         return f"fjord-{self.cluster}"
 
     @property
+    def short(self) -> Path:
+        """A short link to ``root``: Unix socket paths (kubelet's, containerd's) must stay under
+        108 bytes, and a state directory can be deep (a test's tmp path)."""
+        digest = hashlib.sha256(str(self.cluster_dir).encode()).hexdigest()[:10]
+        return hostledger.LEDGER / "n" / digest
+
+    @property
     def containerd_socket(self) -> Path:
-        return self.root / "containerd.sock"
+        return self.short / "containerd.sock"
 
     @property
     def containerd_root(self) -> Path:
@@ -322,24 +329,22 @@ class NodeStart:
     registry_auth: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def _check_socket_path(layout: NodeLayout) -> None:
-    if len(str(layout.containerd_socket)) > _SOCKET_LIMIT:
-        raise NodeError(
-            f"the state directory {layout.cluster_dir} is too long for containerd's socket "
-            f"({len(str(layout.containerd_socket))} > {_SOCKET_LIMIT} characters)",
-            "use a shorter --state-dir",
-        )
+def _link_short(layout: NodeLayout) -> None:
+    layout.short.parent.mkdir(parents=True, exist_ok=True)
+    if layout.short.is_symlink() or layout.short.exists():
+        layout.short.unlink()
+    layout.short.symlink_to(layout.root, target_is_directory=True)
 
 
 def start(run: NodeStart) -> dict[str, Any]:
     """Start the node's parts in order; returns what the cluster's state records about it."""
     layout = run.layout
     required_programs()
-    _check_socket_path(layout)
     slot = hostledger.claim(layout.cluster_dir)
     info: dict[str, Any] = {"name": layout.name, "slot": slot.number, "address": slot.gateway}
     for directory in (layout.root, layout.cni_conf_dir, layout.registry_hosts, layout.pod_logs):
         directory.mkdir(parents=True, exist_ok=True)
+    _link_short(layout)
     _make_cgroups(layout.cgroup)
     _make_bridge(slot)
     (layout.cni_conf_dir / "10-fjord.conflist").write_text(
@@ -376,7 +381,7 @@ def start(run: NodeStart) -> dict[str, Any]:
             str(run.node_bins / "kubelet"),
             f"--config={kubelet_yaml}",
             f"--kubeconfig={run.kubeconfig}",
-            f"--root-dir={layout.kubelet_root}",
+            f"--root-dir={layout.short / layout.kubelet_root.name}",
             f"--cert-dir={layout.root / 'kubelet-pki'}",
             f"--hostname-override={layout.name}",
             f"--node-ip={slot.gateway}",
@@ -496,6 +501,8 @@ def teardown(
     _unmount_under(layout.root)
     _remove_cgroups(layout.cgroup)
     _remove_log_links(layout.pod_logs)
+    if layout.short.is_symlink():
+        layout.short.unlink()
     slot = hostledger.held_slot(layout.cluster_dir)
     if slot is not None and hostledger.link_exists(slot.bridge):
         _ip("link", "del", slot.bridge)
