@@ -41,9 +41,19 @@ FJORD_SOURCE = Path(__file__).resolve().parents[1]
 BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3",)
 PYTHON_SITE = "usr/local/lib/python3.11/dist-packages"  # on Debian bookworm's sys.path
-LIBRARIES = ("httpx2", "cryptography", "PyJWT", "jwcrypto", "pydantic", "psycopg", "redis")
+# async-timeout: redis needs it on Python < 3.11.3 (bookworm has 3.11.2), fjord's venv may not.
+LIBRARIES = (
+    "httpx2",
+    "cryptography",
+    "PyJWT",
+    "jwcrypto",
+    "pydantic",
+    "psycopg",
+    "redis",
+    "async-timeout",
+)
 # fjord modules the service imports (the token client and what it needs), nothing more.
-FJORD_MODULES = ("__init__.py", "errors.py", "maskinporten")
+FJORD_MODULES = ("__init__.py", "errors.py", "retry.py", "maskinporten")
 _SKIPPED_FJORD = ("emulator",)  # the emulator needs FastAPI; apps never load it
 
 
