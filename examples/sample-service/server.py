@@ -138,14 +138,19 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     threading.Thread(target=_loop.run_forever, daemon=True).start()
-    try:
-        print(json.dumps(report()), flush=True)  # the start-up check
-    except Exception as exc:
-        print(f"start-up check failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     port = int(os.environ.get("PORT", "8080"))
+    # Listen first: the probes get an answer (503 until ready) while the start-up check runs.
     server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104 (inside its Pod)
     print(f"serving on :{port}", flush=True)
+    threading.Thread(target=_startup_check, daemon=True).start()
     server.serve_forever()
+
+
+def _startup_check() -> None:
+    try:
+        print(json.dumps(report()), flush=True)
+    except Exception as exc:
+        print(f"start-up check failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ NAME = "workloads"
 APP_LABEL = "app.kubernetes.io/name"
 ORG_LABEL = "fjord.dev/org"
 KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
-READINESS_FAILURES = 5  # probe failures in a row before readiness counts as failing
+# Probe failures before readiness counts as never passing (about a minute at a 5 s period): a
+# slow start on a loaded machine is not a failure.
+READINESS_FAILURES = 12
 
 log = structlog.get_logger("fjord.operators.workloads")
 
