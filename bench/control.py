@@ -37,7 +37,7 @@ import httpx2
 import psycopg
 from sqlalchemy import create_engine, insert
 
-from fjord.api.client import FjordClient
+from fjord.api.client import ClientError, FjordClient
 from fjord.api.server import bind_loopback
 from fjord.control import (
     ControlPlane,
@@ -63,6 +63,7 @@ from fjord.control.models import (
     TimelineEntry,
 )
 from fjord.control.tokens import create_token
+from fjord.control.views import DeploymentView
 from fjord.control.worker import drain
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
@@ -442,26 +443,15 @@ async def pipeline_setup(
     return env, token
 
 
+SETTLED = ("progressing", "ready", "failed", "superseded")
+
+
 async def rotate_and_wait(
-    client: httpx2.AsyncClient, app: str, key: str | None = None, timeout: float = 300
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"environment": "tt02", "reason": "bench"}
-    if key:
-        body["idempotency_key"] = key
-    response = await client.post(f"/api/apps/ttd/{app}/rotations", json=body)
-    assert response.status_code == 202, response.text
-    deployment_id = response.json()["id"]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found: dict[str, Any] = (await client.get(f"/api/deployments/{deployment_id}")).json()
-        except httpx2.TransportError:
-            found = {"state": "unknown"}
-        if found["state"] in ("progressing", "ready", "failed", "superseded"):
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"deployment {deployment_id} is still {found['state']}")
-        await asyncio.sleep(0.05)
+    api: FjordClient, app: str, key: str | None = None, timeout: float = 300
+) -> DeploymentView:
+    """A rotation (new config version, so a new digest), followed until it is published."""
+    requested = await api.rotate(f"ttd/{app}", "tt02", reason="bench", idempotency_key=key)
+    return await api.wait_deployment(requested.id, until=SETTLED, timeout=timeout, interval=0.05)
 
 
 async def throughput(
@@ -471,13 +461,12 @@ async def throughput(
     env, token = await pipeline_setup(server, work, f"pipe{replicas}", apps, lease)
     logs = work / f"pipe{replicas}.log"
     started = [spawn_replica(env, logs) for _ in range(replicas)]
-    headers = {"Authorization": f"Bearer {token}"}
-    clients = [httpx2.AsyncClient(base_url=url, headers=headers, timeout=60) for _, url in started]
+    clients = [FjordClient.remote(url, token, timeout=60) for _, url in started]
     try:
 
         async def one_app(i: int) -> list[str]:
-            client = clients[i % len(clients)]
-            return [(await rotate_and_wait(client, f"app{i}"))["state"] for _ in range(rounds)]
+            api = clients[i % len(clients)]
+            return [(await rotate_and_wait(api, f"app{i}")).state for _ in range(rounds)]
 
         start = time.perf_counter()
         outcomes = await asyncio.gather(*(one_app(i) for i in range(apps)))
@@ -505,7 +494,6 @@ async def takeover(server: LocalPostgres, work: Path, kills: int, lease: float) 
     env[faults.VARIABLE] = str(plans)
     logs = work / "takeover.log"
     members = [spawn_replica(env, logs) for _ in range(2)]
-    headers = {"Authorization": f"Bearer {token}"}
     resumed_after: list[float] = []
     finished_after: list[float] = []
     points = ["pushing", "sync-root", "tagging", "building", "placing", "receivers"]
@@ -515,17 +503,14 @@ async def takeover(server: LocalPostgres, work: Path, kills: int, lease: float) 
             members = [m if m[0].poll() is None else spawn_replica(env, logs) for m in members]
             key = f"kill-{i}"
             (plans / key).write_text(f"{points[i % len(points)]}:started")
-            async with httpx2.AsyncClient(
-                base_url=members[i % 2][1], headers=headers, timeout=60
-            ) as client:
-                done = await _rotate_through_kill(client, members, key)
+            async with FjordClient.remote(members[i % 2][1], token, timeout=60) as api:
+                requested = await api.rotate("ttd/app0", "tt02", reason=key, idempotency_key=key)
+            done = await _through_kill(members, token, requested.id)
             killed_at = (plans / f"{key}.fired").stat().st_ctime  # the rename, just before SIGKILL
-            resumed = next(t for t in done["timeline"] if t["reason"] == "resumed")
-            resumed_at = dt.datetime.fromisoformat(resumed["at"]).timestamp()
-            finished_at = dt.datetime.fromisoformat(done["updated_at"]).timestamp()
-            assert done["state"] == "progressing", done["reason"]
-            resumed_after.append(resumed_at - killed_at)
-            finished_after.append(finished_at - killed_at)
+            resumed = next(t for t in done.timeline if t.reason == "resumed")
+            assert done.state == "progressing", done.reason
+            resumed_after.append(resumed.at.timestamp() - killed_at)
+            finished_after.append(done.updated_at.timestamp() - killed_at)
     finally:
         stop_replicas([p for p, _ in members])
     return {
@@ -542,29 +527,20 @@ async def takeover(server: LocalPostgres, work: Path, kills: int, lease: float) 
     }
 
 
-async def _rotate_through_kill(
-    client: httpx2.AsyncClient,
-    members: list[tuple[subprocess.Popen[bytes], str]],
-    key: str,
-) -> dict[str, Any]:
-    body = {"environment": "tt02", "reason": key, "idempotency_key": key}
-    response = await client.post("/api/apps/ttd/app0/rotations", json=body)
-    assert response.status_code == 202, response.text
-    deployment_id = response.json()["id"]
+async def _through_kill(
+    members: list[tuple[subprocess.Popen[bytes], str]], token: str, deployment_id: int
+) -> DeploymentView:
+    """Poll whichever replica is alive until the deployment is published."""
     while True:
         for process, url in members:
             if process.poll() is not None:
                 continue
-            async with httpx2.AsyncClient(
-                base_url=url, headers=dict(client.headers), timeout=10
-            ) as other:
-                try:
-                    found: dict[str, Any] = (
-                        await other.get(f"/api/deployments/{deployment_id}")
-                    ).json()
-                except httpx2.TransportError:
-                    continue
-            if found["state"] in ("progressing", "ready", "failed", "superseded"):
+            try:
+                async with FjordClient.remote(url, token, timeout=10) as api:
+                    found = await api.get_deployment(deployment_id)
+            except ClientError:
+                continue
+            if found.state in SETTLED:
                 return found
             break
         await asyncio.sleep(0.05)

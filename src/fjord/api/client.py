@@ -41,7 +41,7 @@ from fjord.errors import FjordError
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT = 600.0  # a deploy answers after building and publishing the release
+DEFAULT_TIMEOUT = 600.0  # generous: a change is queued at once, but an upload can be large
 # Where following a deployment stops: final, or waiting for a person.
 SETTLED = (*states.FINAL, states.AWAITING_APPROVAL)
 
@@ -239,6 +239,19 @@ class FjordClient:
         body = {"environment": environment, "idempotency_key": idempotency_key}
         return await self._change(f"{app_path(name)}/deployments", body)
 
+    async def rotate(
+        self,
+        name: str,
+        environment: str,
+        *,
+        reason: str = "rotate credentials",
+        idempotency_key: str | None = None,
+    ) -> DeploymentView:
+        """New backing-service credentials: the server raises the environment's rotation
+        counter in a new config version and queues a deploy pinned to it."""
+        body = {"environment": environment, "reason": reason, "idempotency_key": idempotency_key}
+        return await self._change(f"{app_path(name)}/rotations", body)
+
     async def promote(
         self, name: str, to: str, *, idempotency_key: str | None = None
     ) -> DeploymentView:
@@ -261,18 +274,6 @@ class FjordClient:
     ) -> DeploymentView:
         body = {"environment": environment, "idempotency_key": idempotency_key}
         return await self._change(f"{app_path(name)}/undeployments", body)
-
-    async def rotate(
-        self,
-        name: str,
-        environment: str,
-        *,
-        reason: str = "rotate credentials",
-        idempotency_key: str | None = None,
-    ) -> DeploymentView:
-        """New PostgreSQL/Redis credentials: the server raises the rotation and queues a deploy."""
-        body = {"environment": environment, "reason": reason, "idempotency_key": idempotency_key}
-        return await self._change(f"{app_path(name)}/rotations", body)
 
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})

@@ -95,3 +95,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(FjordError, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
+
+    async def too_deep(request: Request, exc: Exception) -> JSONResponse:
+        # json.loads recurses per nesting level: a small body of "[[[[…" exhausts the stack.
+        body = error_body("the request body nests too deeply", "send flatter JSON")
+        return JSONResponse(body, status_code=400)
+
+    app.add_exception_handler(RecursionError, too_deep)

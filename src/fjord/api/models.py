@@ -88,7 +88,10 @@ class RollbackRequest(RequestBody):
 class RotateRequest(RequestBody):
     environment: str
     reason: str = Field(
-        default="rotate credentials", min_length=1, description="why (audited, kept with config)"
+        default="rotate credentials",
+        min_length=1,
+        max_length=1000,
+        description="why (audited, kept with config)",
     )
     idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 

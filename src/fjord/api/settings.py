@@ -18,8 +18,8 @@ class ApiSettings:
     local_actor: str | None = None
     # How often unfinished deployments are checked against their deadline.
     sweep_seconds: float = 2.0
-    # Larger request bodies get 413 on every route (``limits.BodySizeLimit``).
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Run this replica's deployment worker (claims queued work, continues work of replicas that
     # stopped). The in-process CLI runs its own and drains it before it exits.
     run_worker: bool = True
+    # Larger request bodies get 413 on every route (``limits.BodySizeLimit``).
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

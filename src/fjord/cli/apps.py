@@ -14,6 +14,8 @@ from fjord.api.client import ApiError, FjordClient
 from fjord.cli.client import EXIT_INVALID, ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out, when
 from fjord.control.views import ConfigVersionView
+from fjord.spec.yamlsource import SPEC_LIMITS
+from fjord.yamllimits import YamlLimitError, read_bounded, safe_load_bounded
 
 app_app = typer.Typer(
     help="Apps fjord deploys (org/app + where the source is).", no_args_is_help=True
@@ -83,9 +85,14 @@ ExpectedVersionOption = typer.Option(
 
 def _read_values(file: Path) -> dict[str, Any]:
     try:
-        values = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise fail(f"{file}: {exc}", EXIT_INVALID) from exc
+        data = read_bounded(file, SPEC_LIMITS.max_bytes)
+        values = safe_load_bounded(data, str(file), SPEC_LIMITS) or {}
+    except YamlLimitError as exc:
+        raise fail(exc, EXIT_INVALID) from exc
+    except OSError as exc:
+        raise fail(f"{file}: cannot read: {exc.strerror}", EXIT_INVALID) from exc
+    except yaml.YAMLError as exc:
+        raise fail(f"{file}: malformed YAML: {exc}", EXIT_INVALID) from exc
     if not isinstance(values, dict):
         raise fail(f"{file}: expected a mapping with common/environments", EXIT_INVALID)
     return values
@@ -170,7 +177,9 @@ def edit_config(
         err.print(f"{name}: unchanged, nothing written")
         return
     try:
-        values = yaml.safe_load(edited) or {}
+        values = safe_load_bounded(edited, "the edited config", SPEC_LIMITS) or {}
+    except YamlLimitError as exc:
+        raise fail(exc, EXIT_INVALID) from exc
     except yaml.YAMLError as exc:
         raise fail(f"the edited config is not YAML: {exc}", EXIT_INVALID) from exc
     if not isinstance(values, dict):

@@ -16,10 +16,11 @@ from typing import Annotated
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from fjord.api.client import SETTLED, FjordClient
 from fjord.cli.client import EXIT_FAILED, EXIT_TIMEOUT, ServerOption, TokenOption, run
-from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
 from fjord.control import states
 from fjord.control.views import AppStatusView, CellView, DeploymentView
 
@@ -49,7 +50,7 @@ def _cluster_table(deployment: DeploymentView) -> Table:
         colour = {"ready": "green", "failed": "red"}.get(cluster.state, "yellow")
         table.add_row(
             cluster.cluster,
-            f"[{colour}]{cluster.state}[/{colour}]",
+            styled(cluster.state, colour),
             cluster.revision or "",
             cluster.message or "",
         )
@@ -64,8 +65,10 @@ async def _follow(api: FjordClient, deployment: DeploymentView, timeout: float) 
             for entry in deployment.timeline[seen:]:
                 where = f"{entry.cluster}: " if entry.cluster else ""
                 live.console.print(
-                    f"[dim]{entry.at:%H:%M:%S}[/dim] {where}{entry.reason}: {entry.message}",
-                    highlight=False,
+                    line(
+                        styled(f"{entry.at:%H:%M:%S}", "dim"),
+                        f" {where}{entry.reason}: {entry.message}",
+                    )
                 )
             seen = len(deployment.timeline)
             live.update(_cluster_table(deployment))
@@ -82,7 +85,9 @@ def _finish(deployment: DeploymentView, output: Output, waited: bool) -> None:
         emit_json(deployment)
     state = deployment.state
     if state == states.READY:
-        err.print(f"[green]ready[/green]: every cluster runs {_short(deployment.digest)}")
+        err.print(
+            line(styled("ready", "green"), f": every cluster runs {_short(deployment.digest)}")
+        )
         return
     if state == states.AWAITING_APPROVAL:
         err.print(
@@ -108,7 +113,7 @@ def _change(
     timeout: float,
     output: Output,
 ) -> None:
-    """Start a change (one client call), then follow the deployment it started."""
+    """Start a change (one client call; the server queues it), then follow the deployment."""
 
     async def work(api: FjordClient) -> DeploymentView:
         deployment = await start(api)
@@ -165,12 +170,13 @@ def rotate(
     the old ones stay while a ReplicaSet uses them.
     """
 
-    async def rotate_on_server(api: FjordClient) -> DeploymentView:
+    async def rotate_on_the_server(api: FjordClient) -> DeploymentView:
+        # One request: the server raises the counter and queues the deploy pinned to it.
         return await api.rotate(
             name, env, reason=reason, idempotency_key=idempotency_key or uuid.uuid4().hex
         )
 
-    _change(server, token, rotate_on_server, wait=wait, timeout=timeout, output=output)
+    _change(server, token, rotate_on_the_server, wait=wait, timeout=timeout, output=output)
 
 
 def promote(
@@ -298,12 +304,12 @@ def status(
     out.print(table)
 
 
-def _health(cell: CellView | None) -> str:
+def _health(cell: CellView | None) -> Text:
     if cell is None or cell.ready is None:
-        return "–"
+        return line("–")
     if cell.ready:
-        return "[green]ready[/green]"
-    return "[red]failed[/red]" + (f": {cell.message}" if cell.message else "")
+        return styled("ready", "green")
+    return line(styled("failed", "red"), f": {cell.message}" if cell.message else "")
 
 
 def history(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from fjord.control.stores import FluxSource
+from fjord.render.podsecurity import DEPLOYER_SERVICE_ACCOUNT
 
 OCI_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
@@ -30,7 +31,8 @@ WEBHOOK_SECRET = "fjord-webhook"  # noqa: S105 (a Secret's name)
 REGISTRY_SECRET = "fjord-registry"  # noqa: S105 (a Secret's name)
 PROVIDER_NAME = "fjord"
 RECEIVER_NAME = "fjord"
-DEPLOYER = "fjord-deployer"
+# The checks refuse workloads running as it; one name for both.
+DEPLOYER = DEPLOYER_SERVICE_ACCOUNT
 MANAGED_LABEL = "fjord.dev/managed-by"
 ORG_LABEL = "fjord.dev/org"
 APP_LABEL = "fjord.dev/app"

@@ -38,7 +38,7 @@ from fjord.control.models import (
     utcnow,
 )
 from fjord.control.plane import ControlPlane
-from fjord.control.sources import source_revision
+from fjord.control.sources import source_revision, source_url
 from fjord.releases import Release as BuiltRelease
 from fjord.releases import build_release, repack, repository
 from fjord.spec import DynamicConfig
@@ -154,10 +154,11 @@ async def build(plane: ControlPlane, job: Job) -> Outcome:
             f"the source changed after the request: it was {job.source_revision}, now {revision}",
             hint="deploy again to release the current source",
         )
+    source = await asyncio.to_thread(source_url, directory)  # not the path: it is in the digest
     built = await asyncio.to_thread(
         build_release,
         directory,
-        source=job.source,
+        source=source,
         revision=revision,
         platform=plane.settings.platform,
         dynamic=dynamic,

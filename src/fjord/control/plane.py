@@ -69,6 +69,7 @@ class ControlPlane:
         )
         async with db.session() as session:
             await catalog.sync_platform(session, settings.platform)
+            await catalog.audit_pod_security(session, settings.platform)
         return plane
 
     async def close(self) -> None:

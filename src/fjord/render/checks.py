@@ -5,7 +5,9 @@
 * only namespaced kinds from an allow-list, all in the app's namespace (tenant isolation: the
   app's deployer ServiceAccount could not apply anything else anyway, so fail early and clearly);
 * no Secret carries ``data``/``stringData`` (secrets never travel in artifacts);
-* object names are valid and unique; objects and the whole release stay within size bounds.
+* object names are valid and unique; objects and the whole release stay within size bounds;
+* Pod Security (the app's level, restricted by default) and the other escape hatches
+  (``podsecurity``).
 
 Identical objects (the same bytes in several environments) are validated once per call.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from fjord.render.errors import CheckFailure
 from fjord.render.openapi import validator_for
+from fjord.render.podsecurity import DEFAULT_POLICY, Policy, policy_failures
 from fjord.render.yamlout import dump
 from fjord.spec.platform import DEFAULT_KUBERNETES_VERSION
 
@@ -85,7 +88,7 @@ def _schema_failures(obj: dict[str, Any], kubernetes: str) -> list[tuple[str, st
 
 
 def _object_failures(
-    obj: dict[str, Any], text: str, namespace: str, kubernetes: str
+    obj: dict[str, Any], text: str, namespace: str, kubernetes: str, policy: Policy
 ) -> list[tuple[str, str]]:
     """Failures of one object as (field path, message); independent of where it is published."""
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -109,11 +112,16 @@ def _object_failures(
                 failures.append((key, "Secrets must not carry data; operators create them"))
     if len(text) > MAX_OBJECT_BYTES:
         failures.append(("", f"object is {len(text)} bytes, the limit is {MAX_OBJECT_BYTES}"))
-    return failures + _schema_failures(obj, kubernetes)
+    schema = _schema_failures(obj, kubernetes)
+    # Policy rules read fields by name; on an object the schema refuses they could mislead.
+    return failures + (schema or policy_failures(obj, namespace, policy))
 
 
 def check_objects(
-    items: Sequence[Item], namespace: str, kubernetes: str = DEFAULT_KUBERNETES_VERSION
+    items: Sequence[Item],
+    namespace: str,
+    kubernetes: str = DEFAULT_KUBERNETES_VERSION,
+    policy: Policy = DEFAULT_POLICY,
 ) -> list[CheckFailure]:
     """Every reason not to publish ``items`` to clusters running ``kubernetes`` (e.g. "1.36")."""
     failures: list[CheckFailure] = []
@@ -126,7 +134,7 @@ def check_objects(
         described = _describe(obj)
         result = seen_results.get(text)
         if result is None:
-            result = _object_failures(obj, text, namespace, kubernetes)
+            result = _object_failures(obj, text, namespace, kubernetes, policy)
             seen_results[text] = result
         failures.extend(CheckFailure(item.file, described, p, m) for p, m in result)
         out_file = item.file.split(" ", 1)[0]

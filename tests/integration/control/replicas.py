@@ -1,8 +1,10 @@
 """Helpers (not tests): several ``fjord serve`` processes on one PostgreSQL and one data dir,
-each a replica with its own worker, restarted when one dies; an app source per name."""
+each a replica with its own worker, restarted when one dies; an app source per name; calls to
+them through the one API client, answers as JSON (the tests compare raw fields and statuses)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -12,10 +14,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import yaml
 
+from fjord.api.client import ApiError, FjordClient
 from fjord.api.server import bind_loopback
 from fjord.spec import PlatformConfig
 
@@ -37,6 +41,37 @@ def app_source(root: Path, name: str) -> Path:
         spec = target / "fjord.yaml"
         spec.write_text(spec.read_text().replace("app: skjema", f"app: {name}", 1))
     return target
+
+
+class Client:
+    """One replica's API as one token, through :class:`FjordClient`; answers as JSON."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.token = token
+        self.api = FjordClient.remote(url, token, timeout=300.0)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+    async def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        try:
+            response = await self.api.request(method, path, json=body)
+        except ApiError as exc:
+            raise AssertionError(f"{method} {path}: {exc.status} {exc}") from exc
+        assert response.status_code == expect, (response.status_code, response.text)
+        return response.json() if response.content else None
+
+    async def wait_deployment(
+        self, deployment_id: int, states: tuple[str, ...], timeout: float = 240
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found: dict[str, Any] = await self.call("GET", f"/api/deployments/{deployment_id}")
+            if found["state"] in states:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"deployment {deployment_id} still {found['state']}: {found}")
+            await asyncio.sleep(0.2)
 
 
 @dataclass

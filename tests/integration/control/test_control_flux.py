@@ -191,14 +191,14 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     app_admin = FjordClient.remote(server.url, lead_token)
     try:
         promo = await developer.promote(APP, "production")
-        assert promo.state == "queued"  # accepted; a worker runs it up to the gate
-        assert promo.digest == v1["digest"]
+        assert promo.digest == v1["digest"]  # pinned when the request was accepted
         promo = await developer.wait_deployment(promo.id, until=("awaiting_approval",))
+        assert promo.state == "awaiting_approval"
         with pytest.raises(ApiError) as refused:
             await developer.approve(promo.id)
         assert refused.value.status == 403
         approved = await app_admin.approve(promo.id)
-        assert approved.state == "queued"
+        assert approved.state == "queued"  # a worker continues it after the approval step
         assert approved.approved_by == "token:lead"
         approved = await app_admin.wait_deployment(promo.id, until=("progressing", "ready"))
         assert approved.state == "progressing"

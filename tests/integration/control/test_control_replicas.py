@@ -15,19 +15,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import psycopg
 import pytest
-from control_support import make_token
-from replicas import Replicas, app_source, write_platform
+from control_support import fresh_database, make_token
+from replicas import Client, Replicas, app_source, write_platform
 from sqlalchemy import select
 
-from fjord.api.client import ApiError, FjordClient, Unreachable
+from fjord.api.client import ClientError
 from fjord.api.server import bind_loopback
 from fjord.artifact.signing import load_public_key
 from fjord.control import ControlPlane, ControlSettings, Role, faults, pipeline, system_actor
@@ -47,13 +45,8 @@ PHASES = ("before", "started", "during", "ran", "ended")
 
 @pytest.fixture
 def database(postgres: LocalPostgres) -> Iterator[str]:
-    name = f"fjord_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    base = postgres.dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database(postgres) as url:
+        yield url
 
 
 @pytest.fixture
@@ -100,20 +93,10 @@ async def _open_once(settings: ControlSettings) -> None:
     await plane.close()
 
 
-def as_dict(view: Any) -> dict[str, Any]:
-    """A response model as the API's JSON (the assertions compare plain data)."""
-    data: dict[str, Any] = view.model_dump(mode="json")
-    return data
-
-
 @pytest.fixture
-async def admin_token(settings: ControlSettings) -> str:
-    return await make_token(settings, "admin", {"*": Role.platform_admin})
-
-
-@pytest.fixture
-async def clients(admin_token: str, replicas: Replicas) -> AsyncIterator[list[FjordClient]]:
-    made = [FjordClient.remote(url, admin_token) for url in replicas.urls()]
+async def clients(settings: ControlSettings, replicas: Replicas) -> AsyncIterator[list[Client]]:
+    token = await make_token(settings, "admin", {"*": Role.platform_admin})
+    made = [Client(url, token) for url in replicas.urls()]
     yield made
     for client in made:
         await client.aclose()
@@ -128,10 +111,8 @@ async def register(settings: ControlSettings, root: Path, *names: str) -> None:
         await plane.close()
 
 
-async def wait_final(
-    client: FjordClient, deployment_id: int, timeout: float = 120
-) -> dict[str, Any]:
-    return as_dict(await client.wait_deployment(deployment_id, until=FINAL, timeout=timeout))
+async def wait_final(client: Client, deployment_id: int, timeout: float = 120) -> dict[str, Any]:
+    return await client.wait_deployment(deployment_id, FINAL, timeout)
 
 
 async def assert_tag_whole(settings: ControlSettings, app: str, digest: str) -> None:
@@ -173,7 +154,7 @@ def ran_in_order(deployments: list[dict[str, Any]]) -> None:
 
 
 async def test_20_concurrent_requests_over_two_replicas_run_in_order_and_the_last_wins(
-    tmp_path: Path, settings: ControlSettings, clients: list[FjordClient]
+    tmp_path: Path, settings: ControlSettings, clients: list[Client]
 ) -> None:
     await register(settings, tmp_path, "skjema")
     a, b = clients
@@ -181,22 +162,24 @@ async def test_20_concurrent_requests_over_two_replicas_run_in_order_and_the_las
     async def request(i: int) -> dict[str, Any]:
         client = (a, b)[i % 2]
         if i % 3 == 0:  # a rotation: a new config version, pinned, and a deploy
-            return as_dict(await client.rotate("ttd/skjema", "tt02", reason=f"burst {i}"))
-        return as_dict(await client.deploy("ttd/skjema", "tt02"))
+            body = {"environment": "tt02", "reason": f"burst {i}"}
+            return await client.call("POST", "/api/apps/ttd/skjema/rotations", body, expect=202)
+        body = {"environment": "tt02"}
+        return await client.call("POST", "/api/apps/ttd/skjema/deployments", body, expect=202)
 
     accepted = await asyncio.gather(*(request(i) for i in range(20)))
     assert {d["state"] for d in accepted} <= {"queued", "superseded"}
     for d in accepted:
         await wait_final(a, d["id"])
     # Read again once all are through: a later one supersedes an earlier one when it publishes.
-    final = [as_dict(await a.get_deployment(d["id"])) for d in accepted]
+    final = [await a.call("GET", f"/api/deployments/{d['id']}") for d in accepted]
     by_id = sorted(final, key=lambda d: d["id"])
     assert [d["state"] for d in by_id if d["state"] != "superseded"] == ["progressing"]
     winner = by_id[-1]
     assert winner["state"] == "progressing"
     ran_in_order(final)
     # The winner built the config version that was current when it was accepted.
-    versions = [as_dict(v) for v in await a.config_versions("ttd/skjema")]
+    versions = await a.call("GET", "/api/apps/ttd/skjema/config/versions")
     latest = max((v["version"] for v in versions), default=None)
     assert winner["config_version"] == latest
     await assert_tag_whole(settings, "skjema", winner["digest"])
@@ -212,11 +195,11 @@ async def test_kill_9_at_every_step_boundary_the_other_replica_finishes_the_depl
     tmp_path: Path,
     settings: ControlSettings,
     replicas: Replicas,
-    admin_token: str,
+    clients: list[Client],
     faults_dir: Path,
 ) -> None:
     await register(settings, tmp_path, "skjema")
-    token = admin_token
+    token = clients[0].token
     points = [(s.name, p) for s in pipeline.steps("rotate") for p in PHASES]
     assert len(points) >= 30
     crashed: list[tuple[str, str, dict[str, Any]]] = []
@@ -226,9 +209,17 @@ async def test_kill_9_at_every_step_boundary_the_other_replica_finishes_the_depl
         replicas.wait_ready()
         key = f"crash-{step}-{phase}"
         (faults_dir / key).write_text(f"{step}:{phase}")
-        async with FjordClient.remote(replicas.urls()[0], token) as client:
-            requested = await client.rotate("ttd/skjema", "tt02", reason=key, idempotency_key=key)
-        done = await _follow_through_crashes(replicas, token, requested.id)
+        client = Client(replicas.urls()[0], token)
+        try:
+            requested = await client.call(
+                "POST",
+                "/api/apps/ttd/skjema/rotations",
+                {"environment": "tt02", "reason": key, "idempotency_key": key},
+                expect=202,
+            )
+            done = await _follow_through_crashes(replicas, token, requested["id"])
+        finally:
+            await client.aclose()
         assert (faults_dir / f"{key}.fired").exists(), f"no replica crashed at {step}:{phase}"
         assert done["state"] == "progressing", (step, phase, done["reason"])
         assert all(s["finished_at"] for s in done["steps"])
@@ -255,11 +246,15 @@ async def _follow_through_crashes(
     while True:
         replicas.restart_dead(wait=False)  # the crashed one comes back while the other works
         for url in replicas.urls():
+            client = Client(url, token)
             try:
-                async with FjordClient.remote(url, token) as client:
-                    found = as_dict(await client.get_deployment(deployment_id))
-            except (Unreachable, ApiError, httpx2.TransportError):  # it died while answering
+                found: dict[str, Any] = await client.call(
+                    "GET", f"/api/deployments/{deployment_id}"
+                )
+            except (httpx2.TransportError, AssertionError, ClientError):  # it died answering
                 continue
+            finally:
+                await client.aclose()
             if found["state"] in FINAL:
                 return found
             break
@@ -269,7 +264,7 @@ async def _follow_through_crashes(
 
 
 async def test_a_receiver_that_never_answers_costs_its_timeout_not_the_deployment(
-    tmp_path: Path, settings: ControlSettings, clients: list[FjordClient]
+    tmp_path: Path, settings: ControlSettings, clients: list[Client]
 ) -> None:
     await register(settings, tmp_path, "skjema")
     a, b = clients
@@ -277,19 +272,26 @@ async def test_a_receiver_that_never_answers_costs_its_timeout_not_the_deploymen
     silent = bind_loopback()
     silent.listen(64)
     try:
-        await a.bootstrap("ttd", "tt02", "tt02-1")
+        await a.call(
+            "POST",
+            "/api/clusters/bootstrap",
+            {"org": "ttd", "environment": "tt02", "cluster": "tt02-1"},
+        )
         port = silent.getsockname()[1]
-        await a.set_receiver("ttd.tt02.tt02-1", f"http://127.0.0.1:{port}")
+        await a.call(
+            "PUT", "/api/clusters/ttd.tt02.tt02-1/receiver", {"url": f"http://127.0.0.1:{port}"}
+        )
         ids = []
         for i in range(4):
             client = (a, b)[i % 2]
-            made = await client.rotate("ttd/skjema", "tt02", reason=f"silent {i}")
-            ids.append(made.id)
+            body = {"environment": "tt02", "reason": f"silent {i}"}
+            made = await client.call("POST", "/api/apps/ttd/skjema/rotations", body, expect=202)
+            ids.append(made["id"])
             if i % 2:  # every other one waits, so some run and some are superseded in the queue
-                await wait_final(client, made.id)
+                await wait_final(client, made["id"])
         for i in ids:
             await wait_final(a, i)
-        final = [as_dict(await a.get_deployment(i)) for i in ids]
+        final = [await a.call("GET", f"/api/deployments/{i}") for i in ids]
         assert "failed" not in {d["state"] for d in final}
         assert final[-1]["state"] == "progressing"
         ran = [d for d in final if d["steps"]]

@@ -86,8 +86,8 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     lead_token = await make_token(settings, "lead", {"ttd": Role.app_admin})
     async with FjordClient.remote(server.url, lead_token) as lead:
         await lead.create_app("ttd/skjema", str(source))
-        v1 = await lead.deploy("ttd/skjema", "tt02")
-        v1 = (await lead.wait_deployment(v1.id, until=PUBLISHED)).model_dump()
+        first = await lead.deploy("ttd/skjema", "tt02")
+        v1 = (await lead.wait_deployment(first.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v1["digest"])
         await lead.set_config(
             "ttd/skjema",
@@ -95,11 +95,12 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
             "feature on",
             expected_version=0,
         )
-        v2 = await lead.deploy("ttd/skjema", "tt02")
-        v2 = (await lead.wait_deployment(v2.id, until=PUBLISHED)).model_dump()
+        second = await lead.deploy("ttd/skjema", "tt02")
+        v2 = (await lead.wait_deployment(second.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v2["digest"])
         promo = await lead.promote("ttd/skjema", "production")
         promo = await lead.wait_deployment(promo.id, until=("awaiting_approval",))
+        assert promo.state == "awaiting_approval"
 
     page = await browser.new_page()
     await page.goto(server.url + "/")
