@@ -90,3 +90,13 @@ def test_a_missing_group_says_how_to_build_it(
     monkeypatch.setenv("FJORD_CACHE_DIR", str(tmp_path))
     with pytest.raises(BuildError, match="binaries build gitea"):
         binaries.locate_group("gitea")
+
+
+def test_the_node_group_leaves_the_cluster_directory_alone() -> None:
+    node = binaries.GROUPS["node"]
+    assert node.targets[0].module_dir == "node"  # a module of its own, the same flags
+    assert node.targets[0].ldflags == binaries.TARGETS[0].ldflags
+    assert set(node.targets[0].binaries) == {"kubelet", "kube-proxy"}
+    assert not set(node.targets[0].binaries) & {b for t in binaries.TARGETS for b in t.binaries}
+    assert binaries.group_dir("node").name.startswith(f"node-{binaries.KUBERNETES_VERSION}_go")
+    assert binaries.group_dir("traefik").name.startswith(f"traefik-{binaries.TRAEFIK_VERSION}_go")

@@ -49,14 +49,29 @@ def _progress(started: float) -> platform.Progress:
 @cluster_app.command("up")
 def cluster_up(
     name: str = typer.Option("dev", help="Cluster name; several can run side by side."),
-    nodes: int = typer.Option(1, min=1, help="Number of kwok fake nodes."),
+    nodes: int = typer.Option(1, min=0, help="Number of kwok fake nodes."),
     flux: bool = typer.Option(False, "--flux/--no-flux", help="Also run Flux's controllers."),
+    real_node: bool = typer.Option(
+        False,
+        "--real-node/--no-real-node",
+        help="Also run a real node (containerd, CNI bridge, kubelet) whose Pods really run; "
+        "needs root. The fake nodes are then tainted so Pods land on the real one.",
+    ),
+    kube_proxy: bool = typer.Option(
+        True, "--kube-proxy/--no-kube-proxy", help="With --real-node: run kube-proxy too."
+    ),
     state_dir: Path | None = StateDir,
 ) -> None:
     """Start a local cluster and print its kubeconfig."""
     cluster = LocalCluster(_root(state_dir) / "clusters" / name, name)
     try:
-        state = cluster.up(nodes=nodes, flux=flux, progress=_progress(time.monotonic()))
+        state = cluster.up(
+            nodes=nodes,
+            flux=flux,
+            real_node=real_node,
+            kube_proxy=kube_proxy,
+            progress=_progress(time.monotonic()),
+        )
     except FjordError as exc:
         raise fail(exc) from exc
     emit_line(f"export KUBECONFIG={state.kubeconfig}")
@@ -100,10 +115,23 @@ def _print_cluster(status: dict[str, Any]) -> None:
 
 
 @dev_app.command("up")
-def dev_up(state_dir: Path | None = StateDir, output: Output = OutputOption) -> None:
+def dev_up(
+    state_dir: Path | None = StateDir,
+    output: Output = OutputOption,
+    kwok_only: bool = typer.Option(
+        False,
+        "--kwok-only",
+        help="No real nodes: Pods are simulated by kwok (faster, less memory, no root needed; "
+        "the apps do not really run).",
+    ),
+) -> None:
     """Bring up the local platform and print where everything is."""
     try:
-        info = platform.up(_root(state_dir) / "platform", progress=_progress(time.monotonic()))
+        info = platform.up(
+            _root(state_dir) / "platform",
+            progress=_progress(time.monotonic()),
+            real_nodes=not kwok_only,
+        )
     except FjordError as exc:
         raise fail(exc) from exc
     _print_platform(info, output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -47,14 +48,25 @@ def emulator(
     rate_limit_rate: float = typer.Option(0.0, min=0, max=1, help="Rate of 429 answers."),
     retry_after: int = typer.Option(1, min=0, help="Retry-After seconds sent with 429."),
     log_level: str = typer.Option("info"),
+    host: str = typer.Option(
+        LOOPBACK,
+        help="Also listen on this address of the machine (same port) and advertise it in the "
+        "URLs: e.g. the address Pods of local real nodes reach the host at.",
+    ),
 ) -> None:
-    """Serve the emulator on 127.0.0.1 until interrupted."""
+    """Serve the emulator on 127.0.0.1 (and --host) until interrupted."""
     supplier = SupplierClient.from_jwks_file(
         supplier_jwks, client_id=supplier_client_id, orgno=supplier_orgno, scopes=ADMIN_SCOPES
     )
     sock = bind_loopback(port)
     bound = int(sock.getsockname()[1])
-    base = f"http://{LOOPBACK}:{bound}/"
+    sockets = [sock]
+    if host != LOOPBACK:
+        extra = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        extra.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        extra.bind((host, bound))
+        sockets.append(extra)
+    base = f"http://{host}:{bound}/"
     config = EmulatorConfig(
         issuer=issuer or base,
         base_url=base,
@@ -74,7 +86,7 @@ def emulator(
     state = EmulatorState(config, EmulatorClock())
     # Plain echo, not Rich: the URL line must not wrap, scripts read it to find the port.
     typer.echo(f"Maskinporten emulator on {base} issuer {config.issuer}", err=True)
-    uvicorn_server(state, log_level=log_level).run(sockets=[sock])
+    uvicorn_server(state, log_level=log_level).run(sockets=sockets)
 
 
 @maskinporten_app.command("keygen")

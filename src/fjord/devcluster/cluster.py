@@ -9,11 +9,12 @@ and process, so ``down`` works from any later process, also after a crash.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from fjord.devcluster import binaries, processes
+from fjord.devcluster import binaries, hostledger, node, processes, traefik
 from fjord.devcluster.kubeclient import KubeREST
 from fjord.devcluster.pki import ClusterPKI, generate, write_kubeconfig
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
@@ -34,6 +35,7 @@ STATE_FILE = "state.json"
 FLUX_NAMESPACE = "flux-system"
 APISERVER_TIMEOUT = 120.0  # slow CI runners report 30-35 s apiserver starts
 COMPONENT_TIMEOUT = 60.0
+NODE_TIMEOUT = 120.0  # kubelet registers, then reports Ready once containerd's CNI is set up
 
 
 class ClusterError(FjordError):
@@ -56,6 +58,11 @@ class ClusterState:
     processes: list[ProcessRecord] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     flux: bool = False
+    real_node: dict[str, Any] | None = None  # name, slot and address of the kubelet node
+
+    @property
+    def node_layout(self) -> node.NodeLayout:
+        return node.NodeLayout(self.directory, self.name)
 
     @property
     def kubeconfig(self) -> Path:
@@ -68,6 +75,12 @@ class ClusterState:
     @property
     def pki(self) -> ClusterPKI:
         return ClusterPKI(self.directory / "pki")
+
+    @property
+    def ingress_url(self) -> str | None:
+        """Traefik's entry point, when the cluster has a real node and Traefik is built."""
+        port = self.ports.get("ingress")
+        return f"http://127.0.0.1:{port}" if port else None
 
     @property
     def flux_storage_url(self) -> str:
@@ -88,6 +101,7 @@ class ClusterState:
             "processes": [p.to_json() for p in self.processes],
             "nodes": self.nodes,
             "flux": self.flux,
+            "real_node": self.real_node,
         }
         write_state(self.directory / STATE_FILE, data)
 
@@ -103,6 +117,7 @@ class ClusterState:
             processes=[ProcessRecord.from_json(p) for p in data["processes"]],
             nodes=list(data.get("nodes", [])),
             flux=bool(data.get("flux", False)),
+            real_node=data.get("real_node"),
         )
 
     def memory_rss_bytes(self) -> int:
@@ -143,22 +158,53 @@ class LocalCluster:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def up(
-        self, *, nodes: int = 1, flux: bool = False, progress: Progress | None = None
+        self,
+        *,
+        nodes: int = 1,
+        flux: bool = False,
+        real_node: bool = False,
+        kube_proxy: bool = True,
+        registry_auth: Mapping[str, tuple[str, str]] | None = None,
+        progress: Progress | None = None,
     ) -> ClusterState:
-        """Start every component and wait until nodes are Ready; on any failure stop them all."""
+        """Start every component and wait until nodes are Ready; on any failure stop them all.
+
+        ``nodes`` kwok fake nodes, plus with ``real_node`` one kubelet node that runs Pods for
+        real (containerd, the CNI bridge and, with ``kube_proxy``, Services). With a real node
+        the fake ones carry a NoSchedule taint: only Pods that tolerate it land there.
+        ``registry_auth`` (``{host:port: (user, password)}``): plain-HTTP registries on this
+        machine the node pulls from, with those credentials. With a real node and Traefik
+        built, Traefik serves the cluster's Ingresses (``ingress_url``).
+        """
         say = progress or (lambda _msg: None)
         existing = ClusterState.load(self.directory)
         if existing is not None:
-            if all(processes.is_alive(p) for p in existing.processes) and existing.flux == flux:
+            if (
+                all(processes.is_alive(p) for p in existing.processes)
+                and existing.flux == flux
+                and (existing.real_node is not None) == real_node
+            ):
                 say(f"cluster {self.name} is already running")
                 return existing
             say(f"cleaning up the remains of cluster {self.name}")
             self.down()
         bins = binaries.locate()
+        node_bins = binaries.locate_group("node") if real_node else None
+        if real_node:
+            node.required_programs()
         self.directory.mkdir(parents=True, exist_ok=True)
         state = ClusterState(name=self.name, directory=self.directory, flux=flux)
         try:
-            self._start(state, bins, nodes=nodes, flux=flux, say=say)
+            self._start(
+                state,
+                bins,
+                nodes=nodes,
+                flux=flux,
+                node_bins=node_bins,
+                kube_proxy=kube_proxy,
+                registry_auth=dict(registry_auth or {}),
+                say=say,
+            )
         except BaseException:
             state.save()
             self.down()
@@ -169,6 +215,13 @@ class LocalCluster:
     def down(self) -> bool:
         """Stop every recorded process (newest first) and remove the state; True if it existed."""
         state = ClusterState.load(self.directory)
+        layout = node.NodeLayout(self.directory, state.name if state else self.name)
+        if layout.root.exists() or hostledger.held_slot(self.directory) is not None:
+            # The node first, in order: its Pods, mounts and network before the control plane.
+            node_bins = None
+            with contextlib.suppress(binaries.BuildError):
+                node_bins = binaries.locate_group("node")
+            node.teardown(layout, state.processes if state else [], node_bins=node_bins)
         if state is not None:
             processes.stop_all(state.processes)
         existed = state is not None or self.directory.exists()
@@ -199,6 +252,8 @@ class LocalCluster:
             "components": components,
             "nodes": state.nodes,
             "flux": state.flux,
+            "real_node": state.real_node,
+            "ingress_url": state.ingress_url,
             "ports": state.ports,
             "memory_rss_bytes": state.memory_rss_bytes(),
         }
@@ -206,7 +261,16 @@ class LocalCluster:
     # ---- start-up steps -------------------------------------------------------------------
 
     def _start(
-        self, state: ClusterState, bins: Path, *, nodes: int, flux: bool, say: Progress
+        self,
+        state: ClusterState,
+        bins: Path,
+        *,
+        nodes: int,
+        flux: bool,
+        node_bins: Path | None,
+        kube_proxy: bool,
+        registry_auth: dict[str, tuple[str, str]],
+        say: Progress,
     ) -> None:
         started = time.monotonic()
         logs = self.directory / "logs"
@@ -270,10 +334,27 @@ class LocalCluster:
                 say("installing Flux CRDs")
                 install_flux_crds(kube, bins / "flux-crds")
             control = [etcd, apiserver, kcm, scheduler, kwok]
-            for node in range(nodes):
-                name = f"{self.name}-node-{node}"
-                kube.apply(f"/api/v1/nodes/{name}", fake_node(name))
+            for index in range(nodes):
+                name = f"{self.name}-node-{index}"
+                kube.apply(f"/api/v1/nodes/{name}", fake_node(name, tainted=node_bins is not None))
                 state.nodes.append(name)
+            if node_bins is not None:
+                say("starting the real node (containerd, CNI bridge, kubelet)")
+                state.real_node = node.start(
+                    node.NodeStart(
+                        layout=state.node_layout,
+                        node_bins=node_bins,
+                        kubeconfig=state.kubeconfig,
+                        ca_file=state.pki.ca_cert,
+                        spawn=lambda name, argv: self._spawn(state, name, argv, logs),
+                        watch=control,
+                        say=say,
+                        kube_proxy=kube_proxy,
+                        registry_auth=registry_auth,
+                    )
+                )
+                state.nodes.append(state.real_node["name"])
+                state.save()
             processes.wait_until(
                 "controller-manager and scheduler health",
                 lambda: (
@@ -283,12 +364,12 @@ class LocalCluster:
                 watch=control,
                 timeout=COMPONENT_TIMEOUT,
             )
-            say(f"waiting for {nodes} node(s) to be Ready and schedulable")
+            say(f"waiting for {len(state.nodes)} node(s) to be Ready and schedulable")
             processes.wait_until(
                 "nodes Ready without the not-ready taint",
                 lambda: all(_node_schedulable(kube.get(f"/api/v1/nodes/{n}")) for n in state.nodes),
                 watch=control,
-                timeout=COMPONENT_TIMEOUT,
+                timeout=NODE_TIMEOUT if node_bins is not None else COMPONENT_TIMEOUT,
                 interval=0.2,
             )
             processes.wait_until(
@@ -302,6 +383,8 @@ class LocalCluster:
             )
             if flux:
                 self._start_flux(state, bins, kube, logs, control, say)
+            if node_bins is not None and traefik.available():
+                self._start_traefik(state, logs, control, say)
         say(f"cluster {self.name} ready in {time.monotonic() - started:.1f}s")
 
     def _spawn(
@@ -316,6 +399,26 @@ class LocalCluster:
         state.processes.append(record)
         state.save()  # written after every start, so a crash of `up` itself leaves nothing behind
         return record
+
+    def _start_traefik(
+        self, state: ClusterState, logs: Path, control: list[ProcessRecord], say: Progress
+    ) -> None:
+        say("starting Traefik")
+        state.ports["ingress"] = processes.free_port()
+        state.ports["ingress-ping"] = processes.free_port()
+        record = self._spawn(
+            state,
+            "traefik",
+            traefik.argv(web_port=state.ports["ingress"], ping_port=state.ports["ingress-ping"]),
+            logs,
+            env=traefik.env(state.kubeconfig),
+        )
+        processes.wait_until(
+            "Traefik /ping",
+            lambda: traefik.ready(state.ports["ingress-ping"]),
+            watch=[*control, record],
+            timeout=COMPONENT_TIMEOUT,
+        )
 
     def _start_flux(
         self,
@@ -448,6 +551,11 @@ class LocalCluster:
             "--service-cluster-ip-range=10.96.0.0/16",
             "--profiling=false",
             "--enable-priority-and-fairness=false",
+            # Logs, exec and port-forward dial a real node's kubelet at its InternalIP (its
+            # hostname does not resolve), authenticated with the admin client certificate.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki.admin_cert}",
+            f"--kubelet-client-key={pki.admin_key}",
             "--max-requests-inflight=0",
             "--max-mutating-requests-inflight=0",
             "--v=1",
@@ -485,7 +593,8 @@ class LocalCluster:
     def _kwok_flags(self, state: ClusterState, bins: Path) -> list[str]:
         return [
             f"--kubeconfig={state.kubeconfig}",
-            "--manage-all-nodes=true",
+            # Only the fake nodes: a real node's status and Pods belong to its kubelet.
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--config={bins / 'kwok-stages.yaml'}",
             "--cidr=10.244.0.0/16",
             "--node-ip=10.0.0.1",
@@ -493,9 +602,13 @@ class LocalCluster:
         ]
 
 
-def fake_node(name: str) -> dict[str, Any]:
+FAKE_NODE_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+
+
+def fake_node(name: str, *, tainted: bool = False) -> dict[str, Any]:
+    """A kwok node; ``tainted`` keeps Pods that do not tolerate fakes on the real node."""
     resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
-    return {
+    node: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
@@ -510,6 +623,9 @@ def fake_node(name: str) -> dict[str, Any]:
         },
         "status": {"capacity": resources, "allocatable": resources},
     }
+    if tainted:
+        node["spec"] = {"taints": [FAKE_NODE_TAINT]}
+    return node
 
 
 def _node_schedulable(node: dict[str, Any]) -> bool:

@@ -34,8 +34,9 @@ import yaml
 from fjord.api.client import ClientError, FjordClient
 from fjord.control import states
 from fjord.control.views import AppStatusView
-from fjord.devcluster import processes
+from fjord.devcluster import hostledger, processes, sampleapps
 from fjord.devcluster.cluster import ClusterState, LocalCluster
+from fjord.devcluster.kubeclient import KubeAPIError, KubeREST
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.processes import ProcessRecord
 from fjord.devcluster.redis import LocalRedis
@@ -103,6 +104,12 @@ class PlatformState:
     control: ProcessRecord | None = None
     control_url: str | None = None
     token: str | None = None
+    real_nodes: bool = False
+
+    @property
+    def host(self) -> str:
+        """The address the platform's servers are reached at: by Pods too with real nodes."""
+        return hostledger.HOST_ADDRESS if self.real_nodes else "127.0.0.1"
 
     @property
     def file(self) -> Path:
@@ -119,6 +126,7 @@ class PlatformState:
             "control": self.control.to_json() if self.control else None,
             "control_url": self.control_url,
             "token": self.token,
+            "real_nodes": self.real_nodes,
         }
         write_state(self.file, data)
 
@@ -139,6 +147,7 @@ class PlatformState:
             control=record(data["control"]) if data["control"] else None,
             control_url=data["control_url"],
             token=data["token"],
+            real_nodes=bool(data.get("real_nodes", False)),
         )
 
 
@@ -174,8 +183,14 @@ def up(
     progress: Progress | None = None,
     deploy_apps: bool = True,
     flux_interval: str | None = None,
+    real_nodes: bool = True,
 ) -> dict[str, Any]:
     """Start everything (or find it running) and deploy the sample apps; returns ``status``.
+
+    With ``real_nodes`` every cluster has a real node (kubelet, containerd) and Traefik, the
+    sample apps are built into images pushed to their org's registry and really run; without,
+    the clusters have kwok nodes only (Pods are simulated; enough for tests of the control
+    plane).
 
     ``flux_interval`` (e.g. ``"30s"``) becomes the control plane's ``FJORD_FLUX_INTERVAL``: how
     often Flux polls when no Receiver call comes (default: the control plane's own, ``10m``).
@@ -183,7 +198,7 @@ def up(
     say = progress or (lambda _m: None)
     root = root.resolve()
     existing = PlatformState.load(root)
-    if existing is not None and _all_running(existing):
+    if existing is not None and _all_running(existing) and existing.real_nodes == real_nodes:
         say("the local platform is already running")
         return status(root)
     if existing is not None:
@@ -194,6 +209,7 @@ def up(
         topology={
             org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
         },
+        real_nodes=real_nodes,
     )
     state.save()
     try:
@@ -217,20 +233,24 @@ def _start(
     started = time.monotonic()
     supplier_key = generate_jwk("fjord-supplier-key")
     ids = [cluster_id(*c) for c in topology.clusters()]
+    also_listen = None
+    if state.real_nodes:
+        # The host address (where Pods reach the servers) exists while the platform holds it.
+        hostledger.claim(root)
+        also_listen = state.host
     # Independent parts start side by side: registries, databases, emulator and the clusters.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 5) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 6) as pool:
         say(
             f"starting {len(ids)} clusters with Flux, {len(topology.orgs)} registries, "
             "PostgreSQL, Redis and the Maskinporten emulator"
         )
         registry_jobs = {org: pool.submit(_start_registry, root, org) for org in topology.orgs}
-        postgres_job = pool.submit(LocalPostgres.start, root / "postgres")
-        redis_job = pool.submit(LocalRedis.start, root / "redis")
-        emulator_job = pool.submit(_start_emulator, root, supplier_key)
+        postgres_job = pool.submit(LocalPostgres.start, root / "postgres", also_listen=also_listen)
+        redis_job = pool.submit(LocalRedis.start, root / "redis", also_listen=also_listen)
+        emulator_job = pool.submit(_start_emulator, root, supplier_key, state.host)
+        images_job = pool.submit(sampleapps.build_images) if state.real_nodes else None
         cluster_jobs = {
-            cid: pool.submit(
-                LocalCluster(_cluster_dir(root, cid), cid.replace(".", "-")).up, flux=True
-            )
+            cid: pool.submit(_start_cluster, root, cid, registry_jobs[cid.split(".")[0]], state)
             for cid in ids
         }
         for org, registry_job in registry_jobs.items():
@@ -254,11 +274,37 @@ def _start(
             clusters[cid] = cluster_job.result()
             state.clusters[cid] = str(clusters[cid].directory)
             state.save()
+        built = images_job.result() if images_job is not None else None
     say(f"infrastructure up in {time.monotonic() - started:.0f}s; bootstrapping clusters")
     asyncio.run(_bootstrap_all(state, clusters, postgres, redis, supplier_key, say))
+    if built is not None:
+        say("pushing the sample apps' images to their orgs' registries")
+        asyncio.run(sampleapps.push_images(state.registries, built))
     if deploy_apps and topology.apps:
         asyncio.run(_deploy_samples(state, topology, say))
     say(f"local platform ready in {time.monotonic() - started:.0f}s")
+
+
+def _start_cluster(
+    root: Path,
+    cid: str,
+    registry_job: concurrent.futures.Future[LocalRegistry],
+    state: PlatformState,
+) -> ClusterState:
+    cluster = LocalCluster(_cluster_dir(root, cid), cid.replace(".", "-"))
+    if not state.real_nodes:
+        return cluster.up(flux=True)
+    # The node pulls from its org's registry with the org's credentials, known before it starts.
+    registry = registry_job.result()
+    return cluster.up(
+        flux=True,
+        nodes=0,
+        real_node=True,
+        # Four kube-proxies would fight over the machine's one set of KUBE-* chains, and nothing
+        # here needs ClusterIPs: Traefik sends requests to the Pod IPs directly.
+        kube_proxy=False,
+        registry_auth={registry.host: (registry.username or "", registry.password or "")},
+    )
 
 
 def _start_registry(root: Path, org: str) -> LocalRegistry:
@@ -267,7 +313,9 @@ def _start_registry(root: Path, org: str) -> LocalRegistry:
     )
 
 
-def _start_emulator(root: Path, supplier_key: dict[str, Any]) -> tuple[ProcessRecord, str]:
+def _start_emulator(
+    root: Path, supplier_key: dict[str, Any], host: str = "127.0.0.1"
+) -> tuple[ProcessRecord, str]:
     directory = root / "maskinporten"
     directory.mkdir(parents=True, exist_ok=True)
     jwks = directory / "supplier-jwks.json"
@@ -286,11 +334,13 @@ def _start_emulator(root: Path, supplier_key: dict[str, Any]) -> tuple[ProcessRe
             "--allow-any-scope",
             "--log-level",
             "warning",
+            "--host",
+            host,
         ),
         log=directory / "emulator.log",
         ready=lambda p: _http_ok(f"http://127.0.0.1:{p}/.well-known/oauth-authorization-server"),
     )
-    return record, f"http://127.0.0.1:{port}/"
+    return record, f"http://{host}:{port}/"
 
 
 def platform_config(state: PlatformState) -> dict[str, Any]:
@@ -331,8 +381,12 @@ def _start_control_plane(
     if flux_interval:
         env["FJORD_FLUX_INTERVAL"] = flux_interval
     # kwok makes workloads Available within seconds, so a release that is not healthy after a
-    # minute will not become so: fail it then, not after Flux's usual five minutes.
-    env["FJORD_KUSTOMIZATION_TIMEOUT"] = os.environ.get("FJORD_KUSTOMIZATION_TIMEOUT", "60s")
+    # minute will not become so: fail it then, not after Flux's usual five minutes. Real Pods
+    # pull their image and pass their readiness probe first: two minutes.
+    default_timeout = "120s" if state.real_nodes else "60s"
+    env["FJORD_KUSTOMIZATION_TIMEOUT"] = os.environ.get(
+        "FJORD_KUSTOMIZATION_TIMEOUT", default_timeout
+    )
     record, port = processes.start_server(
         "fjord-serve",
         lambda p: _fjord("serve", "--port", str(p), "--public-url", f"http://127.0.0.1:{p}"),
@@ -424,7 +478,11 @@ async def _bootstrap_cluster(
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {"name": CREDENTIALS_ADMIN_SECRET, "namespace": SYSTEM_NAMESPACE},
-                "data": {"postgresql-url": _b64(postgres.dsn), "redis-url": _b64(redis.url)},
+                # The address the apps' Secrets will name: one their Pods can reach.
+                "data": {
+                    "postgresql-url": _b64(postgres.dsn_at(state.host)),
+                    "redis-url": _b64(redis.url_at(state.host)),
+                },
             },
             field_manager="fjord-dev",
             force=True,
@@ -480,6 +538,9 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
             f"maskinporten.platform-id={cid}",
             "--option",
             f"maskinporten.supplier-secret={SYSTEM_NAMESPACE}/{SUPPLIER_SECRET}",
+            # Pod failures a real kubelet reports go to fjord through Flux's notifications.
+            "--option",
+            f"workloads.events-url={cluster.flux_events_url}",
         ],
         log=state.root / "operators" / f"{cid}.log",
         env={"KUBECONFIG": str(cluster.kubeconfig), "PYTHONUNBUFFERED": "1"},
@@ -546,6 +607,8 @@ def down(root: Path) -> list[str]:
     if redis is not None:
         redis.destroy()
         removed.append("redis")
+    if hostledger.held_slot(root) is not None:
+        hostledger.release(root)
     if root.exists():
         shutil.rmtree(root, ignore_errors=True)
     return removed
@@ -589,7 +652,8 @@ def status(root: Path) -> dict[str, Any]:
     matrix = (
         _matrix(state) if state.control is not None and processes.is_alive(state.control) else []
     )
-    hints = []
+    urls = _app_urls(state) if state.real_nodes else []
+    hints = [f"app: {u['curl']}" for u in urls]
     if state.control_url and state.token:
         hints.append(f"web UI: {state.control_url}/  (sign in with the token below)")
         hints.append(f"export FJORD_SERVER={state.control_url} FJORD_TOKEN={state.token}")
@@ -603,8 +667,37 @@ def status(root: Path) -> dict[str, Any]:
         "clusters": state.clusters,
         "emulator_url": state.emulator_url,
         "registries": {org: r["host"] for org, r in state.registries.items()},
+        "urls": urls,
+        "real_nodes": state.real_nodes,
         "hints": hints,
     }
+
+
+def _app_urls(state: PlatformState) -> list[dict[str, str]]:
+    """Where each routed app answers: Traefik's port on loopback and the Host header to send."""
+    urls = []
+    for cid, directory in sorted(state.clusters.items()):
+        cluster = ClusterState.load(Path(directory))
+        if cluster is None or cluster.ingress_url is None:
+            continue
+        try:
+            with KubeREST(cluster.server, cluster.pki) as kube:
+                ingresses = kube.get("/apis/networking.k8s.io/v1/ingresses").get("items", [])
+        except (httpx2.HTTPError, KubeAPIError):  # a cluster that is down has no routes to show
+            continue
+        for ingress in ingresses:
+            for rule in ingress.get("spec", {}).get("rules", []):
+                for path in rule.get("http", {}).get("paths", []):
+                    url = f"{cluster.ingress_url}{path['path']}"
+                    urls.append(
+                        {
+                            "cluster": cid,
+                            "host": rule.get("host", ""),
+                            "url": url,
+                            "curl": f"curl -H 'Host: {rule.get('host', '')}' {url}",
+                        }
+                    )
+    return urls
 
 
 def _matrix(state: PlatformState) -> list[dict[str, Any]]:

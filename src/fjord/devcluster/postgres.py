@@ -104,15 +104,25 @@ class LocalPostgres:
     @property
     def dsn(self) -> str:
         """A libpq URL of the superuser on the ``postgres`` database."""
-        return f"postgresql://{SUPERUSER}:{self.password}@{self.host}:{self.port}/postgres"
+        return self.dsn_at(self.host)
+
+    def dsn_at(self, host: str) -> str:
+        """The superuser's URL through another address it listens on (see ``start``)."""
+        return f"postgresql://{SUPERUSER}:{self.password}@{host}:{self.port}/postgres"
 
     @property
     def log_path(self) -> Path:
         return Path(self.record.log)
 
     @classmethod
-    def start(cls, state_dir: Path | str, *, port: int | None = None) -> LocalPostgres:
-        """Initialise (first time only) and start; ``port`` pins the port (else a free one)."""
+    def start(
+        cls, state_dir: Path | str, *, port: int | None = None, also_listen: str | None = None
+    ) -> LocalPostgres:
+        """Initialise (first time only) and start; ``port`` pins the port (else a free one).
+
+        ``also_listen``: another address of this machine to listen on besides loopback (where
+        Pods of local real nodes reach the host), with password logins allowed from its /16.
+        """
         state = Path(state_dir)
         state.mkdir(parents=True, exist_ok=True)
         if not (BIN_DIR / "postgres").exists():
@@ -125,12 +135,18 @@ class LocalPostgres:
         else:
             runtime, password = _runtime_dir(state), secrets.token_urlsafe(24)
             _initdb(runtime, password, state / "initdb.log")
-        server = cls._spawn(state, runtime, password, port or processes.free_port())
+        if also_listen:
+            _allow_network(runtime / "data", also_listen)
+        server = cls._spawn(
+            state, runtime, password, port or processes.free_port(), also_listen=also_listen
+        )
         server._save()
         return server
 
     @classmethod
-    def _spawn(cls, state: Path, runtime: Path, password: str, port: int) -> LocalPostgres:
+    def _spawn(
+        cls, state: Path, runtime: Path, password: str, port: int, also_listen: str | None = None
+    ) -> LocalPostgres:
         sockets = runtime / "sockets"
         sockets.mkdir(exist_ok=True)
         _chown_to_os_user(sockets)
@@ -140,7 +156,7 @@ class LocalPostgres:
             "-D",
             str(runtime / "data"),
             "-h",
-            "127.0.0.1",
+            ",".join(["127.0.0.1", *([also_listen] if also_listen else [])]),
             "-p",
             str(port),
             "-k",
@@ -227,6 +243,15 @@ def _chown_to_os_user(path: Path) -> None:
     if os.geteuid() == 0:
         user = pwd.getpwnam(OS_USER)
         os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _allow_network(data: Path, address: str) -> None:
+    network = ".".join(address.split(".")[:2]) + ".0.0/16"
+    hba = data / "pg_hba.conf"
+    line = f"host all all {network} scram-sha-256\n"
+    if line not in hba.read_text():
+        with hba.open("a") as handle:
+            handle.write(line)
 
 
 def _initdb(runtime: Path, password: str, log: Path) -> None:

@@ -55,7 +55,11 @@ class LocalRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://{ADMIN_USER}:{self.password}@{self.host}:{self.port}/0"
+        return self.url_at(self.host)
+
+    def url_at(self, host: str) -> str:
+        """The admin URL through another address it listens on (see ``start``)."""
+        return f"redis://{ADMIN_USER}:{self.password}@{host}:{self.port}/0"
 
     @property
     def log_path(self) -> Path:
@@ -68,7 +72,10 @@ class LocalRedis:
         )
 
     @classmethod
-    def start(cls, state_dir: Path | str, *, port: int | None = None) -> LocalRedis:
+    def start(
+        cls, state_dir: Path | str, *, port: int | None = None, also_listen: str | None = None
+    ) -> LocalRedis:
+        """Start on loopback and, with ``also_listen``, on that address of the machine too."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisError("redis-server not found", hint="apt-get install -y redis-server")
@@ -90,6 +97,7 @@ class LocalRedis:
             binary,
             "--bind",
             "127.0.0.1",
+            *([also_listen] if also_listen else []),
             "--port",
             str(chosen),
             "--dir",

@@ -33,7 +33,7 @@ from fjord.errors import FjordError
 from fjord.operators.common.metrics import OperatorMetrics, serve
 from fjord.operators.common.nudges import Nudges
 
-OPERATORS = ("credentials", "janitor", "maskinporten")
+OPERATORS = ("credentials", "janitor", "maskinporten", "workloads")
 MANAGED_BY = "app.kubernetes.io/managed-by"
 
 log = structlog.get_logger("fjord.operators")
