@@ -35,7 +35,7 @@ from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
 from fjord.stores import LocalStore
-from fjord.stores.signatures import pull_verified
+from fjord.stores.signatures import Trust, pull_verified
 
 LEASE = 1.0
 ADMIN = system_actor("alice")
@@ -119,7 +119,7 @@ async def assert_tag_whole(settings: ControlSettings, app: str, digest: str) -> 
     """Behind the tag: the manifest, every blob (digests checked) and a valid signature."""
     store = LocalStore(settings.local_store_dir)
     key = load_public_key(settings.signing_key_path.with_suffix(".pub").read_bytes())
-    artifact = await pull_verified(store, f"ttd/apps/{app}", "tt02", [key])
+    artifact = await pull_verified(store, f"ttd/apps/{app}", "tt02", Trust(keys=[key]))
     assert artifact.files()
     assert await store.resolve(f"ttd/apps/{app}", "tt02") == digest
 
