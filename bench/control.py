@@ -4,9 +4,14 @@
   100k deployments stored, on SQLite and on PostgreSQL;
 * Flux event ingest rate: signed events posted over HTTP, concurrently;
 * uploads of a deploy to an environment with 20 clusters vs 1 (blobs, bytes, manifests
-  written to the store).
+  written to the store);
+* the deployment pipeline on PostgreSQL with 1 and with 2 ``fjord serve`` replicas: deploys per
+  minute (every deploy a rotation, so each builds, pushes and moves the tag), and the takeover
+  time after a replica is killed with SIGKILL mid-deploy (from the kill to the other replica
+  resuming the deployment; median and max), with the lease it depends on.
 
     .venv/bin/python bench/control.py [--deployments 100000] [--requests 300] [--events 2000]
+        [--pipeline-apps 6] [--pipeline-rounds 3] [--kills 6] [--lease 5] [--only-pipeline]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import httpx2
 import psycopg
 from sqlalchemy import create_engine, insert
 
+from fjord.api.client import ClientError, FjordClient
 from fjord.api.server import bind_loopback
 from fjord.control import (
     ControlPlane,
@@ -40,6 +46,8 @@ from fjord.control import (
     clusters,
     deploys,
     events,
+    faults,
+    queries,
     system_actor,
 )
 from fjord.control import apps as app_service
@@ -55,6 +63,8 @@ from fjord.control.models import (
     TimelineEntry,
 )
 from fjord.control.tokens import create_token
+from fjord.control.views import DeploymentView
+from fjord.control.worker import drain
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
 from fjord.spec.platform import Cluster as ClusterConfig
@@ -200,9 +210,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def latency(url: str, token: str, requests: int) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
     out: dict[str, Any] = {}
-    async with httpx2.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+    async with FjordClient.remote(url, token, timeout=60) as api:
         for name, path in (
             ("status", "/api/apps/ttd/app{n:03d}/status"),
             ("history", "/api/apps/ttd/app{n:03d}/history?limit=50"),
@@ -210,9 +219,10 @@ async def latency(url: str, token: str, requests: int) -> dict[str, Any]:
             samples = []
             for i in range(requests):
                 start = time.perf_counter()
-                response = await client.get(path.format(n=i % APPS))
+                # The client's raw call (errors raise): the server's latency, not pydantic's
+                # parsing of the answer on this side.
+                await api.request("GET", path.format(n=i % APPS))
                 samples.append(time.perf_counter() - start)
-                assert response.status_code == 200, response.text
             out[name] = percentiles(samples)
     return out
 
@@ -253,22 +263,14 @@ async def ingest_rate(
     for body in bodies:
         queue.put_nowait(body)
 
-    async def worker(client: httpx2.AsyncClient) -> None:
+    async def worker(api: FjordClient) -> None:
         while not queue.empty():
             body = queue.get_nowait()
-            response = await client.post(
-                "/api/flux/events/ttd.tt02.tt02-1",
-                content=body,
-                headers={
-                    "X-Signature": events.sign(token, body),
-                    "Content-Type": "application/json",
-                },
-            )
-            assert response.status_code == 202, response.text
+            await api.flux_event("ttd.tt02.tt02-1", body, events.sign(token, body))
 
-    async with httpx2.AsyncClient(base_url=url, timeout=60) as client:
+    async with FjordClient.remote(url, timeout=60) as api:
         start = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(api) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     return {
         "events": total,
@@ -347,7 +349,9 @@ async def fan_out(work: Path) -> dict[str, Any]:
         try:
             await app_service.create_app(plane, ADMIN, "ttd/skjema", str(source))
             start = time.perf_counter()
-            deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+            requested = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+            await drain(plane)
+            deployment = await queries.get_deployment(plane, ADMIN, requested.id)
             elapsed = time.perf_counter() - start
             assert deployment.state == "progressing", deployment.reason
             out[f"{count}_clusters"] = {
@@ -363,6 +367,207 @@ async def fan_out(work: Path) -> dict[str, Any]:
     return out
 
 
+# ---- the deployment pipeline with several replicas -----------------------------------------
+
+
+def spawn_replica(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``fjord serve`` in its own process; returns it and its URL once it answers."""
+    sock = bind_loopback()
+    port = sock.getsockname()[1]
+    sock.close()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fjord.cli", "serve", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx2.get(url + "/openapi.json", timeout=2).status_code == 200:
+                return process, url
+        except httpx2.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"fjord serve did not start (log: {log})")
+        time.sleep(0.1)
+
+
+def stop_replicas(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def example_app(root: Path, name: str) -> Path:
+    target = root / name
+    if not target.exists():
+        shutil.copytree(REPO / "examples" / "platform-app", target)
+        spec = target / "fjord.yaml"
+        spec.write_text(spec.read_text().replace("app: skjema", f"app: {name}", 1))
+    return target
+
+
+async def pipeline_setup(
+    server: LocalPostgres, work: Path, name: str, apps: int, lease: float
+) -> tuple[dict[str, str], str]:
+    """A fresh database with ``apps`` apps; the replicas' environment and an admin token."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    settings = ControlSettings(
+        data_dir=work / name, platform=platform(), database_url=f"{url}/{name}"
+    )
+    plane = await ControlPlane.open(settings)
+    try:
+        for i in range(apps):
+            source = example_app(work / "sources", f"app{i}")
+            await app_service.create_app(plane, ADMIN, f"ttd/app{i}", str(source))
+        token = (await create_token(plane, ADMIN, "bench", {"*": Role.platform_admin})).token
+    finally:
+        await plane.close()
+    platform_file = work / f"{name}.yaml"
+    platform_file.write_text(
+        json.dumps(platform().model_dump(mode="json", by_alias=True, exclude_none=True))
+    )
+    env = {
+        "FJORD_DATA_DIR": str(settings.data_dir),
+        "FJORD_DATABASE_URL": settings.database,
+        "FJORD_PLATFORM": str(platform_file),
+        "FJORD_LEASE_SECONDS": str(lease),
+    }
+    return env, token
+
+
+SETTLED = ("progressing", "ready", "failed", "superseded")
+
+
+async def rotate_and_wait(
+    api: FjordClient, app: str, key: str | None = None, timeout: float = 300
+) -> DeploymentView:
+    """A rotation (new config version, so a new digest), followed until it is published."""
+    requested = await api.rotate(f"ttd/{app}", "tt02", reason="bench", idempotency_key=key)
+    return await api.wait_deployment(requested.id, until=SETTLED, timeout=timeout, interval=0.05)
+
+
+async def throughput(
+    server: LocalPostgres, work: Path, replicas: int, apps: int, rounds: int, lease: float
+) -> dict[str, Any]:
+    """Deploys per minute: ``apps`` apps deployed ``rounds`` times each, all apps at once."""
+    env, token = await pipeline_setup(server, work, f"pipe{replicas}", apps, lease)
+    logs = work / f"pipe{replicas}.log"
+    started = [spawn_replica(env, logs) for _ in range(replicas)]
+    clients = [FjordClient.remote(url, token, timeout=60) for _, url in started]
+    try:
+
+        async def one_app(i: int) -> list[str]:
+            api = clients[i % len(clients)]
+            return [(await rotate_and_wait(api, f"app{i}")).state for _ in range(rounds)]
+
+        start = time.perf_counter()
+        outcomes = await asyncio.gather(*(one_app(i) for i in range(apps)))
+        elapsed = time.perf_counter() - start
+    finally:
+        for client in clients:
+            await client.aclose()
+        stop_replicas([p for p, _ in started])
+    states = [s for app in outcomes for s in app]
+    return {
+        "replicas": replicas,
+        "deploys": len(states),
+        "failed": states.count("failed"),
+        "seconds": round(elapsed, 2),
+        "per_minute": round(len(states) / elapsed * 60, 1),
+    }
+
+
+async def takeover(server: LocalPostgres, work: Path, kills: int, lease: float) -> dict[str, Any]:
+    """Kill the replica running a deploy (SIGKILL at a step start); time until the other one
+    resumes it (its "resumed" timeline entry) and until the deployment is published."""
+    env, token = await pipeline_setup(server, work, "takeover", 1, lease)
+    plans = work / "faults"
+    plans.mkdir()
+    env[faults.VARIABLE] = str(plans)
+    logs = work / "takeover.log"
+    members = [spawn_replica(env, logs) for _ in range(2)]
+    resumed_after: list[float] = []
+    finished_after: list[float] = []
+    points = ["pushing", "sync-root", "tagging", "building", "placing", "receivers"]
+    try:
+        for i in range(kills):
+            # Both replicas up before each kill, so the survivor is always the other one.
+            members = [m if m[0].poll() is None else spawn_replica(env, logs) for m in members]
+            key = f"kill-{i}"
+            (plans / key).write_text(f"{points[i % len(points)]}:started")
+            async with FjordClient.remote(members[i % 2][1], token, timeout=60) as api:
+                requested = await api.rotate("ttd/app0", "tt02", reason=key, idempotency_key=key)
+            done = await _through_kill(members, token, requested.id)
+            killed_at = (plans / f"{key}.fired").stat().st_ctime  # the rename, just before SIGKILL
+            resumed = next(t for t in done.timeline if t.reason == "resumed")
+            assert done.state == "progressing", done.reason
+            resumed_after.append(resumed.at.timestamp() - killed_at)
+            finished_after.append(done.updated_at.timestamp() - killed_at)
+    finally:
+        stop_replicas([p for p, _ in members])
+    return {
+        "lease_seconds": lease,
+        "kills": kills,
+        "resumed_after_kill": {
+            "median_s": round(statistics.median(resumed_after), 2),
+            "max_s": round(max(resumed_after), 2),
+        },
+        "published_after_kill": {
+            "median_s": round(statistics.median(finished_after), 2),
+            "max_s": round(max(finished_after), 2),
+        },
+    }
+
+
+async def _through_kill(
+    members: list[tuple[subprocess.Popen[bytes], str]], token: str, deployment_id: int
+) -> DeploymentView:
+    """Poll whichever replica is alive until the deployment is published."""
+    while True:
+        for process, url in members:
+            if process.poll() is not None:
+                continue
+            try:
+                async with FjordClient.remote(url, token, timeout=10) as api:
+                    found = await api.get_deployment(deployment_id)
+            except ClientError:
+                continue
+            if found.state in SETTLED:
+                return found
+            break
+        await asyncio.sleep(0.05)
+
+
+async def pipeline_run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    server = LocalPostgres.start(work / "pipeline-pg")
+    try:
+        one = await throughput(
+            server, work, 1, args.pipeline_apps, args.pipeline_rounds, args.lease
+        )
+        two = await throughput(
+            server, work, 2, args.pipeline_apps, args.pipeline_rounds, args.lease
+        )
+        taken = await takeover(server, work, args.kills, args.lease)
+    finally:
+        server.stop()
+    return {
+        "deploys_per_minute": {
+            "1_replica": one,
+            "2_replicas": two,
+            "ratio_2_to_1": round(two["per_minute"] / one["per_minute"], 2),
+        },
+        "takeover": taken,
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deployments", type=int, default=100_000)
@@ -370,10 +575,20 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--pipeline-apps", type=int, default=6)
+    parser.add_argument("--pipeline-rounds", type=int, default=3)
+    parser.add_argument("--kills", type=int, default=6)
+    parser.add_argument("--lease", type=float, default=5.0)
+    parser.add_argument("--only-pipeline", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fjord-bench-control-"))
     report: dict[str, Any] = {"cpus": os.cpu_count()}
     try:
+        if args.only_pipeline:
+            report["pipeline"] = await pipeline_run(work, args)
+            json.dump(report, sys.stdout, indent=2)
+            print()
+            return
         sqlite = ControlSettings(data_dir=work / "sqlite", platform=platform())
         report.update(await database_run("sqlite", sqlite, args))
         if not args.skip_postgres:
@@ -391,6 +606,7 @@ async def main() -> None:
             finally:
                 server.stop()
         report["fan_out"] = await fan_out(work)
+        report["pipeline"] = await pipeline_run(work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     json.dump(report, sys.stdout, indent=2)

@@ -49,8 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx2
-
+from fjord.api.client import FjordClient
+from fjord.control import states
 from fjord.devcluster import binaries
 from fjord.devcluster.cluster import ClusterState
 from fjord.devcluster.platform import PlatformState
@@ -224,39 +224,22 @@ def _at(timestamp: str) -> float:
     return parsed.timestamp()
 
 
-async def _call(client: httpx2.AsyncClient, method: str, path: str, body: Any = None) -> Any:
-    response = await client.request(method, path, json=body)
-    if response.status_code >= 400:
-        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
-    return response.json() if response.content else None
-
-
-async def one_deploy(
-    client: httpx2.AsyncClient, mode: str, number: int, timeout: float
-) -> dict[str, Any]:
-    org, app = APP.split("/")
-    await _call(
-        client,
-        "PUT",
-        f"/api/apps/{org}/{app}/config",
-        {
-            "values": {"common": {"env": {"BENCH_DEPLOY": f"{mode}-{number}"}}},
-            "reason": f"bench/e2e.py {mode} deploy {number}",
-        },
+async def one_deploy(api: FjordClient, mode: str, number: int, timeout: float) -> dict[str, Any]:
+    current = await api.get_config(APP)
+    await api.set_config(
+        APP,
+        {"common": {"env": {"BENCH_DEPLOY": f"{mode}-{number}"}}},
+        f"bench/e2e.py {mode} deploy {number}",
+        expected_version=current.version if current else 0,
     )
     wall = time.time()
     started = time.monotonic()
-    deployment = await _call(
-        client, "POST", f"/api/apps/{org}/{app}/deployments", {"environment": ENVIRONMENT}
+    requested = await api.deploy(APP, ENVIRONMENT)
+    settled = await api.wait_deployment(
+        requested.id, until=states.FINAL, timeout=timeout, interval=0.1
     )
-    while True:
-        deployment = await _call(client, "GET", f"/api/deployments/{deployment['id']}")
-        if deployment["state"] in ("ready", "failed", "superseded"):
-            break
-        if time.monotonic() - started > timeout:
-            break
-        await asyncio.sleep(0.1)
     latency = time.monotonic() - started
+    deployment = settled.model_dump(mode="json")
     tagging = [t["at"] for t in deployment.get("timeline", []) if t["reason"] == "tagging"]
     return {
         "id": deployment["id"],
@@ -334,21 +317,17 @@ async def deploy_rounds(
     interval_s = _seconds(interval)
     results: dict[str, list[dict[str, Any]]] = {"receiver": [], "interval_only": []}
     rng = random.Random(7)
-    async with httpx2.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
-    ) as client:
-        clusters = {c["id"]: c for c in await _call(client, "GET", "/api/clusters")}
-        receiver_url = clusters[CLUSTER]["receiver_url"]
+    async with FjordClient.remote(url, token, timeout=60.0) as client:
+        clusters = {c.id: c for c in await client.list_clusters()}
+        receiver_url = clusters[CLUSTER].receiver_url
         if not receiver_url:
             raise RuntimeError(f"{CLUSTER} has no Receiver URL after fjord dev up")
         try:
             for number in range(1, deploys + 1):
-                await _call(
-                    client, "PUT", f"/api/clusters/{CLUSTER}/receiver", {"url": receiver_url}
-                )
+                await client.set_receiver(CLUSTER, receiver_url)
                 await asyncio.sleep(1.0)
                 results["receiver"].append(await one_deploy(client, "receiver", number, timeout))
-                await _call(client, "PUT", f"/api/clusters/{CLUSTER}/receiver", {"url": None})
+                await client.set_receiver(CLUSTER, None)
                 await asyncio.sleep(rng.uniform(0.0, interval_s))
                 results["interval_only"].append(
                     await one_deploy(client, "interval_only", number, timeout)
@@ -361,7 +340,7 @@ async def deploy_rounds(
                     flush=True,
                 )
         finally:
-            await _call(client, "PUT", f"/api/clusters/{CLUSTER}/receiver", {"url": receiver_url})
+            await client.set_receiver(CLUSTER, receiver_url)
     digests = [s["digest"] for mode in results.values() for s in mode]
     receiver, polling = summarise(results["receiver"]), summarise(results["interval_only"])
     report: dict[str, Any] = {

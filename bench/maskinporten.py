@@ -49,8 +49,8 @@ from fjord.maskinporten.emulator import (
     SupplierClient,
 )
 from fjord.maskinporten.keys import generate_jwk, public_jwks
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
+from fjord.retry import RetryPolicy
 from fjord.spec.infra import API_VERSION
 
 REPO = Path(__file__).resolve().parents[1]

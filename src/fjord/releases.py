@@ -111,6 +111,44 @@ def build_release(
     return _package(rendered, source=source, revision=revision, created=created)
 
 
+def repack(
+    files: dict[str, bytes],
+    *,
+    org: str,
+    app: str,
+    source: str,
+    revision: str,
+    dynamic_version: int,
+    builder: str,
+    environments: Sequence[str],
+) -> Release:
+    """The release again from its recorded rendered files: the same bytes, the same digest.
+
+    Lets a control-plane replica push a release another replica built, without rendering."""
+    artifact = build_artifact(
+        dict(sorted(files.items())),
+        source=source,
+        revision=revision,
+        created=EPOCH,
+        annotations={
+            ANNOTATION_ORG: org,
+            ANNOTATION_APP: app,
+            ANNOTATION_CONFIG_VERSION: str(dynamic_version),
+            ANNOTATION_BUILDER: builder,
+        },
+    )
+    return Release(
+        org=org,
+        app=app,
+        source=source,
+        revision=revision,
+        dynamic_version=dynamic_version,
+        builder=builder,
+        environments=tuple(environments),
+        artifact=artifact,
+    )
+
+
 @dataclass(frozen=True)
 class Published:
     repository: str

@@ -11,10 +11,10 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
 from e2e_support import Platform, fjord_cli
 
+from fjord.api.client import FjordClient
 from fjord.devcluster.platform import PlatformState
 
 
@@ -54,6 +54,6 @@ def platform(
 
 
 @pytest.fixture
-async def admin(platform: Platform) -> AsyncIterator[httpx2.AsyncClient]:
+async def admin(platform: Platform) -> AsyncIterator[FjordClient]:
     async with platform.api() as client:
         yield client

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
+from pydantic import BaseModel
 
+from fjord.api.client import FjordClient
 from fjord.devcluster.cluster import ClusterState
-from fjord.devcluster.platform import PlatformState, wait_deployment
+from fjord.devcluster.platform import PlatformState
 from fjord.kube import Kube
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,15 +59,24 @@ class Platform:
         """``async with platform.kube("ttd.tt02.tt02-1") as kube``."""
         return _KubeSession(self.cluster(cluster_id).kubeconfig)
 
-    def api(self, token: str | None = None) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {token or self.token}"},
-            timeout=60.0,
-        )
+    def api(self, token: str | None = None) -> FjordClient:
+        """The one API client, as ``token`` (default: the platform's admin)."""
+        return FjordClient.remote(self.url, token or self.token, timeout=60.0)
 
-    async def wait(self, client: httpx2.AsyncClient, deployment_id: int) -> dict[str, Any]:
-        return await wait_deployment(client, deployment_id)
+    async def wait(self, client: FjordClient, deployment_id: int) -> dict[str, Any]:
+        """The deployment once settled (final or awaiting approval), as the API's JSON."""
+        settled: dict[str, Any] = dumped(await client.wait_deployment(deployment_id))
+        return settled
+
+
+def dumped(model: BaseModel | None) -> Any:
+    """A response model as the API's JSON (the tests compare plain data)."""
+    return None if model is None else model.model_dump(mode="json")
+
+
+async def status_of(client: FjordClient, app: str) -> dict[str, Any]:
+    status: dict[str, Any] = (await client.app_status(app)).model_dump(mode="json")
+    return status
 
 
 class _KubeSession:

@@ -14,8 +14,9 @@ import httpx2
 import psycopg
 import pytest
 import redis
-from e2e_support import Platform
+from e2e_support import Platform, status_of
 
+from fjord.api.client import FjordClient
 from fjord.kube import is_true
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
@@ -37,12 +38,12 @@ def secret_data(secret: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.parametrize("app", sorted(SAMPLES))
 async def test_sample_app_runs_with_its_infrastructure(
-    platform: Platform, admin: httpx2.AsyncClient, app: str
+    platform: Platform, admin: FjordClient, app: str
 ) -> None:
     cluster_id, namespace, secret_names = SAMPLES[app]
     name = app.split("/")[1]
 
-    status = (await admin.get(f"/api/apps/{app}/status")).json()
+    status = await status_of(admin, app)
     tt02 = next(e for e in status["environments"] if e["environment"] == "tt02")
     deployment = tt02["deployment"]
     assert deployment["state"] == "ready"

@@ -25,9 +25,10 @@ from typing import Any
 import httpx2
 import pytest
 import yaml
-from e2e_support import REPO_ROOT, Platform
+from e2e_support import REPO_ROOT, Platform, dumped, status_of
 from playwright.async_api import Browser, async_playwright
 
+from fjord.api.client import FjordClient
 from fjord.kube import condition, is_true
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
@@ -49,15 +50,7 @@ CHROMIUM_ARGS = [
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-async def call(
-    client: httpx2.AsyncClient, method: str, path: str, body: Any = None, expect: int = 200
-) -> Any:
-    response = await client.request(method, path, json=body)
-    assert response.status_code == expect, f"{method} {path}: {response.text}"
-    return response.json()
-
-
-async def register(client: httpx2.AsyncClient, tmp_path: Path, app: str, **changes: Any) -> Path:
+async def register(client: FjordClient, tmp_path: Path, app: str, **changes: Any) -> Path:
     """Register ``ttd/{app}``: the platform-app example under another name (no database)."""
     source = tmp_path / app
     shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
@@ -66,21 +59,22 @@ async def register(client: httpx2.AsyncClient, tmp_path: Path, app: str, **chang
     spec.pop("postgresql")  # fewer moving parts; the sample app covers the database
     spec.update(changes)
     (source / "fjord.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    await call(client, "POST", "/api/apps", {"name": f"ttd/{app}", "source": str(source)}, 201)
+    await client.create_app(f"ttd/{app}", str(source))
     return source
 
 
 async def deploy(
-    platform: Platform, client: httpx2.AsyncClient, app: str, env: str = "tt02"
+    platform: Platform, client: FjordClient, app: str, env: str = "tt02"
 ) -> dict[str, Any]:
-    started = await call(client, "POST", f"/api/apps/{app}/deployments", {"environment": env}, 201)
-    return await platform.wait(client, started["id"])
+    started = await client.deploy(app, env)
+    return await platform.wait(client, started.id)
 
 
-async def set_config(client: httpx2.AsyncClient, app: str, values: Any, reason: str) -> Any:
-    return await call(
-        client, "PUT", f"/api/apps/{app}/config", {"values": values, "reason": reason}
-    )
+async def set_config(client: FjordClient, app: str, values: Any, reason: str) -> Any:
+    """A config change on top of the latest version (the test owns the app)."""
+    current = await client.get_config(app)
+    expected = current.version if current else 0
+    return dumped(await client.set_config(app, values, reason, expected_version=expected))
 
 
 async def eventually(
@@ -143,7 +137,7 @@ async def ui_app_page(platform: Platform, browser: Browser, app: str) -> tuple[s
 
 
 async def test_scope_change_reaches_the_maskinporten_emulator(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-scopes", "e2e-scopes", "ttd-e2e-scopes"
     before = ["altinn:serviceowner/instances.read"]
@@ -210,7 +204,7 @@ async def test_scope_change_reaches_the_maskinporten_emulator(
 
 async def assert_failed_everywhere(
     platform: Platform,
-    admin: httpx2.AsyncClient,
+    admin: FjordClient,
     browser: Browser,
     app: str,
     cli: Any,
@@ -228,10 +222,10 @@ async def assert_failed_everywhere(
     assert says in words(shown["reason"])
     assert says in words(cli.stderr)
 
-    deployment = await call(admin, "GET", f"/api/deployments/{shown['id']}")
+    deployment = dumped(await admin.get_deployment(shown["id"]))
     assert deployment["state"] == "failed"
     assert deployment["reason"] == shown["reason"]
-    status = await call(admin, "GET", f"/api/apps/{app}/status")
+    status = await status_of(admin, app)
     tt02 = environment(status, "tt02")
     assert tt02["deployment"]["id"] == shown["id"]
     assert says in words(tt02["deployment"]["reason"])
@@ -245,7 +239,7 @@ async def assert_failed_everywhere(
 
 @pytest.mark.timeout(600)  # Flux gives up on health checks after the Kustomization timeout
 async def test_a_deployment_that_never_becomes_available_fails_with_fluxs_message(
-    platform: Platform, admin: httpx2.AsyncClient, browser: Browser, tmp_path: Path
+    platform: Platform, admin: FjordClient, browser: Browser, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-stuck", "e2e-stuck", "ttd-e2e-stuck"
     await register(admin, tmp_path, name)
@@ -272,7 +266,7 @@ async def test_a_deployment_that_never_becomes_available_fails_with_fluxs_messag
 
 
 async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
-    platform: Platform, admin: httpx2.AsyncClient, browser: Browser, tmp_path: Path
+    platform: Platform, admin: FjordClient, browser: Browser, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-invalid", "e2e-invalid", "ttd-e2e-invalid"
     await register(admin, tmp_path, name)
@@ -304,7 +298,7 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
     assert "must not contain '//'" in ready["message"]
     await assert_failed_everywhere(platform, admin, browser, app, cli, ready["message"])
     # The control plane agrees: the cluster still runs v1, its latest outcome is the refusal.
-    status = await call(admin, "GET", f"/api/apps/{app}/status")
+    status = await status_of(admin, app)
     (cell,) = environment(status, "tt02")["clusters"]
     assert cell["revision"] == f"tt02@{v1['digest']}"
     assert cell["ready"] is False
@@ -314,22 +308,18 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
 # ---- 3. rollback → the previous release runs again in every production cluster -----------------
 
 
-async def promote_and_approve(
-    platform: Platform, admin: httpx2.AsyncClient, app: str
-) -> dict[str, Any]:
-    promo = await call(
-        admin, "POST", f"/api/apps/{app}/promotions", {"to": "production"}, expect=201
-    )
+async def promote_and_approve(platform: Platform, admin: FjordClient, app: str) -> dict[str, Any]:
+    promo = await platform.wait(admin, (await admin.promote(app, "production")).id)
     assert promo["state"] == "awaiting_approval"
-    await call(admin, "POST", f"/api/deployments/{promo['id']}/approve")
+    await admin.approve(promo["id"])
     return await platform.wait(admin, promo["id"])
 
 
 async def running_in_production(
-    platform: Platform, admin: httpx2.AsyncClient, app: str, name: str, namespace: str
+    platform: Platform, admin: FjordClient, app: str, name: str, namespace: str
 ) -> dict[str, tuple[str | None, str | None]]:
     """Per production cluster: (the API's revision, the Kustomization's lastAppliedRevision)."""
-    status = await call(admin, "GET", f"/api/apps/{app}/status")
+    status = await status_of(admin, app)
     cells = {c["cluster"]: c for c in environment(status, "production")["clusters"]}
     assert set(cells) == set(PRODUCTION)
     found = {}
@@ -342,7 +332,7 @@ async def running_in_production(
 
 
 async def test_rollback_runs_the_previous_release_in_every_production_cluster(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-rollback", "e2e-rollback", "ttd-e2e-rollback"
     await register(admin, tmp_path, name)
@@ -386,5 +376,5 @@ async def test_rollback_runs_the_previous_release_in_every_production_cluster(
         env = workload["spec"]["template"]["spec"]["containers"][0].get("env", [])
         assert "RELEASE" not in {e["name"] for e in env}, cid
     # tt02 was not touched.
-    status = await call(admin, "GET", f"/api/apps/{app}/status")
+    status = await status_of(admin, app)
     assert environment(status, "tt02")["deployment"]["digest"] == v2["digest"]

@@ -36,8 +36,9 @@ import httpx2
 import psycopg
 import pytest
 import yaml
-from e2e_support import REPO_ROOT, Platform
+from e2e_support import REPO_ROOT, Platform, dumped, status_of
 
+from fjord.api.client import ApiError, FjordClient
 from fjord.artifact.oci import (
     ANNOTATION_CREATED,
     ANNOTATION_REVISION,
@@ -68,9 +69,7 @@ EVIL_IMAGE = "ghcr.io/attacker/skjema:evil"
 # ---- helpers -------------------------------------------------------------------------------
 
 
-async def register(
-    admin: httpx2.AsyncClient, tmp_path: Path, name: str, *, redis: bool = False
-) -> str:
+async def register(admin: FjordClient, tmp_path: Path, name: str, *, redis: bool = False) -> str:
     """Register ``ttd/{name}``: the platform sample app under another name (outside git)."""
     source = tmp_path / name
     shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
@@ -80,25 +79,21 @@ async def register(
         spec["redis"] = {"keyPrefix": f"{name}:"}
     (source / "fjord.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     app = f"{ORG}/{name}"
-    created = await admin.post("/api/apps", json={"name": app, "source": str(source)})
-    assert created.status_code == 201, created.text
+    await admin.create_app(app, str(source))
     return app
 
 
 async def deploy_ready(
-    platform: Platform, client: httpx2.AsyncClient, app: str, environment: str = "tt02"
+    platform: Platform, client: FjordClient, app: str, environment: str = "tt02"
 ) -> dict[str, Any]:
-    started = await client.post(f"/api/apps/{app}/deployments", json={"environment": environment})
-    assert started.status_code == 201, started.text
-    final = await platform.wait(client, started.json()["id"])
+    started = await client.deploy(app, environment)
+    final = await platform.wait(client, started.id)
     assert final["state"] == "ready", final
     return final
 
 
-async def make_token(admin: httpx2.AsyncClient, name: str, grants: dict[str, str]) -> str:
-    created = await admin.post("/api/tokens", json={"name": name, "grants": grants})
-    assert created.status_code == 201, created.text
-    return str(created.json()["token"])
+async def make_token(admin: FjordClient, name: str, grants: dict[str, str]) -> str:
+    return (await admin.create_token(name, grants)).token
 
 
 def registry(platform: Platform, org: str) -> RegistryStore:
@@ -186,7 +181,7 @@ def ready_with(revision: str) -> Callable[[dict[str, Any]], bool]:
 
 
 async def wait_cell(
-    client: httpx2.AsyncClient,
+    client: FjordClient,
     app: str,
     environment: str,
     cluster_id: str,
@@ -198,7 +193,7 @@ async def wait_cell(
     """Poll the app's status until the cell of ``cluster_id`` satisfies ``until``."""
     deadline = time.monotonic() + timeout
     while True:
-        status = (await client.get(f"/api/apps/{app}/status")).json()
+        status = await status_of(client, app)
         cell = cells(status, environment)[cluster_id]
         if until(cell):
             return cell
@@ -210,7 +205,7 @@ async def wait_cell(
 
 
 async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_digest(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     name = "e2e-promo"
     namespace = f"{ORG}-{name}"
@@ -222,18 +217,18 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
     developer = await make_token(admin, "e2e-developer", {ORG: "developer"})
     lead = await make_token(admin, "e2e-lead", {ORG: "app-admin"})
     async with platform.api(developer) as dev, platform.api(lead) as app_admin:
-        asked = await dev.post(f"/api/apps/{app}/promotions", json={"to": "production"})
-        assert asked.status_code == 201, asked.text
-        promotion = asked.json()
+        promotion = dumped(await dev.promote(app, "production"))
         assert promotion["kind"] == "promote"
+        promotion = await platform.wait(dev, promotion["id"])
         assert promotion["state"] == "awaiting_approval"
         assert promotion["digest"] == digest
         assert promotion["requested_by"] == "token:e2e-developer"
 
         # A developer may ask, not approve.
-        refused = await dev.post(f"/api/deployments/{promotion['id']}/approve")
-        assert refused.status_code == 403, refused.text
-        waiting = (await admin.get(f"/api/deployments/{promotion['id']}")).json()
+        with pytest.raises(ApiError) as refused:
+            await dev.approve(promotion["id"])
+        assert refused.value.status == 403, refused.value
+        waiting = dumped(await admin.get_deployment(promotion["id"]))
         assert waiting["state"] == "awaiting_approval"
         assert waiting["approved_by"] is None
 
@@ -245,12 +240,11 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
             async with platform.kube(cluster_id) as kube:
                 assert await kube.get("v1", "Namespace", namespace) is None
                 assert await kube.get(OCI, "OCIRepository", f"{ORG}-{name}", FLUX_NS) is None
-        status = (await admin.get(f"/api/apps/{app}/status")).json()
+        status = await status_of(admin, app)
         assert all(c["revision"] is None for c in cells(status, "production").values())
 
-        approved = await app_admin.post(f"/api/deployments/{promotion['id']}/approve")
-        assert approved.status_code == 200, approved.text
-        assert approved.json()["approved_by"] == "token:e2e-lead"
+        approved = await app_admin.approve(promotion["id"])
+        assert approved.approved_by == "token:e2e-lead"
         done = await platform.wait(admin, promotion["id"])
     assert done["state"] == "ready", done
     assert done["digest"] == digest
@@ -258,7 +252,7 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
     assert per_cluster == dict.fromkeys(PRODUCTION, ("ready", f"production@{digest}"))
 
     # The control plane: both production clusters and tt02 run one digest.
-    status = (await admin.get(f"/api/apps/{app}/status")).json()
+    status = await status_of(admin, app)
     production = cells(status, "production")
     assert set(production) == set(PRODUCTION)
     for cell in production.values():
@@ -294,7 +288,7 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
 
 
 async def test_undeploy_prunes_the_app_and_the_operators_delete_its_credentials(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     name = "e2e-gone"
     namespace = f"{ORG}-{name}"
@@ -325,10 +319,9 @@ async def test_undeploy_prunes_the_app_and_the_operators_delete_its_credentials(
     assert role in pg_roles(platform)
     assert user in redis_users(platform)
 
-    started = await admin.post(f"/api/apps/{app}/undeployments", json={"environment": "tt02"})
-    assert started.status_code == 201, started.text
-    assert started.json()["kind"] == "undeploy"
-    done = await platform.wait(admin, started.json()["id"])
+    started = await admin.undeploy(app, "tt02")
+    assert started.kind == "undeploy"
+    done = await platform.wait(admin, started.id)
     assert done["state"] == "ready", done
 
     async with platform.kube(TT02) as kube:
@@ -343,7 +336,7 @@ async def test_undeploy_prunes_the_app_and_the_operators_delete_its_credentials(
     assert role not in pg_roles(platform)
     assert user not in redis_users(platform)
 
-    status = (await admin.get(f"/api/apps/{app}/status")).json()
+    status = await status_of(admin, app)
     assert cells(status, "tt02")[TT02]["revision"] is None
 
 
@@ -376,7 +369,7 @@ def tampered(good: Artifact, name: str) -> Artifact:
 
 
 async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keeps_running(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     """Unsigned tampered content is refused; the previous good revision keeps running.
 
@@ -464,7 +457,7 @@ async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keep
 
 
 async def test_a_copied_signature_gets_past_flux_but_fjord_flags_the_revision(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     """The attack Flux's key-based check lets through (see the test above) is caught by fjord.
 
@@ -520,7 +513,7 @@ async def test_a_copied_signature_gets_past_flux_but_fjord_flags_the_revision(
             assert cell["ready"] is False
             assert forged_revision in str(cell["message"])
             assert "never released" in str(cell["message"])
-            audit = (await admin.get("/api/audit", params={"org": ORG})).json()
+            audit = [dumped(e) for e in await admin.audit(org=ORG)]
             flagged = [e for e in audit if e["action"] == "release.unknown_revision"]
             assert any(e["detail"]["revision"] == forged_revision for e in flagged), flagged
         finally:
@@ -641,13 +634,13 @@ async def webhook_token(platform: Platform, cluster_id: str) -> str:
 
 
 async def test_forged_flux_events_are_rejected_and_change_nothing(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     name = "e2e-forge"
     namespace = f"{ORG}-{name}"
     app = await register(admin, tmp_path, name)
     deployed = await deploy_ready(platform, admin, app)
-    before = (await admin.get(f"/api/apps/{app}/status")).json()
+    before = await status_of(admin, app)
     running = cells(before, "tt02")[TT02]
     assert (running["ready"], running["digest"]) == (True, deployed["digest"])
 
@@ -675,42 +668,32 @@ async def test_forged_flux_events_are_rejected_and_change_nothing(
     other_org = await webhook_token(platform, OTHER_ORG_CLUSTER)
     assert len({own, same_org_other_cluster, other_org}) == 3
 
-    url = f"/api/flux/events/{TT02}"
-    attempts: list[tuple[str, str, dict[str, str]]] = [
-        ("no signature", url, {}),
-        ("a wrong signature", url, {"X-Signature": f"sha256={secrets.token_hex(32)}"}),
-        ("an empty signature", url, {"X-Signature": "sha256="}),
-        ("signed with prod-1's token", url, {"X-Signature": sign(same_org_other_cluster, body)}),
-        ("signed with digdir's token", url, {"X-Signature": sign(other_org, body)}),
-        (
-            "another cluster's URL",
-            f"/api/flux/events/{PRODUCTION[0]}",
-            {"X-Signature": sign(own, body)},
-        ),
-        ("an unknown cluster", "/api/flux/events/ttd.tt02.nope", {"X-Signature": sign(own, body)}),
+    # (what, the cluster the event is posted for, its X-Signature)
+    attempts: list[tuple[str, str, str | None]] = [
+        ("no signature", TT02, None),
+        ("a wrong signature", TT02, f"sha256={secrets.token_hex(32)}"),
+        ("an empty signature", TT02, "sha256="),
+        ("signed with prod-1's token", TT02, sign(same_org_other_cluster, body)),
+        ("signed with digdir's token", TT02, sign(other_org, body)),
+        ("another cluster's URL", PRODUCTION[0], sign(own, body)),
+        ("an unknown cluster", "ttd.tt02.nope", sign(own, body)),
     ]
     # Flux's events carry no API token: only the signature may let them in.
-    async with httpx2.AsyncClient(base_url=platform.url, timeout=30) as anonymous:
-        for what, target, headers in attempts:
-            response = await anonymous.post(
-                target, content=body, headers={"Content-Type": "application/json", **headers}
-            )
-            assert response.status_code == 401, (what, response.text)
+    async with FjordClient.remote(platform.url, timeout=30) as anonymous:
+        for what, target, signature in attempts:
+            with pytest.raises(ApiError) as refused:
+                await anonymous.flux_event(target, body, signature)
+            assert refused.value.status == 401, (what, refused.value)
         assert recorded_events(platform, body) == 0
-        after = (await admin.get(f"/api/apps/{app}/status")).json()
+        after = await status_of(admin, app)
         assert after == before
 
         # Control: the same bytes signed with this cluster's own token are let in and count,
         # so the refusals above were the signature check's doing.
-        accepted = await anonymous.post(
-            url,
-            content=body,
-            headers={"Content-Type": "application/json", "X-Signature": sign(own, body)},
-        )
-    assert accepted.status_code == 202, accepted.text
-    assert accepted.json() == {"recorded": True, "app": app}
+        accepted = await anonymous.flux_event(TT02, body, sign(own, body))
+    assert (accepted.recorded, accepted.app) == (True, app)
     assert recorded_events(platform, body) == 1
-    forged_cell = cells((await admin.get(f"/api/apps/{app}/status")).json(), "tt02")[TT02]
+    forged_cell = cells(await status_of(admin, app), "tt02")[TT02]
     assert forged_cell["ready"] is False
     assert str(forged_cell["message"]).startswith("forged:")
 
@@ -733,7 +716,7 @@ def can_log_in(url: str) -> bool:
 
 
 async def test_rotate_gives_new_credentials_and_a_rollback_finds_the_old_ones(
-    platform: Platform, admin: httpx2.AsyncClient, tmp_path: Path
+    platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     name = "e2e-rotate"
     namespace = f"{ORG}-{name}"
@@ -757,7 +740,7 @@ async def test_rotate_gives_new_credentials_and_a_rollback_finds_the_old_ones(
     rotated = json.loads(cli.stdout)
     assert rotated["state"] == "ready", rotated
     assert rotated["digest"] != first["digest"]
-    config = (await admin.get(f"/api/apps/{app}/config")).json()
+    config = dumped(await admin.get_config(app))
     assert config["values"]["environments"]["tt02"]["credentialsRotation"] == 1
     assert "rotate credentials" in config["reason"]
 
@@ -775,11 +758,8 @@ async def test_rotate_gives_new_credentials_and_a_rollback_finds_the_old_ones(
         assert {before["user"], after["user"]} <= pg_roles(platform)
 
     # Rolling back to the first release mounts the old names again, and they still work.
-    back = await admin.post(
-        f"/api/apps/{app}/rollbacks", json={"environment": "tt02", "to": first["digest"]}
-    )
-    assert back.status_code == 201, back.text
-    done = await platform.wait(admin, back.json()["id"])
+    back = await admin.rollback(app, "tt02", to=first["digest"])
+    done = await platform.wait(admin, back.id)
     assert done["state"] == "ready", done
     async with platform.kube(TT02) as kube:
         workload = await kube.get("apps/v1", "Deployment", name, namespace)

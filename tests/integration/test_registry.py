@@ -40,7 +40,7 @@ def repo_name() -> str:
 
 
 def fast_retry() -> RetryPolicy:
-    return RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02)
+    return RetryPolicy(attempts=2, initial_delay=0.01, max_delay=0.02)
 
 
 async def test_wrong_password_is_a_clear_401(auth_registry: LocalRegistry) -> None:

@@ -66,7 +66,7 @@ async def test_org_a_can_never_read_or_change_org_b(
     deployed = await http.post(
         "/api/apps/ttd/skjema/deployments", headers=ttd, json={"environment": "tt02"}
     )
-    assert deployed.status_code == 201, deployed.text
+    assert deployed.status_code == 202, deployed.text
     deployment_id = deployed.json()["id"]
 
     reads = [
@@ -126,7 +126,9 @@ async def test_every_mutation_is_audited_with_its_actor(
         "/api/apps", headers=admin, json={"name": "ttd/skjema", "source": str(app_source(tmp_path))}
     )
     await http.put(
-        "/api/apps/ttd/skjema/config", headers=admin, json={"values": {}, "reason": "first"}
+        "/api/apps/ttd/skjema/config",
+        headers={**admin, "If-Match": '"0"'},
+        json={"values": {}, "reason": "first"},
     )
     await http.put(
         f"/api/clusters/{CLUSTER}/receiver", headers=admin, json={"url": "http://127.0.0.1:9"}
@@ -141,7 +143,7 @@ async def test_every_mutation_is_audited_with_its_actor(
         headers={**admin, "Idempotency-Key": "once"},
         json={"environment": "tt02"},
     )
-    assert again.status_code == 201
+    assert again.status_code == 202
     async with plane.db.session() as session:
         rows = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
     actions = [(r.actor, r.action) for r in rows if r.actor == "token:ops"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
-from test_control_support import ADMIN, CLUSTER, event_body, with_app
+from test_control_support import ADMIN, CLUSTER, event_body, settle, with_app
 
 from fjord.control import ControlPlane, deploys, events
 
@@ -30,7 +30,7 @@ async def test_metrics_count_events_requests_and_the_fleet(
     plane: ControlPlane, http: httpx2.AsyncClient, tmp_path: Path
 ) -> None:
     tokens = await with_app(plane, tmp_path)
-    deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+    deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
     before = await scrape(http)
     progressing = (
         "fjord_deployments_active",

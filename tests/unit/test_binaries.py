@@ -69,3 +69,24 @@ def test_too_little_disk_is_explained(
     with pytest.raises(BuildError, match="GiB free") as failed:
         binaries.build(tools)
     assert "FJORD_CACHE_DIR" in str(failed.value)
+
+
+def test_each_extra_group_has_a_directory_of_its_own(tmp_path: Path) -> None:
+    cluster = binaries.bin_dir()
+    dirs = {name: binaries.group_dir(name) for name in binaries.GROUPS}
+    assert len(set(dirs.values())) == len(dirs)  # no two groups share a directory
+    assert cluster not in dirs.values()
+    assert dirs["gitea"].name.startswith(f"gitea-{binaries.GITEA_VERSION}_go")
+
+
+def test_an_unknown_group_is_named_with_the_known_ones() -> None:
+    with pytest.raises(BuildError, match="unknown binary group 'nope'; known: bench, gitea"):
+        binaries.group_dir("nope")
+
+
+def test_a_missing_group_says_how_to_build_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FJORD_CACHE_DIR", str(tmp_path))
+    with pytest.raises(BuildError, match="binaries build gitea"):
+        binaries.locate_group("gitea")

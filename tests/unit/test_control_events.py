@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,14 @@ from test_control_support import (
     opened,
     report,
     settings,
+    settle,
     with_app,
 )
 
 from fjord.control import ControlPlane, UnauthenticatedError, clusters, deploys, events, queries
-from fjord.control.models import AuditEntry, ClusterApp, Deployment, FluxEvent, utcnow
+from fjord.control.models import AuditEntry, ClusterApp, FluxEvent, utcnow
 from fjord.control.progress import expire
 from fjord.control.views import CellView
-from fjord.stores import LocalStore
 
 
 async def tt02_cell(plane: ControlPlane) -> CellView:
@@ -63,7 +62,7 @@ async def test_missing_wrong_or_foreign_signatures_are_refused_and_nothing_is_re
 async def test_replayed_events_are_recorded_once_and_change_nothing(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         ok = event_body(revision=f"tt02@{deployment.digest}")
         assert (await report(plane, tokens[CLUSTER], ok)).recorded
         before = await queries.get_deployment(plane, ADMIN, deployment.id)
@@ -80,7 +79,7 @@ async def test_a_flux_error_for_the_release_fails_the_deployment_with_flux_s_mes
 ) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         # An error about some other revision (the previous one failing) does not count.
         stale = event_body(
             severity="error",
@@ -112,7 +111,7 @@ async def test_a_flux_error_for_the_release_fails_the_deployment_with_flux_s_mes
 async def test_a_source_error_without_revision_fails_the_deployment(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         message = "failed to verify the signature using provider 'cosign': no matching signatures"
         await report(
             plane,
@@ -136,7 +135,7 @@ async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization
 ) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         revision = f"tt02@{deployment.digest}"
         await report(plane, tokens[CLUSTER], event_body(revision=revision))
 
@@ -190,7 +189,7 @@ async def test_a_source_that_recovers_clears_its_failure_but_not_a_kustomization
 async def test_a_deployment_times_out_naming_the_silent_clusters(tmp_path: Path) -> None:
     async with opened(settings(tmp_path, deploy_timeout_seconds=60)) as plane:
         await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         async with plane.db.session() as session:
             assert await expire(session, utcnow()) == 0
         async with plane.db.session() as session:
@@ -202,56 +201,10 @@ async def test_a_deployment_times_out_naming_the_silent_clusters(tmp_path: Path)
         assert f"{CLUSTER}: waiting for the cluster to report" in failed.reason
 
 
-async def test_restart_fails_unpublished_work_and_resumes_published_work(tmp_path: Path) -> None:
-    config = settings(tmp_path)
-    async with opened(config) as plane:
-        tokens = await with_app(plane, tmp_path)
-        first = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
-        await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
-        async with plane.db.session() as session:
-            original = await session.get(Deployment, first.id)
-            assert original is not None
-            # Owners on this host whose pids do not exist: processes that died.
-            # A process died while building: no release yet.
-            building = Deployment(
-                app_id=original.app_id,
-                environment_id=original.environment_id,
-                kind="deploy",
-                state="publishing",
-                step="building",
-                requested_by="bob",
-                owner=f"{socket.gethostname()}:999999998:x",
-            )
-            # Another died after the release was pushed, while moving the production tag.
-            tagging = Deployment(
-                app_id=original.app_id,
-                environment_id=original.environment_id + 1,
-                release_id=original.release_id,
-                kind="promote",
-                state="publishing",
-                step="tagging",
-                requested_by="bob",
-                owner=f"{socket.gethostname()}:999999999:y",
-            )
-            session.add_all([building, tagging])
-        handled = await deploys.recover(plane)
-        assert sorted(handled) == sorted([building.id, tagging.id])
-        lost = await queries.get_deployment(plane, ADMIN, building.id)
-        assert lost.state == "failed"
-        assert lost.reason is not None
-        assert lost.reason.startswith("interrupted while building")
-        resumed = await queries.get_deployment(plane, ADMIN, tagging.id)
-        assert resumed.state == "progressing"
-        assert "resumed" in [t.reason for t in resumed.timeline]
-        store = LocalStore(config.local_store_dir)
-        assert await store.resolve("ttd/apps/skjema", "production") == first.digest
-        assert await deploys.recover(plane) == []  # nothing left to do
-
-
 async def test_reading_an_overdue_deployment_fails_it_without_a_sweeper(tmp_path: Path) -> None:
     async with opened(settings(tmp_path, deploy_timeout_seconds=0)) as plane:
         await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         read = await queries.get_deployment(plane, ADMIN, deployment.id)
         assert read.state == "failed"
         assert read.reason is not None
@@ -265,7 +218,7 @@ async def test_a_revision_fjord_never_released_is_flagged_not_reported_ready(
     # not bind the signature to the digest) applied it. fjord knows every digest it released.
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{deployment.digest}"))
         foreign = "tt02@sha256:" + "f" * 64
         for message in ("applied", "Reconciliation finished in 1s", "again"):
@@ -304,7 +257,7 @@ async def test_a_late_delivery_of_an_older_event_does_not_overwrite_newer_state(
     # cluster's timestamps, not the arrival order, decide what the cell shows.
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         revision = f"tt02@{deployment.digest}"
         healthy = event_body(revision=revision, timestamp="2026-01-01T00:00:10Z")
         stale_error = event_body(
@@ -370,7 +323,7 @@ async def test_a_foreign_revision_is_flagged_even_after_an_error_named_it_first(
     # becomes healthy: that success must not pass for a fjord release.
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         foreign = "tt02@sha256:" + "e" * 64
         unhealthy = event_body(
             severity="error", reason="HealthCheckFailed", message="unhealthy", revision=foreign

@@ -4,7 +4,6 @@ undeploy, idempotency, serialisation, store outages, roles and tenancy."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from test_control_support import (
     opened,
     report,
     settings,
+    settle,
     with_app,
 )
 
@@ -36,6 +36,7 @@ from fjord.control import (
     tokens,
 )
 from fjord.control.models import AuditEntry, Release
+from fjord.control.worker import drain
 from fjord.stores import LocalStore
 
 DEV = Actor("dev", {"ttd": Role.developer})
@@ -98,7 +99,9 @@ async def test_deploy_publishes_signed_release_sync_root_and_tag(tmp_path: Path)
     config = settings(tmp_path)
     async with opened(config) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02", idempotency_key="a")
+        deployment = await settle(
+            plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02", idempotency_key="a")
+        )
         assert deployment.state == "progressing", deployment.reason
         assert deployment.revision is not None
         assert deployment.revision.startswith("sha256:")
@@ -118,7 +121,9 @@ async def test_deploy_publishes_signed_release_sync_root_and_tag(tmp_path: Path)
 
         # Same inputs, same digest: a second deploy reuses the immutable release and is
         # ready at once, because the cluster already runs that digest.
-        again = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02", idempotency_key="b")
+        again = await settle(
+            plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02", idempotency_key="b")
+        )
         assert again.digest == deployment.digest
         assert again.state == "ready"
         async with plane.db.session() as session:
@@ -136,32 +141,37 @@ async def test_idempotency_key_returns_the_same_deployment(tmp_path: Path) -> No
         history = await queries.history(plane, DEV, "ttd/skjema")
         assert len(history) == 1
         with pytest.raises(ConflictError, match="idempotency key"):
-            await deploys.undeploy(plane, LEAD, "ttd/skjema", "tt02", idempotency_key="same")
+            await settle(
+                plane, deploys.undeploy(plane, LEAD, "ttd/skjema", "tt02", idempotency_key="same")
+            )
 
 
-async def test_concurrent_deploys_of_one_app_and_environment_run_one_after_the_other(
+async def test_concurrent_deploys_of_one_app_and_environment_are_queued_never_refused(
     tmp_path: Path,
 ) -> None:
     async with opened(settings(tmp_path)) as plane:
         await with_app(plane, tmp_path)
-        results = await asyncio.gather(
+        requested = await asyncio.gather(
             *(
                 deploys.deploy(plane, DEV, "ttd/skjema", "tt02", idempotency_key=f"k{i}")
                 for i in range(3)
             )
         )
-        final = [await queries.get_deployment(plane, DEV, r.id) for r in results]
-        # Each published in turn; the last one published supersedes the others.
-        assert sorted(f.state for f in final) == ["progressing", "superseded", "superseded"]
-        # Serialised: no deployment started building before the previous one finished tagging.
-        spans = []
-        for result in results:
-            view = await queries.get_deployment(plane, DEV, result.id)
-            steps = {t.reason: t.at for t in view.timeline}
-            spans.append((steps["building"], steps["tagging"]))
-        spans.sort()
-        for (_, tagged), (building, _) in itertools.pairwise(spans):
-            assert tagged <= building
+        assert {r.state for r in requested} <= {"queued", "superseded"}
+        await drain(plane)
+        final = sorted(
+            [await queries.get_deployment(plane, DEV, r.id) for r in requested],
+            key=lambda d: d.id,
+        )
+        # The newest request supersedes the queued older ones; nothing is refused or failed.
+        assert [f.state for f in final] == ["superseded", "superseded", "progressing"]
+        for older in final[:-1]:
+            assert older.reason is not None
+            assert older.reason.endswith("before it started")
+            assert older.steps == []
+        assert [s.name for s in final[-1].steps] == [
+            "building", "pushing", "approval", "placing", "sync-root", "tagging", "receivers"
+        ]  # fmt: skip
 
 
 async def test_promote_needs_a_ready_release_and_production_needs_an_app_admin(
@@ -171,27 +181,27 @@ async def test_promote_needs_a_ready_release_and_production_needs_an_app_admin(
     async with opened(config) as plane:
         tokens = await with_app(plane, tmp_path)
         with pytest.raises(InvalidError, match="nothing is ready in tt02"):
-            await deploys.promote(plane, DEV, "ttd/skjema", to="production")
+            await settle(plane, deploys.promote(plane, DEV, "ttd/skjema", to="production"))
         with pytest.raises(InvalidError, match="first environment"):
-            await deploys.promote(plane, DEV, "ttd/skjema", to="tt02")
-        deployment = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+            await settle(plane, deploys.promote(plane, DEV, "ttd/skjema", to="tt02"))
+        deployment = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{deployment.digest}"))
 
-        promotion = await deploys.promote(plane, DEV, "ttd/skjema", to="production")
+        promotion = await settle(plane, deploys.promote(plane, DEV, "ttd/skjema", to="production"))
         assert promotion.state == "awaiting_approval"
         assert promotion.digest == deployment.digest
         store = LocalStore(config.local_store_dir)
         assert await store.resolve("ttd/apps/skjema", "production") is None
         with pytest.raises(ForbiddenError, match="app-admin"):
-            await deploys.approve(plane, DEV, promotion.id)
+            await settle(plane, deploys.approve(plane, DEV, promotion.id))
         with pytest.raises(NotFoundError):
-            await deploys.approve(plane, OTHER, promotion.id)
-        approved = await deploys.approve(plane, LEAD, promotion.id)
+            await settle(plane, deploys.approve(plane, OTHER, promotion.id))
+        approved = await settle(plane, deploys.approve(plane, LEAD, promotion.id))
         assert approved.state == "progressing"
         assert approved.approved_by == "lead"
         assert await store.resolve("ttd/apps/skjema", "production") == deployment.digest
         with pytest.raises(ConflictError, match="not awaiting approval"):
-            await deploys.approve(plane, LEAD, promotion.id)
+            await settle(plane, deploys.approve(plane, LEAD, promotion.id))
         await report(
             plane,
             tokens[PROD_CLUSTER],
@@ -207,30 +217,33 @@ async def test_rollback_points_the_environment_at_the_previous_ready_release(
     config = settings(tmp_path)
     async with opened(config) as plane:
         tokens = await with_app(plane, tmp_path)
-        first = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        first = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
         await apps.set_config(
             plane, DEV, "ttd/skjema", {"environments": {"tt02": {"env": {"B": "x"}}}}, "B"
         )
-        second = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        second = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         assert second.digest != first.digest
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{second.digest}"))
 
         with pytest.raises(ForbiddenError):
-            await deploys.rollback(plane, DEV, "ttd/skjema", "tt02")
-        back = await deploys.rollback(plane, LEAD, "ttd/skjema", "tt02")
+            await settle(plane, deploys.rollback(plane, DEV, "ttd/skjema", "tt02"))
+        back = await settle(plane, deploys.rollback(plane, LEAD, "ttd/skjema", "tt02"))
         assert (back.kind, back.digest) == ("rollback", first.digest)
         # The cluster still reports the second digest: pending until Flux applies the first.
         assert back.state == "progressing"
         store = LocalStore(config.local_store_dir)
         assert await store.resolve("ttd/apps/skjema", "tt02") == first.digest
-        to_second = await deploys.rollback(
-            plane, LEAD, "ttd/skjema", "tt02", to=second.digest[7:19]
+        to_second = await settle(
+            plane,
+            deploys.rollback(plane, LEAD, "ttd/skjema", "tt02", to=second.digest[7:19]),
         )
         assert to_second.digest == second.digest
         assert to_second.state == "ready"  # already running there
         with pytest.raises(NotFoundError, match="no release matches"):
-            await deploys.rollback(plane, LEAD, "ttd/skjema", "tt02", to="sha256:0000")
+            await settle(
+                plane, deploys.rollback(plane, LEAD, "ttd/skjema", "tt02", to="sha256:0000")
+            )
         diff = await queries.diff(plane, DEV, "ttd/skjema", first.digest, second.digest)
         assert [f.path for f in diff.files] == ["tt02/skjema.yaml"]
         added = [line[1:].strip() for line in diff.files[0].diff.splitlines() if line[:1] == "+"]
@@ -242,9 +255,9 @@ async def test_undeploy_removes_the_app_from_the_sync_root(tmp_path: Path) -> No
     config = settings(tmp_path)
     async with opened(config) as plane:
         tokens = await with_app(plane, tmp_path)
-        first = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        first = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
-        gone = await deploys.undeploy(plane, LEAD, "ttd/skjema", "tt02")
+        gone = await settle(plane, deploys.undeploy(plane, LEAD, "ttd/skjema", "tt02"))
         assert gone.state == "progressing"
         store = LocalStore(config.local_store_dir)
         sync_digest = await store.resolve("ttd/sync/tt02", "current")
@@ -269,7 +282,7 @@ async def test_a_store_outage_fails_the_deployment_moves_no_tag_and_a_retry_work
     config = settings(tmp_path)
     async with opened(config) as plane:
         tokens = await with_app(plane, tmp_path)
-        first = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        first = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
         await apps.set_config(plane, DEV, "ttd/skjema", {"common": {"env": {"C": "1"}}}, "C")
 
@@ -277,7 +290,7 @@ async def test_a_store_outage_fails_the_deployment_moves_no_tag_and_a_retry_work
         store_dir = config.local_store_dir
         shutil.move(store_dir, tmp_path / "store-away")
         store_dir.write_text("not a directory")
-        failed = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        failed = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         assert failed.state == "failed"
         assert failed.reason is not None
         assert failed.reason.startswith("pushing: ")
@@ -286,7 +299,7 @@ async def test_a_store_outage_fails_the_deployment_moves_no_tag_and_a_retry_work
         shutil.move(tmp_path / "store-away", store_dir)
         store = LocalStore(store_dir)
         assert await store.resolve("ttd/apps/skjema", "tt02") == first.digest  # untouched
-        retry = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        retry = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         assert retry.state == "progressing"
         assert retry.digest == failed.digest
         assert await store.resolve("ttd/apps/skjema", "tt02") == retry.digest
@@ -295,18 +308,18 @@ async def test_a_store_outage_fails_the_deployment_moves_no_tag_and_a_retry_work
 async def test_unknown_names_give_clear_errors_and_orgs_are_isolated(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)
-        deployment = await deploys.deploy(plane, DEV, "ttd/skjema", "tt02")
+        deployment = await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "tt02"))
         with pytest.raises(NotFoundError, match="unknown environment 'staging'"):
-            await deploys.deploy(plane, DEV, "ttd/skjema", "staging")
+            await settle(plane, deploys.deploy(plane, DEV, "ttd/skjema", "staging"))
         with pytest.raises(NotFoundError, match="unknown app ttd/nope"):
-            await deploys.deploy(plane, DEV, "ttd/nope", "tt02")
+            await settle(plane, deploys.deploy(plane, DEV, "ttd/nope", "tt02"))
         with pytest.raises(NotFoundError, match="org/app"):
             await queries.history(plane, DEV, "skjema")
         # Another org's token: no reads, no writes, not even whether an id exists.
         with pytest.raises(ForbiddenError):
             await queries.history(plane, OTHER, "ttd/skjema")
         with pytest.raises(ForbiddenError):
-            await deploys.deploy(plane, OTHER, "ttd/skjema", "tt02")
+            await settle(plane, deploys.deploy(plane, OTHER, "ttd/skjema", "tt02"))
         with pytest.raises(NotFoundError):
             await queries.get_deployment(plane, OTHER, deployment.id)
         assert await apps.list_apps(plane, OTHER) == []
@@ -317,7 +330,7 @@ async def test_unknown_names_give_clear_errors_and_orgs_are_isolated(tmp_path: P
 async def test_the_audit_log_is_read_newest_first_by_those_who_may(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         await with_app(plane, tmp_path)
-        await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
+        await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
         await tokens.create_token(plane, ADMIN, "ci", {"ttd": Role.developer})
 
         everything = await audit.entries(plane, ADMIN)

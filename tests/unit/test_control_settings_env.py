@@ -69,3 +69,23 @@ def test_kustomization_timeout_from_the_environment() -> None:
     assert settings.kustomization_timeout == "60s"
     with pytest.raises(ValueError, match="FJORD_KUSTOMIZATION_TIMEOUT"):
         ControlSettings.from_env({"FJORD_KUSTOMIZATION_TIMEOUT": "a minute"})
+
+
+def test_pipeline_settings_from_env_and_their_defaults(tmp_path: Path) -> None:
+    defaults = ControlSettings.from_env({"FJORD_DATA_DIR": str(tmp_path)})
+    assert defaults.lease_seconds <= 30
+    assert (defaults.workers, defaults.receiver_timeout_seconds) == (4, 10.0)
+    tuned = ControlSettings.from_env(
+        {
+            "FJORD_DATA_DIR": str(tmp_path),
+            "FJORD_LEASE_SECONDS": "5",
+            "FJORD_WORKERS": "2",
+            "FJORD_POLL_SECONDS": "0.2",
+            "FJORD_RECEIVER_TIMEOUT": "1.5",
+        }
+    )
+    assert (tuned.lease_seconds, tuned.workers, tuned.poll_seconds) == (5.0, 2, 0.2)
+    assert tuned.receiver_timeout_seconds == 1.5
+    for variable, value in (("FJORD_LEASE_SECONDS", "0"), ("FJORD_WORKERS", "many")):
+        with pytest.raises(ValueError, match=f"{variable}='{value}' is not a positive number"):
+            ControlSettings.from_env({"FJORD_DATA_DIR": str(tmp_path), variable: value})

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fjord.control import ControlPlane, ControlSettings, apps, clusters, events, system_actor
+from fjord.control import (
+    ControlPlane,
+    ControlSettings,
+    apps,
+    clusters,
+    events,
+    queries,
+    system_actor,
+)
+from fjord.control.views import DeploymentView
+from fjord.control.worker import drain
 from fjord.spec import PlatformConfig, default_platform
 from fjord.spec.platform import IngressRouting
 
@@ -86,3 +96,10 @@ async def report(
     plane: ControlPlane, token: str, body: bytes, cluster: str = CLUSTER
 ) -> events.IngestResult:
     return await events.ingest(plane, cluster, body, events.sign(token, body))
+
+
+async def settle(plane: ControlPlane, request: Awaitable[DeploymentView]) -> DeploymentView:
+    """Make the request, let a worker in this process run what is claimable, read the result."""
+    view = await request
+    await drain(plane)
+    return await queries.get_deployment(plane, ADMIN, view.id)

@@ -107,6 +107,17 @@ def test_bootstrap_has_secrets_root_sync_provider_alert_and_receiver(tmp_path: P
     assert webhook_path("t0ken").startswith("/hook/")
 
 
+def test_root_and_app_sources_verify_and_pull_alike(tmp_path: Path) -> None:
+    config = oci_settings(tmp_path, auth=True)
+    given = BootstrapInput("ttd", "tt02", CLUSTER, token="t", public_key_pem=b"PEM")
+    root = next(o for o in bootstrap_objects(config, given) if o["kind"] == "OCIRepository")
+    files = sync_root_files(config, "ttd", "tt02", ["skjema"])
+    app = by_kind(list(yaml.safe_load_all(files["apps/skjema.yaml"])))["OCIRepository"]
+    shared = ("verify", "secretRef", "insecure", "interval")
+    assert {k: root["spec"][k] for k in shared} == {k: app["spec"][k] for k in shared}  # type: ignore[index]
+    assert root["metadata"]["namespace"] == app["metadata"]["namespace"] == "flux-system"  # type: ignore[index]
+
+
 async def test_each_cluster_gets_its_own_token_encrypted_at_rest(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
         tokens = await with_app(plane, tmp_path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import jwt
 import pytest
 
@@ -26,7 +24,6 @@ from fjord.maskinporten.registration import (
     jwks_problems,
     registration_problems,
 )
-from fjord.maskinporten.retry import RetryPolicy, parse_retry_after
 
 KEY = generate_jwk("unit-key")
 
@@ -63,28 +60,6 @@ def test_jwks_problems() -> None:
 
 def test_public_jwks_drops_private_members() -> None:
     assert all("d" not in k for k in public_jwks([KEY])["keys"])
-
-
-def test_retry_delays_and_retry_after() -> None:
-    policy = RetryPolicy(initial_delay=1, multiplier=2, max_delay=5, jitter=0, max_retry_after=30)
-    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
-    assert policy.delay(1, retry_after=10) == 10
-    assert policy.delay(3, retry_after=1) == 4
-    assert policy.delay(1, retry_after=3600) == 30
-
-
-def test_retry_jitter_stays_in_bounds() -> None:
-    policy = RetryPolicy(initial_delay=1, jitter=0.1)
-    assert all(0.9 <= policy.delay(1) <= 1.1 for _ in range(100))
-
-
-def test_parse_retry_after() -> None:
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert parse_retry_after("7") == 7
-    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30
-    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
 
 
 def test_token_error_mapping() -> None:

@@ -6,7 +6,6 @@ sequence of statuses, then 200, and counts the requests.
 
 from __future__ import annotations
 
-import datetime as dt
 import http.server
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ import pytest
 
 from fjord.stores import NotFoundError, RegistryError, RegistryStore, RetryPolicy
 from fjord.stores.registry import parse_challenge
-from fjord.stores.retry import parse_retry_after
 
 DIGEST = "sha256:" + "cd" * 32
 
@@ -64,7 +62,7 @@ def flaky() -> Iterator[FlakyServer]:
 
 
 def quick(attempts: int = 5) -> RetryPolicy:
-    return RetryPolicy(attempts=attempts, base_delay=0.001, max_delay=0.01)
+    return RetryPolicy(attempts=attempts, initial_delay=0.001, max_delay=0.01)
 
 
 async def test_429_and_5xx_are_retried(flaky: FlakyServer) -> None:
@@ -113,23 +111,6 @@ async def test_connection_refused_is_retried_then_reported(flaky: FlakyServer) -
         with pytest.raises(RegistryError, match="no response") as caught:
             await store.blob_exists("ttd/app", DIGEST)
     assert caught.value.status is None
-
-
-def test_retry_after_parsing() -> None:
-    now = dt.datetime(2026, 11, 21, 12, 0, 0, tzinfo=dt.UTC)
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("Sat, 21 Nov 2026 12:00:30 GMT", now) == 30.0
-    assert parse_retry_after("Sat, 21 Nov 2026 11:00:00 GMT", now) == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
-    policy = RetryPolicy(max_retry_after=5)
-    assert policy.retry_after("120", 0) == 5
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    policy = RetryPolicy(base_delay=1.0, max_delay=4.0)
-    for retry in range(8):
-        assert 0.0 <= policy.backoff(retry) <= min(4.0, 2**retry)
 
 
 def test_challenge_parsing() -> None:

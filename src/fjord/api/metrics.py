@@ -27,7 +27,7 @@ class ApiMetrics:
         self.flux_events = Counter(
             "fjord_flux_events",
             "Flux events received, by outcome: recorded, replayed (already recorded), refused "
-            "(unknown cluster or bad signature).",
+            "(unknown cluster or bad signature), malformed (signed, but not a Flux event).",
             ["outcome"],
             registry=self.registry,
         )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from fjord.api.deps import ActorDep, PlaneDep
 from fjord.api.metrics import metrics_of
 from fjord.api.models import (
+    KEY_LENGTH,
+    MAX_ROW_ID,
     BootstrapRequest,
     CreateApp,
     CreateToken,
@@ -17,11 +19,14 @@ from fjord.api.models import (
     PromoteRequest,
     ReceiverRequest,
     RollbackRequest,
+    RotateRequest,
     SetConfig,
     UndeployRequest,
     WhoAmI,
 )
+from fjord.api.params import ConfigVersionNumber, Cursor, RowId
 from fjord.control import (
+    InvalidError,
     UnauthenticatedError,
     apps,
     audit,
@@ -45,7 +50,11 @@ from fjord.control.views import (
 )
 
 router = APIRouter(prefix="/api")
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=KEY_LENGTH)]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='the config version the write is based on: "3"'),
+]
 
 
 def _name(org: str, app: str) -> str:
@@ -72,11 +81,40 @@ async def get_app(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppVi
     return await apps.get_app(plane, actor, _name(org, app))
 
 
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _expected_version(if_match: str | None, field: int | None) -> int | None:
+    """The version a config write is based on, from ``If-Match: "N"`` or ``expected_version``."""
+    header = None
+    if if_match is not None:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not (text.isascii() and text.isdigit() and len(text) <= 10) or int(text) > MAX_ROW_ID:
+            raise InvalidError(
+                f'header If-Match: expected a config version such as "3", got {if_match!r}'
+            )
+        header = int(text)
+    if header is not None and field is not None and header != field:
+        raise InvalidError(
+            f"header If-Match ({header}) and body field expected_version ({field}) disagree"
+        )
+    return header if header is not None else field
+
+
 @router.get("/apps/{org}/{app}/config")
 async def get_config(
-    plane: PlaneDep, actor: ActorDep, org: str, app: str, version: int | None = None
+    plane: PlaneDep,
+    actor: ActorDep,
+    response: Response,
+    org: str,
+    app: str,
+    version: ConfigVersionNumber = None,
 ) -> ConfigVersionView | None:
-    return await apps.get_config(plane, actor, _name(org, app), version)
+    """A config version (the latest by default); its ``ETag`` is what a write sends back."""
+    found = await apps.get_config(plane, actor, _name(org, app), version)
+    response.headers["ETag"] = _etag(found.version if found else 0)
+    return found
 
 
 @router.get("/apps/{org}/{app}/config/versions")
@@ -88,12 +126,31 @@ async def config_versions(
 
 @router.put("/apps/{org}/{app}/config")
 async def set_config(
-    plane: PlaneDep, actor: ActorDep, org: str, app: str, body: SetConfig
+    plane: PlaneDep,
+    actor: ActorDep,
+    response: Response,
+    org: str,
+    app: str,
+    body: SetConfig,
+    if_match: IfMatch = None,
 ) -> ConfigVersionView:
-    return await apps.set_config(plane, actor, _name(org, app), body.values, body.reason)
+    """Compare-and-set: stored as version N+1 only if N (``If-Match`` or ``expected_version``)
+    is still the latest; else 409 with ``current_version``; 428 without either."""
+    expected = _expected_version(if_match, body.expected_version)
+    written = await apps.set_config(
+        plane,
+        actor,
+        _name(org, app),
+        body.values,
+        body.reason,
+        expected_version=expected,
+        version_required=True,
+    )
+    response.headers["ETag"] = _etag(written.version)
+    return written
 
 
-@router.post("/apps/{org}/{app}/deployments", status_code=201)
+@router.post("/apps/{org}/{app}/deployments", status_code=202)
 async def deploy(
     plane: PlaneDep,
     actor: ActorDep,
@@ -111,7 +168,7 @@ async def deploy(
     )
 
 
-@router.post("/apps/{org}/{app}/promotions", status_code=201)
+@router.post("/apps/{org}/{app}/promotions", status_code=202)
 async def promote(
     plane: PlaneDep,
     actor: ActorDep,
@@ -129,7 +186,7 @@ async def promote(
     )
 
 
-@router.post("/apps/{org}/{app}/rollbacks", status_code=201)
+@router.post("/apps/{org}/{app}/rollbacks", status_code=202)
 async def rollback(
     plane: PlaneDep,
     actor: ActorDep,
@@ -148,7 +205,27 @@ async def rollback(
     )
 
 
-@router.post("/apps/{org}/{app}/undeployments", status_code=201)
+@router.post("/apps/{org}/{app}/rotations", status_code=202)
+async def rotate(
+    plane: PlaneDep,
+    actor: ActorDep,
+    org: str,
+    app: str,
+    body: RotateRequest,
+    idempotency_key: IdempotencyKey = None,
+) -> DeploymentView:
+    """New backing-service credentials in one environment: a config version and a deploy."""
+    return await deploys.rotate(
+        plane,
+        actor,
+        _name(org, app),
+        body.environment,
+        reason=body.reason,
+        idempotency_key=body.idempotency_key or idempotency_key,
+    )
+
+
+@router.post("/apps/{org}/{app}/undeployments", status_code=202)
 async def undeploy(
     plane: PlaneDep,
     actor: ActorDep,
@@ -179,7 +256,7 @@ async def history(
     app: str,
     environment: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: int | None = None,
+    before: Cursor = None,
 ) -> list[DeploymentView]:
     return await queries.history(
         plane, actor, _name(org, app), environment=environment, limit=limit, before=before
@@ -215,19 +292,19 @@ async def audit_log(
     org: str | None = None,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: int | None = None,
+    before: Cursor = None,
 ) -> list[AuditView]:
     """The audit log, newest first (``before``: an entry id, for the next page)."""
     return await audit.entries(plane, actor, org=org, action=action, limit=limit, before=before)
 
 
 @router.get("/deployments/{deployment_id}")
-async def get_deployment(plane: PlaneDep, actor: ActorDep, deployment_id: int) -> DeploymentView:
+async def get_deployment(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
     return await queries.get_deployment(plane, actor, deployment_id)
 
 
-@router.post("/deployments/{deployment_id}/approve")
-async def approve(plane: PlaneDep, actor: ActorDep, deployment_id: int) -> DeploymentView:
+@router.post("/deployments/{deployment_id}/approve", status_code=202)
+async def approve(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
     return await deploys.approve(plane, actor, deployment_id)
 
 
@@ -263,7 +340,7 @@ async def create_token(plane: PlaneDep, actor: ActorDep, body: CreateToken) -> C
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def revoke_token(plane: PlaneDep, actor: ActorDep, token_id: int) -> None:
+async def revoke_token(plane: PlaneDep, actor: ActorDep, token_id: RowId) -> None:
     await tokens.revoke_token(plane, actor, token_id)
 
 
@@ -281,6 +358,9 @@ async def flux_event(
         result = await events.ingest(plane, cluster_id, body, x_signature)
     except UnauthenticatedError:
         counter.labels("refused").inc()
+        raise
+    except InvalidError:
+        counter.labels("malformed").inc()
         raise
     counter.labels("recorded" if result.recorded else "replayed").inc()
     return IngestResponse(recorded=result.recorded, app=result.app)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from fjord.control import ControlSettings
 
+# Dynamic config and Flux events are a few KiB; nothing the API takes comes near 1 MiB.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ApiSettings:
@@ -15,4 +18,8 @@ class ApiSettings:
     local_actor: str | None = None
     # How often unfinished deployments are checked against their deadline.
     sweep_seconds: float = 2.0
-    recover_on_start: bool = True
+    # Run this replica's deployment worker (claims queued work, continues work of replicas that
+    # stopped). The in-process CLI runs its own and drains it before it exits.
+    run_worker: bool = True
+    # Larger request bodies get 413 on every route (``limits.BodySizeLimit``).
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

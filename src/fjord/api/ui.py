@@ -17,9 +17,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjord.api.deps import TOKEN_COOKIE, get_plane, get_settings
 from fjord.api.errors import status_of
+from fjord.api.models import nul_at
+from fjord.api.params import RowId
 from fjord.api.settings import ApiSettings
 from fjord.control import Actor, ControlPlane, catalog, deploys, queries, system_actor
-from fjord.control.errors import ForbiddenError, UnauthenticatedError
+from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
 from fjord.control.tokens import authenticate
 from fjord.errors import FjordError
 
@@ -93,8 +95,16 @@ async def login_form() -> HTMLResponse:
 
 async def _form(request: Request) -> dict[str, str]:
     """An urlencoded form body (parsed here: no python-multipart dependency for four fields)."""
-    parsed = urllib.parse.parse_qs((await request.body()).decode(), keep_blank_values=True)
-    return {key: values[-1] for key, values in parsed.items()}
+    try:
+        text = (await request.body()).decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidError("the form is not UTF-8") from exc
+    parsed = urllib.parse.parse_qs(text, keep_blank_values=True)
+    form = {key: values[-1] for key, values in parsed.items()}
+    where = nul_at(form)
+    if where is not None:
+        raise InvalidError(f"form field {where}: contains a NUL character")
+    return form
 
 
 @router.post("/ui/login")
@@ -171,7 +181,7 @@ async def diff_page(
 async def approve(
     plane: PlaneDep,
     session: SessionDep,
-    deployment_id: int,
+    deployment_id: RowId,
     request: Request,
 ) -> Response:
     if session is None:
@@ -199,6 +209,32 @@ async def rollback(
         _check_csrf(plane, session, form.get("csrf", ""))
         await deploys.rollback(
             plane, session.actor, f"{org}/{app}", form.get("environment", ""), to=form.get("to")
+        )
+    except FjordError as exc:
+        return _error(exc, session)
+    return RedirectResponse(f"/ui/apps/{org}/{app}", status_code=303)
+
+
+@router.post("/ui/apps/{org}/{app}/rotate")
+async def rotate(
+    plane: PlaneDep,
+    session: SessionDep,
+    org: str,
+    app: str,
+    request: Request,
+) -> Response:
+    """New backing-service credentials in one environment (queued like any deployment)."""
+    if session is None:
+        return _login()
+    form = await _form(request)
+    try:
+        _check_csrf(plane, session, form.get("csrf", ""))
+        await deploys.rotate(
+            plane,
+            session.actor,
+            f"{org}/{app}",
+            form.get("environment", ""),
+            reason="rotate credentials (web UI)",
         )
     except FjordError as exc:
         return _error(exc, session)

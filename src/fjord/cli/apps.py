@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 import yaml
 from rich.table import Table
 
-from fjord.cli.client import (
-    EXIT_INVALID,
-    Api,
-    ServerOption,
-    TokenOption,
-    run,
-    split_app,
-)
-from fjord.cli.output import Output, OutputOption, emit_json, fail, out
+from fjord.api.client import ApiError, FjordClient
+from fjord.cli.client import EXIT_INVALID, ServerOption, TokenOption, run
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out, when
+from fjord.control.views import ConfigVersionView
+from fjord.spec.yamlsource import SPEC_LIMITS
+from fjord.yamllimits import YamlLimitError, read_bounded, safe_load_bounded
 
 app_app = typer.Typer(
     help="Apps fjord deploys (org/app + where the source is).", no_args_is_help=True
@@ -36,17 +34,11 @@ def create(
     output: Output = OutputOption,
 ) -> None:
     """Register an app."""
-
-    async def work(api: Api) -> Any:
-        return await api.post(
-            "/api/apps", {"name": split_app(name), "source": str(source.resolve())}
-        )
-
-    result = run(server, token, work)
+    result = run(server, token, lambda api: api.create_app(name, str(source.resolve())))
     if output == Output.json:
         emit_json(result)
     else:
-        out.print(f"registered {result['org']}/{result['app']} from {result['source']}")
+        out.print(f"registered {result.org}/{result.app} from {result.source}", highlight=False)
 
 
 @app_app.command("list")
@@ -57,13 +49,13 @@ def list_apps(
     output: Output = OutputOption,
 ) -> None:
     """List the apps you can see."""
-    rows = run(server, token, lambda api: api.get("/api/apps", org=org))
+    rows = run(server, token, lambda api: api.list_apps(org))
     if output == Output.json:
         emit_json(rows)
         return
     table = Table("app", "source", "registered")
     for row in rows:
-        table.add_row(f"{row['org']}/{row['app']}", row["source"], row["created_at"])
+        table.add_row(f"{row.org}/{row.app}", row.source, when(row.created_at))
     out.print(table)
 
 
@@ -75,11 +67,74 @@ def show(
     output: Output = OutputOption,
 ) -> None:
     """Show one app."""
-    row = run(server, token, lambda api: api.get(f"/api/apps/{split_app(name)}"))
+    row = run(server, token, lambda api: api.get_app(name))
     if output == Output.json:
         emit_json(row)
     else:
-        out.print(f"{row['org']}/{row['app']}  source: {row['source']}")
+        out.print(f"{row.org}/{row.app}  source: {row.source}", highlight=False)
+
+
+ExpectedVersionOption = typer.Option(
+    None,
+    "--expected-version",
+    min=0,
+    help="the config version your change is based on (0: none yet); a newer one makes the "
+    "write fail (exit 5) instead of overwriting it. Default: the latest, read now",
+)
+
+
+def _read_values(file: Path) -> dict[str, Any]:
+    try:
+        data = read_bounded(file, SPEC_LIMITS.max_bytes)
+        values = safe_load_bounded(data, str(file), SPEC_LIMITS) or {}
+    except YamlLimitError as exc:
+        raise fail(exc, EXIT_INVALID) from exc
+    except OSError as exc:
+        raise fail(f"{file}: cannot read: {exc.strerror}", EXIT_INVALID) from exc
+    except yaml.YAMLError as exc:
+        raise fail(f"{file}: malformed YAML: {exc}", EXIT_INVALID) from exc
+    if not isinstance(values, dict):
+        raise fail(f"{file}: expected a mapping with common/environments", EXIT_INVALID)
+    return values
+
+
+async def _write(
+    api: FjordClient,
+    name: str,
+    values: dict[str, Any],
+    reason: str,
+    expected: int | None,
+    *,
+    again: str,
+) -> ConfigVersionView:
+    """Compare-and-set with ``expected``, or with the latest version read just now; a 409 says
+    what to do in CLI terms (``again``: how to retry, given the current version)."""
+    if expected is None:
+        current = await api.get_config(name)
+        expected = current.version if current else 0
+        err.print(
+            f"{name}: writing over config v{expected}, the latest "
+            "(--expected-version makes the write fail if it changed since you read it)",
+            highlight=False,
+        )
+    try:
+        return await api.set_config(name, values, reason, expected_version=expected)
+    except ApiError as exc:
+        current_version = exc.details.get("current_version")
+        if exc.status != 409 or current_version is None:
+            raise
+        hint = (
+            f"nothing was written. See what changed: fjord config history {name} and "
+            f"fjord config show {name}; then {again.format(current=current_version)}"
+        )
+        raise ApiError(exc.status, exc.message, hint, exc.details) from exc
+
+
+def _written(name: str, result: ConfigVersionView, output: Output) -> None:
+    if output == Output.json:
+        emit_json(result)
+    else:
+        out.print(f"{name}: config v{result.version} by {result.author}", highlight=False)
 
 
 @config_app.command("set")
@@ -87,28 +142,55 @@ def set_config(
     name: Annotated[str, typer.Argument(help="org/app")],
     file: Annotated[Path, typer.Option("--file", "-f", help="YAML with common/environments")],
     reason: Annotated[str, typer.Option(help="why (kept in the audit log)")],
+    expected_version: int | None = ExpectedVersionOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
     output: Output = OutputOption,
 ) -> None:
     """Store a new version of an app's dynamic config."""
-    try:
-        values = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise fail(f"{file}: {exc}", EXIT_INVALID) from exc
-    if not isinstance(values, dict):
-        raise fail(f"{file}: expected a mapping with common/environments", EXIT_INVALID)
+    values = _read_values(file)
+    again = (
+        "apply your change to version {current}, then run again with --expected-version {current}"
+    )
     result = run(
         server,
         token,
-        lambda api: api.put(
-            f"/api/apps/{split_app(name)}/config", {"values": values, "reason": reason}
-        ),
+        lambda api: _write(api, name, values, reason, expected_version, again=again),
     )
-    if output == Output.json:
-        emit_json(result)
-    else:
-        out.print(f"{name}: config v{result['version']} by {result['author']}")
+    _written(name, result, output)
+
+
+@config_app.command("edit")
+def edit_config(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    reason: Annotated[str, typer.Option(help="why (kept in the audit log)")],
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Edit the latest dynamic config in $EDITOR; stored only if nobody changed it meanwhile."""
+    current = run(server, token, lambda api: api.get_config(name))
+    version = current.version if current else 0
+    text = yaml.safe_dump(current.values if current else {}, sort_keys=True)
+    edited = click.edit(text, extension=".yaml")
+    if edited is None or edited == text:
+        err.print(f"{name}: unchanged, nothing written")
+        return
+    try:
+        values = safe_load_bounded(edited, "the edited config", SPEC_LIMITS) or {}
+    except YamlLimitError as exc:
+        raise fail(exc, EXIT_INVALID) from exc
+    except yaml.YAMLError as exc:
+        raise fail(f"the edited config is not YAML: {exc}", EXIT_INVALID) from exc
+    if not isinstance(values, dict):
+        raise fail("the edited config must be a mapping with common/environments", EXIT_INVALID)
+    again = "run fjord config edit again: it starts from version {current}"
+    result = run(
+        server,
+        token,
+        lambda api: _write(api, name, values, reason, version, again=again),
+    )
+    _written(name, result, output)
 
 
 @config_app.command("show")
@@ -120,16 +202,18 @@ def show_config(
     output: Output = OutputOption,
 ) -> None:
     """Print a version of an app's dynamic config."""
-    result = run(
-        server, token, lambda api: api.get(f"/api/apps/{split_app(name)}/config", version=version)
-    )
+    result = run(server, token, lambda api: api.get_config(name, version))
     if output == Output.json:
         emit_json(result)
     elif result is None:
-        out.print(f"{name} has no dynamic config yet")
+        out.print(f"{name} has no dynamic config yet", highlight=False)
     else:
-        out.print(f"# v{result['version']} by {result['author']}: {result['reason']}")
-        print(yaml.safe_dump(result["values"], sort_keys=True), end="")
+        out.print(
+            f"# v{result.version} by {result.author}: {result.reason}",
+            highlight=False,
+            markup=False,
+        )
+        print(yaml.safe_dump(result.values, sort_keys=True), end="")
 
 
 @config_app.command("history")
@@ -140,11 +224,11 @@ def config_history(
     output: Output = OutputOption,
 ) -> None:
     """Every version of an app's dynamic config: who and why."""
-    rows = run(server, token, lambda api: api.get(f"/api/apps/{split_app(name)}/config/versions"))
+    rows = run(server, token, lambda api: api.config_versions(name))
     if output == Output.json:
         emit_json(rows)
         return
     table = Table("version", "when", "who", "why")
     for row in rows:
-        table.add_row(str(row["version"]), row["created_at"], row["author"], row["reason"])
+        table.add_row(str(row.version), when(row.created_at), row.author, row.reason)
     out.print(table)

@@ -27,7 +27,7 @@ def audit(
     rows = run(
         server,
         token,
-        lambda api: api.get("/api/audit", org=org, action=action, limit=limit),
+        lambda api: api.audit(org=org, action=action, limit=limit),
     )
     if output == Output.json:
         emit_json(rows)
@@ -35,11 +35,11 @@ def audit(
     table = Table("#", "when", "actor", "action", "target", "detail")
     for row in rows:
         table.add_row(
-            str(row["id"]),
-            row["at"][:19],
-            row["actor"],
-            row["action"],
-            row["target"],
-            json.dumps(row["detail"], separators=(",", ":"))[:120],
+            str(row.id),
+            row.at.isoformat()[:19],
+            row.actor,
+            row.action,
+            row.target,
+            json.dumps(row.detail, separators=(",", ":"))[:120],
         )
     out.print(table)

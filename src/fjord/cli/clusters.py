@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fjord.cli.client import Api, ServerOption, TokenOption, run
+from fjord.cli.client import ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, out
+from fjord.control.views import ClusterView
 from fjord.render.yamlout import dump_all
 
 cluster_app = typer.Typer(help="The clusters of each org and environment.", no_args_is_help=True)
@@ -24,29 +25,29 @@ def list_clusters(
     output: Output = OutputOption,
 ) -> None:
     """List clusters: bootstrapped or not, Receiver URL, and what their root sync reports."""
-    rows = run(server, token, lambda api: api.get("/api/clusters", org=org))
+    rows = run(server, token, lambda api: api.list_clusters(org))
     if output == Output.json:
         emit_json(rows)
         return
     table = Table("cluster", "org", "environment", "bootstrapped", "receiver", "sync")
     for row in rows:
         table.add_row(
-            row["id"],
-            row["org"],
-            row["environment"],
-            str(row["bootstrapped"]),
-            row["receiver_url"] or "",
+            row.id,
+            row.org,
+            row.environment,
+            str(row.bootstrapped),
+            row.receiver_url or "",
             _sync(row),
         )
     out.print(table)
 
 
-def _sync(row: dict[str, Any]) -> str:
-    if row["sync_revision"] is None and row["sync_ready"] is None:
+def _sync(row: ClusterView) -> str:
+    if row.sync_revision is None and row.sync_ready is None:
         return "no report yet"
-    state = {True: "ready", False: "failed", None: "progressing"}[row["sync_ready"]]
-    text = f"{state} {row['sync_revision'] or ''}".strip()
-    return text if row["sync_ready"] is not False else f"{text}: {row['sync_message']}"
+    state = {True: "ready", False: "failed", None: "progressing"}[row.sync_ready]
+    text = f"{state} {row.sync_revision or ''}".strip()
+    return text if row.sync_ready is not False else f"{text}: {row.sync_message}"
 
 
 @cluster_app.command("receiver")
@@ -57,7 +58,7 @@ def receiver(
     token: str | None = TokenOption,
 ) -> None:
     """Set where fjord reaches the cluster's Flux Receiver (pull at once after a deploy)."""
-    run(server, token, lambda api: api.put(f"/api/clusters/{cluster_id}/receiver", {"url": url}))
+    run(server, token, lambda api: api.set_receiver(cluster_id, url))
     err.print(f"{cluster_id}: receiver {url or 'cleared'}")
 
 
@@ -83,14 +84,7 @@ def bootstrap(
     output: Output = OutputOption,
 ) -> None:
     """The one-time manifests (with a new HMAC token): print them, or apply with --kubeconfig."""
-
-    async def work(api: Api) -> list[dict[str, Any]]:
-        objects: list[dict[str, Any]] = await api.post(
-            "/api/clusters/bootstrap", {"org": org, "environment": env, "cluster": cluster}
-        )
-        return objects
-
-    objects = run(server, token, work)
+    objects = run(server, token, lambda api: api.bootstrap(org, env, cluster))
     if kubeconfig is not None:
         asyncio.run(_apply(kubeconfig, objects))
         return

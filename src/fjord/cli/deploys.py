@@ -11,26 +11,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from fjord.cli.client import (
-    EXIT_FAILED,
-    EXIT_TIMEOUT,
-    Api,
-    ServerOption,
-    TokenOption,
-    run,
-    split_app,
-)
-from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
+from fjord.api.client import SETTLED, FjordClient
+from fjord.cli.client import EXIT_FAILED, EXIT_TIMEOUT, ServerOption, TokenOption, run
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
+from fjord.control import states
+from fjord.control.views import AppStatusView, CellView, DeploymentView
 
 EXIT_AWAITING_APPROVAL = 8
-FINAL = ("ready", "failed", "superseded")
-ROTATION = "credentialsRotation"  # the app spec field `fjord rotate` raises
 
 WaitOption = typer.Option(True, "--wait/--no-wait", help="follow until every cluster is ready")
 TimeoutOption = typer.Option(900.0, "--timeout", help="stop following after this many seconds")
@@ -43,93 +37,95 @@ def _short(digest: str | None) -> str:
     return (digest or "–").removeprefix("sha256:")[:12]
 
 
-def _cluster_table(deployment: dict[str, Any]) -> Table:
+def _cluster_table(deployment: DeploymentView) -> Table:
     table = Table(
-        title=f"#{deployment['id']} {deployment['kind']} {deployment['org']}/{deployment['app']} "
-        f"→ {deployment['environment']}: {deployment['state']}"
+        title=f"#{deployment.id} {deployment.kind} {deployment.org}/{deployment.app} "
+        f"→ {deployment.environment}: {deployment.state}"
     )
     table.add_column("cluster")
     table.add_column("state")
     table.add_column("revision")
     table.add_column("message", overflow="fold")
-    for cluster in deployment["clusters"]:
-        colour = {"ready": "green", "failed": "red"}.get(cluster["state"], "yellow")
+    for cluster in deployment.clusters:
+        colour = {"ready": "green", "failed": "red"}.get(cluster.state, "yellow")
         table.add_row(
-            cluster["cluster"],
-            f"[{colour}]{cluster['state']}[/{colour}]",
-            cluster["revision"] or "",
-            cluster["message"] or "",
+            cluster.cluster,
+            styled(cluster.state, colour),
+            cluster.revision or "",
+            cluster.message or "",
         )
     return table
 
 
-async def _follow(api: Api, deployment: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def _follow(api: FjordClient, deployment: DeploymentView, timeout: float) -> DeploymentView:
     deadline = time.monotonic() + timeout
     seen = 0
     with Live(_cluster_table(deployment), console=err, transient=False) as live:
         while True:
-            for entry in deployment["timeline"][seen:]:
-                where = f"{entry['cluster']}: " if entry["cluster"] else ""
+            for entry in deployment.timeline[seen:]:
+                where = f"{entry.cluster}: " if entry.cluster else ""
                 live.console.print(
-                    f"[dim]{entry['at'][11:19]}[/dim] {where}{entry['reason']}: {entry['message']}",
-                    highlight=False,
+                    line(
+                        styled(f"{entry.at:%H:%M:%S}", "dim"),
+                        f" {where}{entry.reason}: {entry.message}",
+                    )
                 )
-            seen = len(deployment["timeline"])
+            seen = len(deployment.timeline)
             live.update(_cluster_table(deployment))
-            if deployment["state"] in (*FINAL, "awaiting_approval"):
+            if deployment.state in SETTLED:
                 return deployment
             if time.monotonic() > deadline:
                 return deployment
             await asyncio.sleep(1.0)
-            deployment = await api.get(f"/api/deployments/{deployment['id']}")
+            deployment = await api.get_deployment(deployment.id)
 
 
-def _finish(deployment: dict[str, Any], output: Output, waited: bool) -> None:
+def _finish(deployment: DeploymentView, output: Output, waited: bool) -> None:
     if output == Output.json:
         emit_json(deployment)
-    state = deployment["state"]
-    if state == "ready":
-        err.print(f"[green]ready[/green]: every cluster runs {_short(deployment['digest'])}")
-        return
-    if state == "awaiting_approval":
+    state = deployment.state
+    if state == states.READY:
         err.print(
-            f"deployment {deployment['id']} awaits approval by an app-admin: "
-            f"fjord approve {deployment['id']}"
+            line(styled("ready", "green"), f": every cluster runs {_short(deployment.digest)}")
+        )
+        return
+    if state == states.AWAITING_APPROVAL:
+        err.print(
+            f"deployment {deployment.id} awaits approval by an app-admin: "
+            f"fjord approve {deployment.id}"
         )
         if waited:
             raise typer.Exit(EXIT_AWAITING_APPROVAL)
         return
-    if state in ("failed", "superseded"):
-        raise fail(f"deployment {deployment['id']} {state}: {deployment['reason']}", EXIT_FAILED)
+    if state in (states.FAILED, states.SUPERSEDED):
+        raise fail(f"deployment {deployment.id} {state}: {deployment.reason}", EXIT_FAILED)
     if waited:
-        raise fail(
-            f"deployment {deployment['id']} is still {state} (stopped following)", EXIT_TIMEOUT
-        )
-    err.print(f"deployment {deployment['id']}: {state}")
+        raise fail(f"deployment {deployment.id} is still {state} (stopped following)", EXIT_TIMEOUT)
+    err.print(f"deployment {deployment.id}: {state}")
 
 
 def _change(
     server: str | None,
     token: str | None,
-    path: str,
-    body: dict[str, Any],
+    start: Callable[[FjordClient], Awaitable[DeploymentView]],
     *,
     wait: bool,
     timeout: float,
     output: Output,
-    prepare: Callable[[Api], Awaitable[None]] | None = None,
 ) -> None:
-    """POST a change, follow the deployment it starts; ``prepare`` runs first on the same API."""
+    """Start a change (one client call; the server queues it), then follow the deployment."""
 
-    async def work(api: Api) -> dict[str, Any]:
-        if prepare is not None:
-            await prepare(api)
-        deployment: dict[str, Any] = await api.post(path, body)
-        if wait and deployment["state"] not in FINAL:
+    async def work(api: FjordClient) -> DeploymentView:
+        deployment = await start(api)
+        if wait and deployment.state not in states.FINAL:
             deployment = await _follow(api, deployment, timeout)
         return deployment
 
     _finish(run(server, token, work), output, wait)
+
+
+def _key(given: str | None) -> str:
+    return given or uuid.uuid4().hex
 
 
 def deploy(
@@ -143,11 +139,11 @@ def deploy(
     output: Output = OutputOption,
 ) -> None:
     """Build, publish and deploy an app to an environment; follow every cluster."""
+    key = _key(idempotency_key)
     _change(
         server,
         token,
-        f"/api/apps/{split_app(name)}/deployments",
-        {"environment": env, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        lambda api: api.deploy(name, env, idempotency_key=key),
         wait=wait,
         timeout=timeout,
         output=output,
@@ -160,6 +156,7 @@ def rotate(
     reason: Annotated[
         str, typer.Option(help="why (kept with the config version and in the audit log)")
     ] = "rotate credentials",
+    idempotency_key: str | None = KeyOption,
     wait: bool = WaitOption,
     timeout: float = TimeoutOption,
     server: str | None = ServerOption,
@@ -168,36 +165,18 @@ def rotate(
 ) -> None:
     """New PostgreSQL and Redis credentials for an app in one environment, by a deploy.
 
-    Raises ``credentialsRotation`` for the environment in the app's dynamic config and deploys:
-    the release mounts new Secrets, and the old ones stay while a ReplicaSet uses them.
+    The server raises ``credentialsRotation`` for the environment in the app's dynamic config
+    and queues a deploy pinned to that version, in one step: the release mounts new Secrets, and
+    the old ones stay while a ReplicaSet uses them.
     """
-    app_path = split_app(name)
 
-    async def raise_rotation(api: Api) -> None:
-        current = await api.get(f"/api/apps/{app_path}/config")
-        values: dict[str, Any] = dict(current["values"]) if current else {}
-        overlays = dict(values.get("environments") or {})
-        overlay = dict(overlays.get(env) or {})
-        common = values.get("common") or {}
-        rotation = int(overlay.get(ROTATION, common.get(ROTATION, 0))) + 1
-        overlay[ROTATION] = rotation
-        overlays[env] = overlay
-        values["environments"] = overlays
-        await api.put(
-            f"/api/apps/{app_path}/config",
-            {"values": values, "reason": f"{reason} ({env}: {ROTATION} {rotation})"},
+    async def rotate_on_the_server(api: FjordClient) -> DeploymentView:
+        # One request: the server raises the counter and queues the deploy pinned to it.
+        return await api.rotate(
+            name, env, reason=reason, idempotency_key=idempotency_key or uuid.uuid4().hex
         )
 
-    _change(
-        server,
-        token,
-        f"/api/apps/{app_path}/deployments",
-        {"environment": env, "idempotency_key": uuid.uuid4().hex},
-        wait=wait,
-        timeout=timeout,
-        output=output,
-        prepare=raise_rotation,
-    )
+    _change(server, token, rotate_on_the_server, wait=wait, timeout=timeout, output=output)
 
 
 def promote(
@@ -211,11 +190,11 @@ def promote(
     output: Output = OutputOption,
 ) -> None:
     """Promote the release ready in the previous environment (same digest) to ``--to``."""
+    key = _key(idempotency_key)
     _change(
         server,
         token,
-        f"/api/apps/{split_app(name)}/promotions",
-        {"to": to, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        lambda api: api.promote(name, to, idempotency_key=key),
         wait=wait,
         timeout=timeout,
         output=output,
@@ -234,8 +213,7 @@ def approve(
     _change(
         server,
         token,
-        f"/api/deployments/{deployment_id}/approve",
-        {},
+        lambda api: api.approve(deployment_id),
         wait=wait,
         timeout=timeout,
         output=output,
@@ -256,11 +234,11 @@ def rollback(
     output: Output = OutputOption,
 ) -> None:
     """Point an environment at an earlier release (recorded as a deployment)."""
+    key = _key(idempotency_key)
     _change(
         server,
         token,
-        f"/api/apps/{split_app(name)}/rollbacks",
-        {"environment": env, "to": to, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        lambda api: api.rollback(name, env, to=to, idempotency_key=key),
         wait=wait,
         timeout=timeout,
         output=output,
@@ -278,11 +256,11 @@ def undeploy(
     output: Output = OutputOption,
 ) -> None:
     """Remove an app from an environment; Flux prunes it from every cluster."""
+    key = _key(idempotency_key)
     _change(
         server,
         token,
-        f"/api/apps/{split_app(name)}/undeployments",
-        {"environment": env, "idempotency_key": idempotency_key or uuid.uuid4().hex},
+        lambda api: api.undeploy(name, env, idempotency_key=key),
         wait=wait,
         timeout=timeout,
         output=output,
@@ -297,10 +275,10 @@ def status(
 ) -> None:
     """What runs where: per environment and cluster, the revision Flux applied and its health."""
 
-    async def work(api: Api) -> Any:
+    async def work(api: FjordClient) -> list[AppStatusView]:
         if name is None:
-            return await api.get("/api/status")
-        return [await api.get(f"/api/apps/{split_app(name)}/status")]
+            return await api.matrix()
+        return [await api.app_status(name)]
 
     rows = run(server, token, work)
     if output == Output.json:
@@ -308,28 +286,30 @@ def status(
         return
     table = Table("app", "environment", "deployment", "cluster", "running", "health")
     for row in rows:
-        for env in row["environments"]:
-            deployment = env["deployment"]
+        for env in row.environments:
+            deployment = env.deployment
             summary = (
-                f"#{deployment['id']} {deployment['kind']} {deployment['state']}"
-                if deployment
-                else "–"
+                f"#{deployment.id} {deployment.kind} {deployment.state}" if deployment else "–"
             )
-            for cell in env["clusters"] or [{"cluster": "–", "revision": None, "ready": None}]:
-                health = {True: "[green]ready[/green]", False: "[red]failed[/red]"}.get(
-                    cell["ready"], "–"
-                )
-                if cell.get("ready") is False and cell.get("message"):
-                    health += f": {cell['message']}"
+            cells: list[CellView | None] = [*env.clusters] or [None]
+            for cell in cells:
                 table.add_row(
-                    f"{row['org']}/{row['app']}",
-                    env["environment"],
+                    f"{row.org}/{row.app}",
+                    env.environment,
                     summary,
-                    cell["cluster"],
-                    cell["revision"] or "not running",
-                    health,
+                    cell.cluster if cell else "–",
+                    (cell.revision if cell else None) or "not running",
+                    _health(cell),
                 )
     out.print(table)
+
+
+def _health(cell: CellView | None) -> Text:
+    if cell is None or cell.ready is None:
+        return line("–")
+    if cell.ready:
+        return styled("ready", "green")
+    return line(styled("failed", "red"), f": {cell.message}" if cell.message else "")
 
 
 def history(
@@ -345,44 +325,35 @@ def history(
     output: Output = OutputOption,
 ) -> None:
     """Deployments of an app, newest first; ``--diff A B`` compares two releases."""
-    app_path = split_app(name)
     if diff is not None:
-        result = run(
-            server,
-            token,
-            lambda api: api.get(f"/api/apps/{app_path}/diff", **{"from": diff[0], "to": diff[1]}),
-        )
+        result = run(server, token, lambda api: api.diff(name, diff[0], diff[1]))
         if output == Output.json:
             emit_json(result)
             return
-        print(f"# {result['from_digest']} → {result['to_digest']}")
+        print(f"# {result.from_digest} → {result.to_digest}")
         print("## dynamic config")
-        print(result["config"] or "(unchanged)")
+        print(result.config or "(unchanged)")
         print("## manifests")
-        for item in result["files"]:
-            print(item["diff"], end="")
-        if not result["files"]:
+        for item in result.files:
+            print(item.diff, end="")
+        if not result.files:
             print("(identical)")
         return
-    rows = run(
-        server,
-        token,
-        lambda api: api.get(f"/api/apps/{app_path}/history", environment=env, limit=limit),
-    )
+    rows = run(server, token, lambda api: api.history(name, environment=env, limit=limit))
     if output == Output.json:
         emit_json(rows)
         return
     table = Table("#", "when", "env", "kind", "state", "release", "revision", "config", "by")
     for row in rows:
         table.add_row(
-            str(row["id"]),
-            row["created_at"][:19],
-            row["environment"],
-            row["kind"],
-            row["state"] + (f": {row['reason']}" if row["reason"] else ""),
-            _short(row["digest"]),
-            row["revision"] or "",
-            f"v{row['config_version']}" if row["config_version"] is not None else "",
-            row["requested_by"],
+            str(row.id),
+            row.created_at.isoformat()[:19],
+            row.environment,
+            row.kind,
+            row.state + (f": {row.reason}" if row.reason else ""),
+            _short(row.digest),
+            row.revision or "",
+            f"v{row.config_version}" if row.config_version is not None else "",
+            row.requested_by,
         )
     out.print(table)

@@ -9,7 +9,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from fjord.cli.output import Output, OutputOption, emit_json, emit_line, err, fail, out
+from fjord.cli.output import (
+    Output,
+    OutputOption,
+    emit_json,
+    emit_line,
+    err,
+    fail,
+    line,
+    out,
+    styled,
+)
 from fjord.devcluster import platform
 from fjord.devcluster.cluster import LocalCluster, default_state_root
 from fjord.errors import FjordError
@@ -31,7 +41,7 @@ def _root(state_dir: Path | None) -> Path:
 
 def _progress(started: float) -> platform.Progress:
     def say(message: str) -> None:
-        err.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {message}", highlight=False)
+        err.print(line(styled(f"{time.monotonic() - started:6.1f}s", "dim"), f" {message}"))
 
     return say
 
@@ -83,7 +93,7 @@ def _print_cluster(status: dict[str, Any]) -> None:
     table.add_column("component")
     table.add_column("state")
     for component, alive in status["components"].items():
-        table.add_row(component, "[green]running[/green]" if alive else "[red]exited[/red]")
+        table.add_row(component, styled("running", "green") if alive else styled("exited", "red"))
     out.print(table)
     if status.get("kubeconfig"):
         out.print(f"kubeconfig: {status['kubeconfig']}")
@@ -124,7 +134,7 @@ def _print_platform(info: dict[str, Any], output: Output) -> None:
     table.add_column("where")
     table.add_column("state")
     for part in info.get("parts", []):
-        state = "[green]running[/green]" if part["running"] else "[red]down[/red]"
+        state = styled("running", "green") if part["running"] else styled("down", "red")
         table.add_row(part["name"], part["where"], state)
     out.print(table)
     if info.get("apps"):
@@ -134,9 +144,9 @@ def _print_platform(info: dict[str, Any], output: Output) -> None:
         for row in info["apps"]:
             ready = row["ready"]
             state = (
-                "[green]Ready[/green]"
+                styled("Ready", "green")
                 if ready
-                else ("[red]failed[/red]" if ready is False else "…")
+                else (styled("failed", "red") if ready is False else line("…"))
             )
             apps.add_row(
                 row["app"], row["environment"], row["cluster"], state, row["revision"] or "-"

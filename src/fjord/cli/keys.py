@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from fjord.artifact.signing import generate_key_pair
+from fjord.cli.output import err, fail
 
 keys_app = typer.Typer(help="Signing keys for releases (cosign-compatible ECDSA P-256).")
-console = Console(stderr=True)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -44,19 +43,17 @@ def generate(
     if password_env is not None:
         value = os.environ.get(password_env)
         if not value:
-            console.print(f"[red]environment variable {password_env} is empty or unset[/red]")
-            raise typer.Exit(2)
+            raise fail(f"environment variable {password_env} is empty or unset", 2)
         password = value.encode()
     private_path = output_dir / "cosign.key"
     public_path = output_dir / "cosign.pub"
     existing = [p for p in (private_path, public_path) if p.exists()]
     if existing and not force:
-        console.print(f"[red]{', '.join(map(str, existing))} already exist[/red] (use --force)")
-        raise typer.Exit(1)
+        raise fail(f"{', '.join(map(str, existing))} already exist (use --force)", 1)
     for path in existing:
         path.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
     pair = generate_key_pair(password)
     _write(private_path, pair.private_pem, 0o600)
     _write(public_path, pair.public_pem, 0o644)
-    console.print(f"wrote {private_path} (private, mode 0600) and {public_path}")
+    err.print(f"wrote {private_path} (private, mode 0600) and {public_path}")

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from fjord.cli.output import err
 from fjord.maskinporten.emulator.clock import EmulatorClock
 from fjord.maskinporten.emulator.config import (
     ADMIN_SCOPES,
@@ -23,7 +23,6 @@ from fjord.maskinporten.emulator.state import EmulatorState
 from fjord.maskinporten.keys import generate_jwk, public_jwks
 
 maskinporten_app = typer.Typer(help="Maskinporten: a local emulator of the Digdir APIs, and keys.")
-console = Console(stderr=True)
 
 
 @maskinporten_app.command("emulator")
@@ -91,4 +90,4 @@ def keygen(
     with os.fdopen(fd, "w") as fh:
         json.dump(key, fh, indent=2)
     public.write_text(json.dumps(public_jwks([key]), indent=2))
-    console.print(f"kid {key['kid']}: private {private}, public {public}")
+    err.print(f"kid {key['kid']}: private {private}, public {public}")

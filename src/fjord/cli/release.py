@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from fjord.artifact.signing import load_private_key, load_public_key
-from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out
+from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
 from fjord.errors import FjordError
 from fjord.releases import Release, build_release, publish
 from fjord.spec import load_platform
@@ -42,7 +42,10 @@ def _summary(release: Release) -> dict[str, object]:
 def build(
     app_dir: Annotated[Path, typer.Argument(help="Directory with fjord.yaml (and maybe a chart).")],
     revision: Annotated[str, typer.Option(help="Source revision, e.g. main@sha1:<sha>.")] = "local",
-    source: Annotated[str, typer.Option(help="Source repository URL (default: the dir).")] = "",
+    source: Annotated[
+        str,
+        typer.Option(help="Source repository URL (default: git remote 'origin', else 'local')."),
+    ] = "",
     environment: Annotated[
         list[str] | None,
         typer.Option("--env", help="Target environment(s); default: all of the platform's."),
@@ -59,10 +62,12 @@ def build(
     output: Output = OutputOption,
 ) -> None:
     """Render, check and pack an app; with --publish also push, sign and tag it."""
+    from fjord.control.sources import source_url  # here: fjord.control is heavy to import
+
     try:
         release = build_release(
             app_dir,
-            source=source or str(app_dir.resolve()),
+            source=source or source_url(app_dir),
             revision=revision,
             platform=load_platform(platform_file),
             environments=environment or None,
@@ -130,4 +135,4 @@ def verify(
     if output is Output.json:
         emit_json(result)
     else:
-        out.print(f"[green]verified[/green] {reference} ({result['digest']})")
+        out.print(line(styled("verified", "green"), f" {reference} ({result['digest']})"))

@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from fjord.api import ApiSettings, create_app
+from fjord.api.settings import DEFAULT_MAX_BODY_BYTES
 from fjord.cli.output import err
 from fjord.control import ControlSettings
 
@@ -21,11 +22,19 @@ def serve(
         str | None,
         typer.Option(help="URL clusters post events to; default $FJORD_PUBLIC_URL or this server"),
     ] = None,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="FJORD_MAX_BODY_BYTES",
+            help="larger request bodies get 413 (every route)",
+        ),
+    ] = DEFAULT_MAX_BODY_BYTES,
 ) -> None:
     """Serve the control plane's API (/api, /openapi.json) and web UI (/)."""
     control = ControlSettings.from_env()
     url = public_url or os.environ.get("FJORD_PUBLIC_URL") or f"http://{host}:{port}"
     control = replace(control, public_url=url.rstrip("/"))
-    app = create_app(ApiSettings(control=control))
+    app = create_app(ApiSettings(control=control, max_body_bytes=max_body_bytes))
     err.print(f"fjord serving on http://{host}:{port} (data: {control.data_dir})")
     uvicorn.run(app, host=host, port=port, log_level="info")

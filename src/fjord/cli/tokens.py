@@ -32,14 +32,12 @@ def create(
         if not sep:
             raise fail(f"--role wants ORG=ROLE, got {item!r}", EXIT_INVALID)
         grants[org] = value
-    result = run(
-        server, token, lambda api: api.post("/api/tokens", {"name": name, "grants": grants})
-    )
+    result = run(server, token, lambda api: api.create_token(name, grants))
     if output == Output.json:
         emit_json(result)
         return
-    err.print(f"token {result['info']['id']} for {name} (shown once):")
-    print(result["token"])
+    err.print(f"token {result.info.id} for {name} (shown once):", highlight=False)
+    print(result.token)
 
 
 @token_app.command("list")
@@ -49,14 +47,14 @@ def list_tokens(
     output: Output = OutputOption,
 ) -> None:
     """List tokens (never their values)."""
-    rows = run(server, token, lambda api: api.get("/api/tokens"))
+    rows = run(server, token, lambda api: api.list_tokens())
     if output == Output.json:
         emit_json(rows)
         return
     table = Table("id", "name", "grants", "created by", "revoked")
     for row in rows:
-        grants = ", ".join(f"{o}={r}" for o, r in row["grants"].items())
-        table.add_row(str(row["id"]), row["name"], grants, row["created_by"], str(row["revoked"]))
+        grants = ", ".join(f"{o}={r}" for o, r in row.grants.items())
+        table.add_row(str(row.id), row.name, grants, row.created_by, str(row.revoked))
     out.print(table)
 
 
@@ -67,5 +65,5 @@ def revoke(
     token: str | None = TokenOption,
 ) -> None:
     """Revoke a token."""
-    run(server, token, lambda api: api.delete(f"/api/tokens/{token_id}"))
+    run(server, token, lambda api: api.revoke_token(token_id))
     err.print(f"token {token_id} revoked")

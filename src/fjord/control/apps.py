@@ -8,9 +8,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fjord.control import audit, catalog
-from fjord.control.errors import ConflictError, InvalidError, NotFoundError
+from fjord.control.errors import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    PreconditionRequiredError,
+    StaleVersionError,
+)
 from fjord.control.models import App, ConfigVersion, Org
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import Actor, Role
@@ -78,29 +85,51 @@ def _config_view(row: ConfigVersion) -> ConfigVersionView:
 
 
 async def set_config(
-    plane: ControlPlane, actor: Actor, full_name: str, values: dict[str, Any], reason: str
+    plane: ControlPlane,
+    actor: Actor,
+    full_name: str,
+    values: dict[str, Any],
+    reason: str,
+    expected_version: int | None = None,
+    *,
+    version_required: bool = False,
 ) -> ConfigVersionView:
-    """Store a new version of the app's dynamic config; every version says who and why."""
+    """Store a new version of the app's dynamic config; every version says who and why.
+
+    ``expected_version`` is the version the change is based on (0: the app has none yet). The
+    write is a compare-and-set: it becomes ``expected_version + 1`` only if that is still the
+    latest; otherwise :class:`StaleVersionError` names the current version. The unique key on
+    (app, version) decides between concurrent writers, so no lock is held and none waits.
+    ``None`` (for the control plane's own writes) appends after whatever is latest, unless
+    ``version_required`` (every API write): then it is :class:`PreconditionRequiredError`, said
+    only to a caller allowed to write.
+    """
     org_name, app_name = catalog.split_app(full_name)
     actor.require(org_name, Role.developer)
+    if expected_version is None and version_required:
+        raise PreconditionRequiredError(
+            "a config write must say which version it is based on",
+            'send If-Match: "<version>" or expected_version: <version> with the version you '
+            "read (GET …/config answers it, and its ETag); 0 when the app has no config yet",
+        )
     if not reason.strip():
         raise InvalidError("say why the config changes (--reason)")
     try:
         DynamicConfig(version=0, values=values)
     except SpecError as exc:
         raise InvalidError(str(exc)) from exc
-    for attempt in range(5):
+    attempts = 1 if expected_version is not None else _APPEND_ATTEMPTS
+    for _ in range(attempts):
         try:
             async with plane.db.session() as session:
                 ref = await catalog.app(session, org_name, app_name)
-                latest = await session.scalar(
-                    select(func.max(ConfigVersion.version)).where(
-                        ConfigVersion.app_id == ref.app.id
-                    )
-                )
+                latest = await _latest_version(session, ref.app.id)
+                base = latest if expected_version is None else expected_version
+                if base != latest:
+                    raise _stale(full_name, expected=base, current=latest)
                 row = ConfigVersion(
                     app_id=ref.app.id,
-                    version=(latest or 0) + 1,
+                    version=base + 1,
                     values=values,
                     author=actor.name,
                     reason=reason,
@@ -118,10 +147,33 @@ async def set_config(
                 )
             return _config_view(row)
         except IntegrityError:
-            # Two writers picked the same next version: the unique key stops one; retry it.
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")
+            pass  # another writer took version base + 1 first
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        current = await _latest_version(session, ref.app.id)
+    raise _stale(full_name, expected=expected_version, current=current)
+
+
+# Appends without an expected version retry a few times when another writer wins the race; the
+# last loss is still a 409, never a 500.
+_APPEND_ATTEMPTS = 5
+
+
+async def _latest_version(session: AsyncSession, app_id: int) -> int:
+    latest = await session.scalar(
+        select(func.max(ConfigVersion.version)).where(ConfigVersion.app_id == app_id)
+    )
+    return int(latest or 0)
+
+
+def _stale(full_name: str, *, expected: int | None, current: int) -> StaleVersionError:
+    based = f"based on version {expected}" if expected is not None else "lost the race"
+    return StaleVersionError(
+        f"{full_name}'s dynamic config is at version {current}; this write was {based}",
+        f"nothing was written: read version {current} (fjord config show {full_name}), apply "
+        f"your change to it and write again expecting version {current}",
+        current_version=current,
+    )
 
 
 async def config_versions(

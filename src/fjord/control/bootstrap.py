@@ -78,19 +78,11 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
                 "kubernetes.io/dockerconfigjson",
             )
         )
-    oci_spec: Obj = {
-        "url": source.url,
-        "ref": {"tag": flux.SYNC_TAG},
-        "interval": settings.flux_interval,
-        "verify": {"provider": "cosign", "secretRef": {"name": flux.COSIGN_SECRET}},
-    }
-    if source.insecure:
-        oci_spec["insecure"] = True
-    if source.needs_credentials:
-        oci_spec["secretRef"] = {"name": flux.REGISTRY_SECRET}
     meta = {"name": flux.SYNC_NAME, "namespace": flux.FLUX_NAMESPACE}
     objects += [
-        {"apiVersion": flux.OCI_API, "kind": "OCIRepository", "metadata": meta, "spec": oci_spec},
+        flux.oci_repository(
+            source, name=flux.SYNC_NAME, tag=flux.SYNC_TAG, interval=settings.flux_interval
+        ),
         {
             "apiVersion": flux.KUSTOMIZE_API,
             "kind": "Kustomization",

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fjord.control.errors import NotFoundError
-from fjord.control.models import App, Cluster, Environment, Org
+from fjord.control.models import App, AuditEntry, Cluster, Environment, Org
 from fjord.spec import PlatformConfig
 
 
@@ -62,6 +62,40 @@ async def sync_platform(session: AsyncSession, platform: PlatformConfig) -> None
                 elif not existing.active:
                     existing.active = True
     await session.execute(update(Cluster).where(Cluster.id.not_in(wanted)).values(active=False))
+
+
+POD_SECURITY_ACTION = "platform.pod-security"
+PLATFORM_CONFIG_ACTOR = "platform-config"
+_DEFAULT_POD_SECURITY = {"level": "restricted", "reason": "the platform default"}
+
+
+async def audit_pod_security(session: AsyncSession, platform: PlatformConfig) -> None:
+    """Record every change of a Pod Security exception (new, changed or removed).
+
+    The platform config is a file, not an API call, so the control plane compares what it loads
+    with the last recorded state of each target (``org`` or ``org/app``) and writes an entry for
+    each difference; starting twice with the same file records nothing new.
+    """
+    wanted = {
+        f"{e.org}/{e.app}" if e.app else e.org: {"level": e.level, "reason": e.reason}
+        for e in platform.security.pod_security_exceptions
+    }
+    rows = await session.scalars(
+        select(AuditEntry).where(AuditEntry.action == POD_SECURITY_ACTION).order_by(AuditEntry.id)
+    )
+    recorded = {row.target: row.detail for row in rows}
+    for target in sorted(set(wanted) | set(recorded)):
+        detail = wanted.get(target, _DEFAULT_POD_SECURITY)
+        if recorded.get(target, _DEFAULT_POD_SECURITY) != detail:
+            session.add(
+                AuditEntry(
+                    actor=PLATFORM_CONFIG_ACTOR,
+                    org=target.split("/", 1)[0],
+                    action=POD_SECURITY_ACTION,
+                    target=target,
+                    detail=detail,
+                )
+            )
 
 
 T = TypeVar("T")

@@ -1,50 +1,40 @@
-"""Deploy, promote, approve, roll back, undeploy: every change of what an environment runs.
+"""Deploy, promote, approve, roll back, undeploy, rotate: the requests that change what an
+environment runs.
 
-Each operation records a :class:`Deployment` first (with the caller's idempotency key), then
-works under a per app+environment lease so concurrent requests run one after the other, and
-writes its progress (``step``) as it goes, so a restart can resume or fail it with a reason.
-Store-side order: push + sign → sync root → move the environment tag (see ``publishing``).
+A request is checked, its inputs are pinned (the dynamic-config version and source revision of a
+deploy; the release of a promotion or rollback) and it is queued as a :class:`Deployment` with
+the caller's idempotency key, in one transaction. It is never refused for being busy: a newer
+request of the same app and environment supersedes the queued older ones, and a worker in any
+replica runs it (``worker.py``, steps in ``pipeline.py``). The functions return the queued
+deployment at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import audit, catalog, locks, publishing, queries, receivers, states
+from fjord.control import audit, catalog, queries, rotation, states
 from fjord.control.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from fjord.control.models import (
     App,
     ConfigVersion,
     Deployment,
     Environment,
-    Lock,
     Org,
-    Placement,
     Release,
     TimelineEntry,
     utcnow,
 )
 from fjord.control.plane import ControlPlane
-from fjord.control.progress import evaluate, finish
 from fjord.control.roles import Actor, Role
 from fjord.control.sources import source_revision
 from fjord.control.views import DeploymentView
-from fjord.releases import Release as BuiltRelease
-from fjord.releases import build_release, repository
-from fjord.spec import DynamicConfig
-
-log = logging.getLogger(__name__)
-
-
-# ---- bookkeeping ---------------------------------------------------------------------------
+from fjord.spec import DynamicConfig, SpecError
 
 
 async def _view(plane: ControlPlane, deployment_id: int) -> DeploymentView:
@@ -52,103 +42,6 @@ async def _view(plane: ControlPlane, deployment_id: int) -> DeploymentView:
         deployment = await session.get(Deployment, deployment_id)
         assert deployment is not None
         return await queries.deployment_view(session, deployment)
-
-
-async def _step(plane: ControlPlane, deployment_id: int, step: str, message: str) -> None:
-    async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        deployment.step = step
-        deployment.state = states.PUBLISHING
-        deployment.updated_at = utcnow()
-        session.add(TimelineEntry(deployment_id=deployment_id, reason=step, message=message))
-
-
-async def _fail(plane: ControlPlane, deployment_id: int, reason: str) -> None:
-    async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        finish(session, deployment, states.FAILED, reason)
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
-async def _create(
-    plane: ControlPlane,
-    actor: Actor,
-    ref: catalog.AppRef,
-    environment: Environment,
-    kind: str,
-    idempotency_key: str | None,
-    *,
-    release_id: int | None = None,
-    state: str = states.QUEUED,
-) -> tuple[int, bool]:
-    """Record the request; returns (deployment id, True if it already existed for this key)."""
-
-    async def existing(session: AsyncSession) -> Deployment | None:
-        if idempotency_key is None:
-            return None
-        return (
-            await session.scalars(
-                select(Deployment).where(
-                    Deployment.app_id == ref.app.id, Deployment.idempotency_key == idempotency_key
-                )
-            )
-        ).one_or_none()
-
-    def same(found: Deployment) -> tuple[int, bool]:
-        if (found.kind, found.environment_id) != (kind, environment.id):
-            raise ConflictError(
-                f"idempotency key {idempotency_key!r} was used for deployment {found.id} "
-                f"({found.kind}), not for this request"
-            )
-        return found.id, True
-
-    async with plane.db.session() as session:
-        found = await existing(session)
-        if found is not None:
-            return same(found)
-    try:
-        async with plane.db.session() as session:
-            row = Deployment(
-                app_id=ref.app.id,
-                environment_id=environment.id,
-                release_id=release_id,
-                kind=kind,
-                state=state,
-                requested_by=actor.name,
-                idempotency_key=idempotency_key,
-                owner=locks.owner_id(),
-            )
-            session.add(row)
-            await session.flush()
-            session.add(
-                TimelineEntry(
-                    deployment_id=row.id,
-                    reason="requested",
-                    message=f"{kind} to {environment.name} requested by {actor.name}",
-                )
-            )
-            audit.record(
-                session,
-                actor,
-                f"deployment.{kind}",
-                f"{ref.full_name}@{environment.name}",
-                org=ref.org.name,
-                deployment=row.id,
-                idempotency_key=idempotency_key,
-            )
-            return row.id, False
-    except IntegrityError:
-        # The same key raced in from another request: that one is the deployment.
-        async with plane.db.session() as session:
-            found = await existing(session)
-            if found is None:
-                raise
-            return same(found)
 
 
 async def _resolve(
@@ -167,163 +60,170 @@ async def _resolve(
     return ref, env
 
 
-def _lock_name(ref: catalog.AppRef, environment: Environment) -> str:
-    return f"deploy:{ref.full_name}/{environment.name}"
-
-
-# ---- building --------------------------------------------------------------------------------
-
-
-async def _build(plane: ControlPlane, deployment_id: int, ref: catalog.AppRef) -> BuiltRelease:
-    async with plane.db.session() as session:
-        config = (
-            await session.scalars(
-                select(ConfigVersion)
-                .where(ConfigVersion.app_id == ref.app.id)
-                .order_by(ConfigVersion.version.desc())
-                .limit(1)
-            )
-        ).one_or_none()
-    dynamic = DynamicConfig(config.version, config.values) if config else DynamicConfig()
-    directory = Path(ref.app.source)
-    revision = await asyncio.to_thread(source_revision, directory)
-    await _step(
-        plane, deployment_id, "building", f"rendering {revision}, config v{dynamic.version}"
-    )
-    built = await asyncio.to_thread(
-        build_release,
-        directory,
-        source=ref.app.source,
-        revision=revision,
-        platform=plane.settings.platform,
-        dynamic=dynamic,
-    )
-    async with plane.db.session() as session:
-        release = (
-            await session.scalars(
-                select(Release).where(Release.app_id == ref.app.id, Release.digest == built.digest)
-            )
-        ).one_or_none()
-        if release is None:
-            release = Release(
-                app_id=ref.app.id,
-                digest=built.digest,
-                source=built.source,
-                revision=built.revision,
-                config_version=built.dynamic_version,
-                builder=built.builder,
-                environments=list(built.environments),
-                files={p: data.decode() for p, data in built.files().items()},
-                config=dict(dynamic.values),
-            )
-            session.add(release)
-            await session.flush()
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        deployment.release_id = release.id
-    return built
-
-
-# ---- pointing an environment at a release ----------------------------------------------------
-
-
-async def _targets(
-    session: AsyncSession, plane: ControlPlane, org_id: int, env_id: int
-) -> list[receivers.Target]:
-    return [
-        receivers.Target(c.id, c.receiver_url, plane.cipher.decrypt(c.token_cipher))
-        for c in await catalog.clusters(session, org_id, env_id)
-        if c.receiver_url and c.token_cipher
-    ]
-
-
-async def _start_following(
-    plane: ControlPlane, deployment_id: int, published_at: dt.datetime
-) -> None:
-    """The store side is done: supersede older work, evaluate, and nudge the clusters."""
-    async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        app = await session.get(App, deployment.app_id)
-        assert app is not None
-        await session.execute(
-            update(Deployment)
-            .where(
-                Deployment.app_id == deployment.app_id,
-                Deployment.environment_id == deployment.environment_id,
-                Deployment.id != deployment.id,
-                Deployment.state.in_([states.PROGRESSING, states.AWAITING_APPROVAL]),
-            )
-            .values(
-                state=states.SUPERSEDED,
-                reason=f"superseded by deployment {deployment.id}",
-                finished_at=published_at,
-                updated_at=published_at,
-            )
+async def _latest_config(session: AsyncSession, app_id: int) -> ConfigVersion | None:
+    return (
+        await session.scalars(
+            select(ConfigVersion)
+            .where(ConfigVersion.app_id == app_id)
+            .order_by(ConfigVersion.version.desc())
+            .limit(1)
         )
-        deployment.state = states.PROGRESSING
-        deployment.step = "following"
-        deployment.published_at = published_at
-        deployment.deadline = published_at + dt.timedelta(
-            seconds=plane.settings.deploy_timeout_seconds
+    ).one_or_none()
+
+
+async def _by_key(session: AsyncSession, app_id: int, key: str | None) -> Deployment | None:
+    if key is None:
+        return None
+    return (
+        await session.scalars(
+            select(Deployment).where(Deployment.app_id == app_id, Deployment.idempotency_key == key)
         )
-        deployment.updated_at = utcnow()
-        deployment.owner = None
-        await evaluate(session, deployment)
-        targets = await _targets(session, plane, app.org_id, deployment.environment_id)
-    outcomes = await receivers.trigger(targets)
-    if outcomes:
-        async with plane.db.session() as session:
-            for outcome in outcomes:
-                session.add(
-                    TimelineEntry(
-                        deployment_id=deployment_id,
-                        cluster_id=outcome.cluster,
-                        severity="info" if outcome.ok else "warning",
-                        reason="receiver",
-                        message=outcome.detail,
-                    )
-                )
+    ).one_or_none()
 
 
-async def _point(plane: ControlPlane, deployment_id: int) -> None:
-    """Sync root lists the app, then the environment tag moves to the release's digest."""
-    async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        release = await session.get(Release, deployment.release_id)
-        app = await session.get(App, deployment.app_id)
-        env = await session.get(Environment, deployment.environment_id)
-        assert release is not None and app is not None and env is not None  # noqa: PT018
-        org = await session.get(Org, app.org_id)
-        assert org is not None
-        if await session.get(Placement, (app.id, env.id)) is None:
-            session.add(Placement(app_id=app.id, environment_id=env.id))
-    if env.name not in release.environments:
-        raise InvalidError(f"release {release.digest} has no manifests for {env.name}")
-    await _step(plane, deployment_id, "sync-root", f"listing {app.name} in {org.name}/{env.name}")
-    await publishing.publish_sync_root(plane, org.id, org.name, env.id, env.name)
-    await _step(plane, deployment_id, "tagging", f"moving tag {env.name} to {release.digest}")
-    published_at = utcnow()
-    await publishing.move_tag(
-        plane, org.name, repository(org.name, app.name), release.digest, env.name
+def _same_request(found: Deployment, kind: str, environment: Environment, key: str | None) -> int:
+    if (found.kind, found.environment_id) != (kind, environment.id):
+        raise ConflictError(
+            f"idempotency key {key!r} was used for deployment {found.id} "
+            f"({found.kind}), not for this request"
+        )
+    return found.id
+
+
+async def _lock_app(session: AsyncSession, app_id: int) -> None:
+    """Requests for one app commit one after the other, in the order of their ids (PostgreSQL:
+    a row lock until commit; SQLite has one writer anyway)."""
+    await session.execute(select(App.id).where(App.id == app_id).with_for_update())
+
+
+async def _queue(
+    session: AsyncSession,
+    actor: Actor,
+    ref: catalog.AppRef,
+    environment: Environment,
+    kind: str,
+    key: str | None,
+    *,
+    release_id: int | None = None,
+    config_version: int | None = None,
+    revision: str | None = None,
+) -> Deployment:
+    """Record the request as queued; older queued requests of the app+env are superseded.
+
+    The app is locked first (:func:`_lock_app`): a worker never sees a newer request before an
+    older one, so request order is id order.
+    """
+    await _lock_app(session, ref.app.id)
+    now = utcnow()
+    row = Deployment(
+        app_id=ref.app.id,
+        environment_id=environment.id,
+        release_id=release_id,
+        kind=kind,
+        state=states.QUEUED,
+        requested_by=actor.name,
+        idempotency_key=key,
+        config_version=config_version,
+        source_revision=revision,
+        created_at=now,
+        updated_at=now,
     )
-    await _start_following(plane, deployment_id, published_at)
+    session.add(row)
+    await session.flush()
+    pinned = []
+    if config_version is not None:
+        pinned.append(f"config v{config_version}")
+    if revision is not None:
+        pinned.append(revision)
+    session.add(
+        TimelineEntry(
+            deployment_id=row.id,
+            reason="requested",
+            message=f"{kind} to {environment.name} requested by {actor.name}"
+            + (f" ({', '.join(pinned)})" if pinned else ""),
+        )
+    )
+    await session.execute(
+        update(Deployment)
+        .where(
+            Deployment.app_id == ref.app.id,
+            Deployment.environment_id == environment.id,
+            Deployment.id < row.id,
+            Deployment.state == states.QUEUED,
+        )
+        .values(
+            state=states.SUPERSEDED,
+            reason=f"superseded by deployment {row.id} before it started",
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        actor,
+        f"deployment.{kind}",
+        f"{ref.full_name}@{environment.name}",
+        org=ref.org.name,
+        deployment=row.id,
+        idempotency_key=key,
+    )
+    return row
 
 
-async def _guarded(plane: ControlPlane, deployment_id: int, work: Awaitable[None]) -> None:
-    """Run a deployment's store work; any failure fails the deployment with the cause."""
+async def _request(
+    plane: ControlPlane,
+    actor: Actor,
+    ref: catalog.AppRef,
+    environment: Environment,
+    kind: str,
+    key: str | None,
+    *,
+    release_id: int | None = None,
+    revision: str | None = None,
+) -> DeploymentView:
+    """Queue a request once per idempotency key; the config version is the latest now."""
+    async with plane.db.session() as session:
+        found = await _by_key(session, ref.app.id, key)
+        if found is not None:
+            return await _view(plane, _same_request(found, kind, environment, key))
     try:
-        await work
-    except Exception as exc:
         async with plane.db.session() as session:
-            deployment = await session.get(Deployment, deployment_id)
-            step = deployment.step if deployment else None
-        log.warning("deployment %s failed while %s", deployment_id, step, exc_info=True)
-        await _fail(plane, deployment_id, f"{step or 'starting'}: {_describe(exc)}")
+            await _lock_app(session, ref.app.id)
+            config = await _latest_config(session, ref.app.id) if kind == states.DEPLOY else None
+            row = await _queue(
+                session,
+                actor,
+                ref,
+                environment,
+                kind,
+                key,
+                release_id=release_id,
+                config_version=config.version if config else None,
+                revision=revision,
+            )
+    except IntegrityError:
+        # The same key raced in from another request: that one is the deployment.
+        async with plane.db.session() as session:
+            found = await _by_key(session, ref.app.id, key)
+            if found is None:
+                raise
+            return await _view(plane, _same_request(found, kind, environment, key))
+    plane.work_queued()
+    return await _view(plane, row.id)
 
 
-# ---- operations ------------------------------------------------------------------------------
+async def _revision(ref: catalog.AppRef) -> str:
+    directory = Path(ref.app.source)
+    if not await asyncio.to_thread(directory.is_dir):
+        raise InvalidError(
+            f"the source of {ref.full_name} is missing: {directory}",
+            hint="restore the directory, or register the app again with its new source",
+        )
+    return await asyncio.to_thread(source_revision, directory)
+
+
+# ---- requests --------------------------------------------------------------------------------
 
 
 async def deploy(
@@ -334,57 +234,86 @@ async def deploy(
     *,
     idempotency_key: str | None = None,
 ) -> DeploymentView:
-    """Build the app at its current source revision and config, publish it, point ``environment``
-    at it. Into an environment that needs approval, the release is published but waits."""
+    """Queue building the app at its current source revision and config, publishing it and
+    pointing ``environment`` at it. Into an environment that needs approval it waits."""
     ref, env = await _resolve(plane, actor, full_name, environment, Role.developer)
-    deployment_id, existed = await _create(plane, actor, ref, env, states.DEPLOY, idempotency_key)
-    if existed:
-        return await _view(plane, deployment_id)
-
-    async def publish_and_point() -> None:
-        built = await _build(plane, deployment_id, ref)
-        await _step(plane, deployment_id, "pushing", f"pushing and signing {built.digest}")
-        await publishing.push_release(plane, ref.org.name, built)
-        if plane.settings.needs_approval(env.name):
-            await _await_approval(plane, deployment_id, env.name)
-            return
-        await _point(plane, deployment_id)
-
-    return await _run_locked(plane, ref, env, deployment_id, publish_and_point)
+    revision = await _revision(ref)
+    return await _request(plane, actor, ref, env, states.DEPLOY, idempotency_key, revision=revision)
 
 
-async def _run_locked(
+async def rotate(
     plane: ControlPlane,
-    ref: catalog.AppRef,
-    env: Environment,
-    deployment_id: int,
-    step: Callable[[], Awaitable[None]],
+    actor: Actor,
+    full_name: str,
+    environment: str,
+    *,
+    reason: str = "rotate credentials",
+    idempotency_key: str | None = None,
 ) -> DeploymentView:
-    """Run a deployment's store work under its app+environment lease; a failure fails it."""
-
-    async def work() -> None:
-        async with locks.hold(plane.db, _lock_name(ref, env)):
-            await step()
-
-    await _guarded(plane, deployment_id, work())
-    return await _view(plane, deployment_id)
-
-
-async def _await_approval(plane: ControlPlane, deployment_id: int, environment: str) -> None:
+    """New PostgreSQL and Redis credentials in one environment: a new config version with the
+    rotation counter raised and a deployment pinned to it, in one transaction (no lost update:
+    a concurrent config write makes this one retry on the newer version)."""
+    ref, env = await _resolve(plane, actor, full_name, environment, Role.developer)
+    if not reason.strip():
+        raise InvalidError("say why the credentials rotate (--reason)")
+    revision = await _revision(ref)
     async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        deployment.state = states.AWAITING_APPROVAL
-        deployment.step = None
-        deployment.owner = None
-        deployment.updated_at = utcnow()
-        session.add(
-            TimelineEntry(
-                deployment_id=deployment_id,
-                reason="awaiting-approval",
-                message=f"{environment} needs an app-admin's approval",
-            )
-        )
+        found = await _by_key(session, ref.app.id, idempotency_key)
+        if found is not None:
+            return await _view(plane, _same_request(found, states.ROTATE, env, idempotency_key))
+    for attempt in range(10):
+        try:
+            async with plane.db.session() as session:
+                await _lock_app(session, ref.app.id)
+                current = await _latest_config(session, ref.app.id)
+                values, counter = rotation.raised(current.values if current else {}, env.name)
+                try:
+                    DynamicConfig(version=0, values=values)
+                except SpecError as exc:
+                    raise InvalidError(str(exc)) from exc
+                why = f"{reason} ({env.name}: {rotation.ROTATION} {counter})"
+                config = ConfigVersion(
+                    app_id=ref.app.id,
+                    version=(current.version if current else 0) + 1,
+                    values=values,
+                    author=actor.name,
+                    reason=why,
+                )
+                session.add(config)
+                await session.flush()
+                audit.record(
+                    session,
+                    actor,
+                    "config.set",
+                    ref.full_name,
+                    org=ref.org.name,
+                    version=config.version,
+                    reason=why,
+                )
+                row = await _queue(
+                    session,
+                    actor,
+                    ref,
+                    env,
+                    states.ROTATE,
+                    idempotency_key,
+                    config_version=config.version,
+                    revision=revision,
+                )
+            break
+        except IntegrityError:
+            async with plane.db.session() as session:
+                found = await _by_key(session, ref.app.id, idempotency_key)
+            if found is not None:
+                return await _view(plane, _same_request(found, states.ROTATE, env, idempotency_key))
+            if attempt == 9:
+                raise ConflictError(
+                    f"the config of {full_name} kept changing while rotating",
+                    hint="retry the rotation",
+                ) from None
+            await asyncio.sleep(0.01 * (attempt + 1))
+    plane.work_queued()
+    return await _view(plane, row.id)
 
 
 async def _latest_ready_release(session: AsyncSession, app_id: int, env_id: int) -> Release | None:
@@ -413,7 +342,7 @@ async def promote(
     to: str | None = None,
     idempotency_key: str | None = None,
 ) -> DeploymentView:
-    """Point the next environment (or ``to``) at the release that is ready in the one before.
+    """Queue pointing the next environment (``to``) at the release ready in the one before.
 
     The same digest, so the same bytes: only the target's tag moves. Waits for approval where
     the environment needs it.
@@ -439,28 +368,14 @@ async def promote(
             f"nothing is ready in {source.name} to promote",
             hint=f"deploy {full_name} to {source.name} and wait until it is ready",
         )
-    needs_approval = plane.settings.needs_approval(env.name)
-    deployment_id, existed = await _create(
-        plane,
-        actor,
-        ref,
-        env,
-        states.PROMOTE,
-        idempotency_key,
-        release_id=release.id,
-        state=states.QUEUED,
+    return await _request(
+        plane, actor, ref, env, states.PROMOTE, idempotency_key, release_id=release.id
     )
-    if existed:
-        return await _view(plane, deployment_id)
-    if needs_approval:
-        await _await_approval(plane, deployment_id, env.name)
-        return await _view(plane, deployment_id)
-
-    return await _run_locked(plane, ref, env, deployment_id, lambda: _point(plane, deployment_id))
 
 
 async def approve(plane: ControlPlane, actor: Actor, deployment_id: int) -> DeploymentView:
-    """An app-admin lets a deployment that awaits approval go ahead."""
+    """An app-admin lets a deployment that awaits approval go ahead: it is queued again and a
+    worker continues it after its approval step."""
     async with plane.db.session() as session:
         deployment = await session.get(Deployment, deployment_id)
         if deployment is None:
@@ -474,42 +389,30 @@ async def approve(plane: ControlPlane, actor: Actor, deployment_id: int) -> Depl
         raise NotFoundError(f"no deployment {deployment_id}")
     if not actor.can(org.name, Role.app_admin):
         raise ForbiddenError(f"approving needs the app-admin role in org {org.name!r}")
-    ref = catalog.AppRef(org, app)
-    async with locks.hold(plane.db, _lock_name(ref, env)):
-        async with plane.db.session() as session:
-            claimed = await session.execute(
-                update(Deployment)
-                .where(
-                    Deployment.id == deployment_id,
-                    Deployment.state == states.AWAITING_APPROVAL,
-                )
-                .values(
-                    state=states.PUBLISHING,
-                    approved_by=actor.name,
-                    owner=locks.owner_id(),
-                    updated_at=utcnow(),
-                )
+    async with plane.db.session() as session:
+        approved = await session.execute(
+            update(Deployment)
+            .where(Deployment.id == deployment_id, Deployment.state == states.AWAITING_APPROVAL)
+            .values(state=states.QUEUED, approved_by=actor.name, updated_at=utcnow())
+        )
+        if approved.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError(
+                f"deployment {deployment_id} is {deployment.state}, not awaiting approval"
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise ConflictError(
-                    f"deployment {deployment_id} is {deployment.state}, not awaiting approval"
-                )
-            session.add(
-                TimelineEntry(
-                    deployment_id=deployment_id,
-                    reason="approved",
-                    message=f"approved by {actor.name}",
-                )
+        session.add(
+            TimelineEntry(
+                deployment_id=deployment_id, reason="approved", message=f"approved by {actor.name}"
             )
-            audit.record(
-                session,
-                actor,
-                "deployment.approve",
-                f"{ref.full_name}@{env.name}",
-                org=org.name,
-                deployment=deployment_id,
-            )
-        await _guarded(plane, deployment_id, _point(plane, deployment_id))
+        )
+        audit.record(
+            session,
+            actor,
+            "deployment.approve",
+            f"{org.name}/{app.name}@{env.name}",
+            org=org.name,
+            deployment=deployment_id,
+        )
+    plane.work_queued()
     return await _view(plane, deployment_id)
 
 
@@ -522,8 +425,8 @@ async def rollback(
     to: str | None = None,
     idempotency_key: str | None = None,
 ) -> DeploymentView:
-    """Point ``environment`` at an earlier release (``to``: a digest or prefix; default: the
-    release that was ready there before the current one). Recorded as a deployment."""
+    """Queue pointing ``environment`` at an earlier release (``to``: a digest or prefix;
+    default: the release that was ready there before the current one)."""
     ref, env = await _resolve(plane, actor, full_name, environment, Role.app_admin)
     async with plane.db.session() as session:
         if to is not None:
@@ -532,13 +435,9 @@ async def rollback(
             release = await _previous_release(session, ref.app.id, env.id)
     if env.name not in release.environments:
         raise InvalidError(f"release {release.digest} has no manifests for {env.name}")
-    deployment_id, existed = await _create(
+    return await _request(
         plane, actor, ref, env, states.ROLLBACK, idempotency_key, release_id=release.id
     )
-    if existed:
-        return await _view(plane, deployment_id)
-
-    return await _run_locked(plane, ref, env, deployment_id, lambda: _point(plane, deployment_id))
 
 
 async def _previous_release(session: AsyncSession, app_id: int, env_id: int) -> Release:
@@ -574,97 +473,17 @@ async def undeploy(
     *,
     idempotency_key: str | None = None,
 ) -> DeploymentView:
-    """Remove the app from the org's sync root there; Flux prunes it from every cluster."""
+    """Queue removing the app from the org's sync root there; Flux prunes it everywhere."""
     ref, env = await _resolve(plane, actor, full_name, environment, Role.app_admin)
-    deployment_id, existed = await _create(plane, actor, ref, env, states.UNDEPLOY, idempotency_key)
-    if existed:
-        return await _view(plane, deployment_id)
-
-    return await _run_locked(plane, ref, env, deployment_id, lambda: _unpoint(plane, deployment_id))
+    return await _request(plane, actor, ref, env, states.UNDEPLOY, idempotency_key)
 
 
-async def _unpoint(plane: ControlPlane, deployment_id: int) -> None:
+async def queued(plane: ControlPlane) -> int:
+    """How many deployments wait for a worker (queued or being published)."""
     async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        app = await session.get(App, deployment.app_id)
-        env = await session.get(Environment, deployment.environment_id)
-        assert app is not None and env is not None  # noqa: PT018
-        org = await session.get(Org, app.org_id)
-        assert org is not None
-        placement = await session.get(Placement, (app.id, env.id))
-        if placement is not None:
-            await session.delete(placement)
-    await _step(
-        plane, deployment_id, "sync-root", f"removing {app.name} from {org.name}/{env.name}"
-    )
-    published_at = utcnow()
-    digest = await publishing.publish_sync_root(plane, org.id, org.name, env.id, env.name)
-    async with plane.db.session() as session:
-        deployment = await session.get(Deployment, deployment_id)
-        assert deployment is not None
-        deployment.sync_digest = digest
-    await _start_following(plane, deployment_id, published_at)
-
-
-# ---- restart recovery -----------------------------------------------------------------------
-
-
-async def recover(plane: ControlPlane) -> list[int]:
-    """Finish or fail deployments whose process died mid-way; returns the ids handled.
-
-    Steps before the release is in the store cannot be resumed without rebuilding, so they
-    fail with a reason (safe to retry: the same inputs give the same digest). From ``sync-root``
-    on, every step is idempotent and is simply run again.
-    """
-    async with plane.db.session() as session:
-        stuck = (
-            await session.scalars(
-                select(Deployment).where(
-                    Deployment.state.in_([states.QUEUED, states.PUBLISHING]),
-                    Deployment.owner.is_not(None),
-                )
-            )
-        ).all()
-    handled: list[int] = []
-    me = locks.owner_id()
-    for deployment in stuck:
-        if deployment.owner is None or locks.owner_alive(deployment.owner):
-            continue
-        async with plane.db.session() as session:
-            claimed = await session.execute(
-                update(Deployment)
-                .where(Deployment.id == deployment.id, Deployment.owner == deployment.owner)
-                .values(owner=me)
-            )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue  # another process is recovering it
-        handled.append(deployment.id)
-        await _release_dead_locks(plane, deployment.owner)
-        resumable = deployment.step in ("sync-root", "tagging") and deployment.release_id
-        if resumable and deployment.kind != states.UNDEPLOY:
-            await _resume(plane, deployment.id, "resumed after a restart")
-            await _guarded(plane, deployment.id, _point(plane, deployment.id))
-        elif deployment.step == "sync-root" and deployment.kind == states.UNDEPLOY:
-            await _resume(plane, deployment.id, "resumed after a restart")
-            await _guarded(plane, deployment.id, _unpoint(plane, deployment.id))
-        else:
-            await _fail(
-                plane,
-                deployment.id,
-                f"interrupted while {deployment.step or 'queued'}: the control plane stopped "
-                "before the release was published; nothing was moved, safe to retry",
-            )
-    return handled
-
-
-async def _resume(plane: ControlPlane, deployment_id: int, message: str) -> None:
-    async with plane.db.session() as session:
-        session.add(TimelineEntry(deployment_id=deployment_id, reason="resumed", message=message))
-
-
-async def _release_dead_locks(plane: ControlPlane, owner: str) -> None:
-    async with plane.db.session() as session:
-        rows = (await session.scalars(select(Lock).where(Lock.owner == owner))).all()
-        for row in rows:
-            await session.delete(row)
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Deployment)
+            .where(Deployment.state.in_((states.QUEUED, states.PUBLISHING)))
+        )
+    return int(count or 0)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fjord.errors import FjordError
 
 
 class ControlError(FjordError):
-    """Base class: something the caller asked for cannot be done."""
+    """Base class: something the caller asked for cannot be done.
+
+    ``details`` are machine-readable facts the caller needs to act (the API adds them to the
+    error body beside ``error`` and ``hint``), e.g. the current config version after a 409.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message, hint)
+        self.details = details
 
 
 class NotFoundError(ControlError):
@@ -19,6 +29,18 @@ class ForbiddenError(ControlError):
 
 class ConflictError(ControlError):
     """The request clashes with the current state, e.g. an idempotency key reused (HTTP 409)."""
+
+
+class StaleVersionError(ConflictError):
+    """A write based on a version that is no longer the latest (HTTP 409, ``current_version``)."""
+
+    def __init__(self, message: str, hint: str | None, current_version: int) -> None:
+        super().__init__(message, hint, current_version=current_version)
+        self.current_version = current_version
+
+
+class PreconditionRequiredError(ControlError):
+    """A write that must say which version it is based on did not (HTTP 428)."""
 
 
 class InvalidError(ControlError):

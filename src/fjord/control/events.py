@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,27 +77,70 @@ class FluxEventData:
         return None
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
+
+
+# PostgreSQL refuses NUL in text, and a string longer than its column: both would be a 500.
+# The widths are those of the flux_events columns.
+_Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+class _InvolvedObject(BaseModel):
+    kind: _Text = Field(max_length=100)
+    namespace: _Text = Field(max_length=100)
+    name: _Text = Field(max_length=253)
+
+
+class _EventBody(BaseModel):
+    """The fields fjord reads from Flux's event JSON (``eventv1.Event``); others are ignored."""
+
+    involvedObject: _InvolvedObject
+    severity: _Text = Field(default="info", max_length=10)
+    reason: _Text = Field(default="", max_length=100)
+    message: _Text = ""
+    metadata: dict[str, str | int | float | bool | None] | None = None
+    timestamp: Any = None
+
+
+_REVISION_WIDTH = 200
+
+
 def parse_event(body: bytes) -> FluxEventData:
+    """Flux's event JSON, or :class:`InvalidError` naming every field that is wrong."""
     try:
-        data: Any = json.loads(body)
-        involved = data["involvedObject"]
-        metadata = data.get("metadata") or {}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidError(f"not a Flux event: {exc}") from exc
+        data = _EventBody.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(the body)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise InvalidError(
+            f"not a Flux event: {problems}",
+            "post Flux notification-controller events (eventv1.Event JSON) here",
+        ) from exc
     # Keys arrive without the group prefix (``revision``); accept prefixed ones too.
     revision = None
-    for key, value in metadata.items():
+    for key, value in (data.metadata or {}).items():
         if key == "revision" or key.endswith("/revision"):
             revision = str(value)
+    if revision is not None and (len(revision) > _REVISION_WIDTH or "\x00" in revision):
+        raise InvalidError(
+            f"not a Flux event: metadata.revision: longer than {_REVISION_WIDTH} characters "
+            "or contains a NUL character"
+        )
+    involved = data.involvedObject
     return FluxEventData(
-        kind=str(involved.get("kind", "")),
-        namespace=str(involved.get("namespace", "")),
-        name=str(involved.get("name", "")),
-        severity=str(data.get("severity", "info")),
-        reason=str(data.get("reason", "")),
-        message=str(data.get("message", "")),
+        kind=involved.kind,
+        namespace=involved.namespace,
+        name=involved.name,
+        severity=data.severity,
+        reason=data.reason,
+        message=data.message,
         revision=revision,
-        at=_timestamp(data.get("timestamp")),
+        at=_timestamp(data.timestamp),
     )
 
 
@@ -365,7 +408,7 @@ async def _note(session: AsyncSession, cluster: Cluster, app: App, event: FluxEv
             deployment_id=deployment.id,
             cluster_id=cluster.id,
             severity=event.severity,
-            reason=f"{event.kind}/{event.reason}",
+            reason=f"{event.kind}/{event.reason}"[:100],
             message=event.message,
         )
     )

@@ -13,6 +13,11 @@ Where things live in a cluster (one org per cluster, so app names are unique in 
 
 from __future__ import annotations
 
+from typing import Any
+
+from fjord.control.stores import FluxSource
+from fjord.render.podsecurity import DEPLOYER_SERVICE_ACCOUNT
+
 OCI_API = "source.toolkit.fluxcd.io/v1"
 KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
 RECEIVER_API = "notification.toolkit.fluxcd.io/v1"
@@ -26,7 +31,8 @@ WEBHOOK_SECRET = "fjord-webhook"  # noqa: S105 (a Secret's name)
 REGISTRY_SECRET = "fjord-registry"  # noqa: S105 (a Secret's name)
 PROVIDER_NAME = "fjord"
 RECEIVER_NAME = "fjord"
-DEPLOYER = "fjord-deployer"
+# The checks refuse workloads running as it; one name for both.
+DEPLOYER = DEPLOYER_SERVICE_ACCOUNT
 MANAGED_LABEL = "fjord.dev/managed-by"
 ORG_LABEL = "fjord.dev/org"
 APP_LABEL = "fjord.dev/app"
@@ -43,3 +49,32 @@ def app_source_name(org: str, app: str) -> str:
 
 def sync_repository(org: str, environment: str) -> str:
     return f"{org}/sync/{environment}"
+
+
+def oci_repository(
+    source: FluxSource,
+    *,
+    name: str,
+    tag: str,
+    interval: str,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The cosign-verified OCIRepository in flux-system that follows ``tag`` of ``source``.
+
+    The one shape for the sync root (bootstrap) and every app (sync root): the same
+    verification, credentials and plain-HTTP handling for both.
+    """
+    spec: dict[str, Any] = {
+        "url": source.url,
+        "ref": {"tag": tag},
+        "interval": interval,
+        "verify": {"provider": "cosign", "secretRef": {"name": COSIGN_SECRET}},
+    }
+    if source.insecure:
+        spec["insecure"] = True
+    if source.needs_credentials:
+        spec["secretRef"] = {"name": REGISTRY_SECRET}
+    metadata: dict[str, Any] = {"name": name, "namespace": FLUX_NAMESPACE}
+    if labels:
+        metadata["labels"] = labels
+    return {"apiVersion": OCI_API, "kind": "OCIRepository", "metadata": metadata, "spec": spec}

@@ -1,50 +1,24 @@
 """Named leases in the database: the one lock that works the same on SQLite and PostgreSQL.
 
 Taking a lock inserts a row; the primary key makes a second insert fail, so exactly one holder
-exists across processes and machines. A lease carries an expiry so a process that died while
-holding it cannot block others forever; :func:`owner_id` names the process for recovery.
+exists across processes and machines. The owner is a replica id (``ControlPlane.replica``), and
+the lease is the replica's: its heartbeat renews every lock it holds (:func:`renew`), so a
+replica that dies or stops heartbeating loses its locks within one lease, never later.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from fjord.control.db import Database
 from fjord.control.errors import ConflictError
 from fjord.control.models import Lock
-
-_INSTANCE = uuid.uuid4().hex[:8]
-
-
-def owner_id() -> str:
-    """This process: host, pid and a per-start nonce (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_INSTANCE}"
-
-
-def owner_alive(owner: str) -> bool:
-    """False only when we can tell: same host and the pid is gone or restarted."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, instance = rest.partition(":")
-    if host != socket.gethostname():
-        return True
-    if pid_text == str(os.getpid()):
-        return instance == _INSTANCE
-    try:
-        os.kill(int(pid_text), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 async def try_acquire(db: Database, name: str, owner: str, lease: float) -> bool:
@@ -65,14 +39,29 @@ async def release(db: Database, name: str, owner: str) -> None:
         await session.execute(delete(Lock).where(Lock.name == name, Lock.owner == owner))
 
 
+async def renew(db: Database, owner: str, lease: float) -> None:
+    """The heartbeat's part: every lock ``owner`` holds lives one more lease."""
+    async with db.session() as session:
+        await session.execute(
+            update(Lock).where(Lock.owner == owner).values(expires=time.time() + lease)
+        )
+
+
+async def release_all(db: Database, owner: str) -> None:
+    async with db.session() as session:
+        await session.execute(delete(Lock).where(Lock.owner == owner))
+
+
 @asynccontextmanager
 async def hold(
-    db: Database, name: str, *, wait: float = 60.0, lease: float = 900.0
+    db: Database, name: str, owner: str, *, lease: float, wait: float = 300.0
 ) -> AsyncIterator[None]:
-    """Hold lock ``name``; waits up to ``wait`` seconds, then raises ConflictError."""
-    owner = owner_id()
+    """Hold lock ``name`` as ``owner``; waits up to ``wait`` seconds, then raises ConflictError.
+
+    ``wait`` is longer than any lease on purpose: a holder that died frees it within its lease.
+    """
     deadline = time.monotonic() + wait
-    delay = 0.05
+    delay = 0.02
     while not await try_acquire(db, name, owner, lease):
         if time.monotonic() > deadline:
             raise ConflictError(
@@ -80,7 +69,7 @@ async def hold(
                 hint="retry once it has finished",
             )
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        delay = min(delay * 2, 0.5)
     try:
         yield
     finally:

@@ -29,10 +29,17 @@ def _config(connection: Connection) -> Config:
     return config
 
 
+# Replicas starting together on one PostgreSQL migrate one after the other (the others then
+# find the schema at head); the key is an arbitrary constant of fjord's.
+_MIGRATION_LOCK = 0x666A6F7264
+
+
 def _run(url: str, action: str, revision: str) -> None:
     engine = create_engine(sync_url(url))
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             getattr(command, action)(_config(connection), revision)
     finally:
         engine.dispose()

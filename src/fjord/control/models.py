@@ -143,14 +143,20 @@ class Deployment(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
     environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), default=None)
-    kind: Mapped[str] = mapped_column(String(20))  # deploy|promote|rollback|undeploy
+    kind: Mapped[str] = mapped_column(String(20))  # deploy|promote|rollback|undeploy|rotate
     state: Mapped[str] = mapped_column(String(20))  # see states.py
-    step: Mapped[str | None] = mapped_column(String(40), default=None)
+    step: Mapped[str | None] = mapped_column(String(40), default=None)  # the one running now
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     requested_by: Mapped[str] = mapped_column(String(200))
     approved_by: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
-    owner: Mapped[str | None] = mapped_column(String(200), default=None)  # process publishing
+    # The replica whose worker holds the claim, until ``lease_expires`` (renewed by heartbeat).
+    owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # Inputs pinned when the request was accepted (deploy, rotate): the dynamic-config version
+    # (None: the app has none) and the source revision the release must be built from.
+    config_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    source_revision: Mapped[str | None] = mapped_column(String(200), default=None)
     sync_digest: Mapped[str | None] = mapped_column(String(80), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -162,6 +168,23 @@ class Deployment(Base):
         Index("ix_deployments_app_env_id", "app_id", "environment_id", "id"),
         Index("ix_deployments_state", "state"),
     )
+
+
+class DeploymentStep(Base):
+    """One declared step of a deployment's pipeline, as run: by which replica, when, how often.
+
+    ``finished_at`` set means done for good: a worker that takes the deployment over starts at
+    the first step without it.
+    """
+
+    __tablename__ = "deployment_steps"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+    replica: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Placement(Base):
@@ -277,7 +300,10 @@ class AuditEntry(Base):
 
 
 class Lock(Base):
-    """A named lease: inserting the row takes it, the primary key makes it exclusive."""
+    """A named lease: inserting the row takes it, the primary key makes it exclusive.
+
+    ``owner`` is a replica id; its heartbeat renews ``expires``, so a lock never outlives the
+    lease of the replica that took it."""
 
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(String(300), primary_key=True)

@@ -7,7 +7,9 @@ No global state: the API's app factory, the CLI and the tests each open their ow
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,6 +43,12 @@ class ControlPlane:
     db: Database
     signing_key: ec.EllipticCurvePrivateKey
     cipher: Cipher
+    # This replica's identity: random per opened plane (one per process in production). Work
+    # claims and locks name it, with a lease its heartbeat renews; never a pid or a host.
+    replica: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Called when a request queued work: this replica's worker (if it runs one) looks at once
+    # instead of at its next poll.
+    work_queued: Callable[[], None] = lambda: None
 
     @property
     def public_key_pem(self) -> bytes:
@@ -61,6 +69,7 @@ class ControlPlane:
         )
         async with db.session() as session:
             await catalog.sync_platform(session, settings.platform)
+            await catalog.audit_pod_security(session, settings.platform)
         return plane
 
     async def close(self) -> None:

@@ -136,6 +136,7 @@ def finish(session: AsyncSession, deployment: Deployment, state: str, reason: st
     deployment.updated_at = now
     deployment.finished_at = now
     deployment.owner = None
+    deployment.lease_expires = None
     session.add(
         TimelineEntry(
             deployment_id=deployment.id,

@@ -37,7 +37,12 @@ async def publish_sync_root(
     Serialised per org and environment, and computed from the committed placements inside the
     lock, so two apps deploying at once can never publish a list missing either of them.
     """
-    async with locks.hold(plane.db, f"syncroot:{org}/{environment}"):
+    async with locks.hold(
+        plane.db,
+        f"syncroot:{org}/{environment}",
+        plane.replica,
+        lease=plane.settings.lease_seconds,
+    ):
         async with plane.db.session() as session:
             apps = list(
                 (

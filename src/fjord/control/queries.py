@@ -17,6 +17,7 @@ from fjord.control.models import (
     ClusterApp,
     Deployment,
     DeploymentCluster,
+    DeploymentStep,
     Environment,
     Org,
     Release,
@@ -35,6 +36,7 @@ from fjord.control.views import (
     EnvStatusView,
     FileDiff,
     ReleaseView,
+    StepView,
     TimelineView,
 )
 
@@ -53,7 +55,7 @@ def _view(
         reason=deployment.reason,
         digest=release.digest if release else None,
         revision=release.revision if release else None,
-        config_version=release.config_version if release else None,
+        config_version=release.config_version if release else deployment.config_version,
         requested_by=deployment.requested_by,
         approved_by=deployment.approved_by,
         created_at=deployment.created_at,
@@ -107,6 +109,23 @@ async def deployment_view(
                 message=t.message,
             )
             for t in timeline
+        ]
+        steps = (
+            await session.scalars(
+                select(DeploymentStep)
+                .where(DeploymentStep.deployment_id == deployment.id)
+                .order_by(DeploymentStep.position)
+            )
+        ).all()
+        view.steps = [
+            StepView(
+                name=s.name,
+                replica=s.replica,
+                attempts=s.attempts,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+            )
+            for s in steps
         ]
     return view
 

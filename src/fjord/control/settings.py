@@ -27,6 +27,23 @@ def default_data_dir() -> Path:
     return Path(base) / "fjord"
 
 
+_NUMBERS = {
+    "FJORD_LEASE_SECONDS": "lease_seconds",
+    "FJORD_POLL_SECONDS": "poll_seconds",
+    "FJORD_RECEIVER_TIMEOUT": "receiver_timeout_seconds",
+}
+
+
+def _positive(variable: str, text: str, unit: str = "seconds (e.g. 30)") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"{variable}={text!r} is not a positive number of {unit}")
+    return value
+
+
 @dataclass(frozen=True)
 class RegistryCredentials:
     username: str
@@ -41,6 +58,15 @@ class ControlSettings:
     # The URL at which clusters reach this control plane (Flux notification Provider address).
     public_url: str = "http://127.0.0.1:8650"
     deploy_timeout_seconds: float = 600.0
+    # How long a replica's claims and locks live without a heartbeat (renewed every third of
+    # it): a replica that dies loses its work to another one within this time.
+    lease_seconds: float = 30.0
+    # Deployments one replica works on at once (of different app+environments), and how often
+    # an idle worker looks for queued work that other replicas accepted.
+    workers: int = 4
+    poll_seconds: float = 1.0
+    # A Flux Receiver that does not answer within this costs only this (best effort).
+    receiver_timeout_seconds: float = 10.0
     # Environments where promotion needs an app-admin's approval; None: the last environment.
     approval_environments: frozenset[str] | None = None
     # Per registry host (``host:port``): credentials for pushing and for clusters to pull.
@@ -85,6 +111,13 @@ class ControlSettings:
             kwargs["public_url"] = env["FJORD_PUBLIC_URL"].rstrip("/")
         if env.get("FJORD_DEPLOY_TIMEOUT"):
             kwargs["deploy_timeout_seconds"] = float(env["FJORD_DEPLOY_TIMEOUT"])
+        for variable, name in _NUMBERS.items():
+            if env.get(variable):
+                kwargs[name] = _positive(variable, env[variable])
+        if env.get("FJORD_WORKERS"):
+            kwargs["workers"] = int(
+                _positive("FJORD_WORKERS", env["FJORD_WORKERS"], "workers (e.g. 4)")
+            )
         if env.get("FJORD_FLUX_INTERVAL"):
             interval = env["FJORD_FLUX_INTERVAL"].strip()
             if not _FLUX_DURATION.match(interval):

@@ -1,17 +1,22 @@
-"""The revision of an app's source directory, as Flux's revision annotation wants it.
+"""The revision and source URL of an app's source directory, as Flux's annotations want them.
 
-In a git work tree: ``<branch>@sha1:<HEAD commit>`` (``HEAD`` when detached). Otherwise
+Revision: in a git work tree ``<branch>@sha1:<HEAD commit>`` (``HEAD`` when detached); otherwise
 ``sha256:<hash of the directory's files>``: names and contents, in sorted order, so the same tree
-always gives the same revision.
+always gives the same revision. Source: the git remote ``origin`` without credentials, else
+``local``. Neither depends on where the tree is checked out, its mtimes or its file modes: both
+go into the release's manifest, so they are part of its digest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 _SKIP = {".git", "__pycache__", ".venv", "node_modules"}
+LOCAL_SOURCE = "local"
 
 
 def _git(directory: Path, *args: str) -> str | None:
@@ -34,9 +39,11 @@ def content_hash(directory: Path) -> str:
         relative = path.relative_to(directory)
         if _SKIP & set(relative.parts) or not path.is_file() or path.is_symlink():
             continue
-        data = path.read_bytes()
-        digest.update(f"{relative.as_posix()}\0{len(data)}\0".encode())
-        digest.update(data)
+        with path.open("rb") as stream:  # in chunks: a huge file is hashed, not held
+            size = os.fstat(stream.fileno()).st_size
+            digest.update(f"{relative.as_posix()}\0{size}\0".encode())
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
 
 
@@ -47,3 +54,19 @@ def source_revision(directory: Path) -> str:
             branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD") or "HEAD"
             return f"{branch}@sha1:{commit}"
     return content_hash(directory)
+
+
+def _without_credentials(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return url
+
+
+def source_url(directory: Path) -> str:
+    """The source annotation for a build of ``directory``: never its path on this machine."""
+    if _git(directory, "rev-parse", "--is-inside-work-tree") == "true":
+        url = _git(directory, "remote", "get-url", "origin")
+        if url:
+            return _without_credentials(url)
+    return LOCAL_SOURCE

@@ -1,7 +1,9 @@
 """Deployment states and kinds.
 
-``queued`` → ``publishing`` → (``awaiting_approval`` →) ``progressing`` → ``ready`` | ``failed``;
-a newer deployment of the same app and environment marks older unfinished ones ``superseded``.
+``queued`` → ``publishing`` (a worker runs its steps) → (``awaiting_approval`` → ``queued`` →
+``publishing`` →) ``progressing`` → ``ready`` | ``failed``. A newer request for the same app and
+environment marks older ``queued`` ones ``superseded`` at once, and older ``progressing`` or
+``awaiting_approval`` ones when it moves the tag.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ DEPLOY = "deploy"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
 UNDEPLOY = "undeploy"
+ROTATE = "rotate"  # a deploy whose config raises the credentials rotation of one environment
 
 # Per cluster
 PENDING = "pending"

@@ -1,8 +1,9 @@
 """The sync root of an org in an environment: what its clusters should run, as an artifact.
 
-Per app: the Namespace, a deployer ServiceAccount bound to the ``admin`` ClusterRole by a
-RoleBinding in that namespace only, the app's OCIRepository (following tag = environment,
-cosign-verified) and its Kustomization (``./{env}``, prune, wait, timeout, run as the deployer).
+Per app: the Namespace (labelled for Pod Security Admission), a deployer ServiceAccount bound
+to the ``admin`` ClusterRole by a RoleBinding in that namespace only, the app's OCIRepository
+(following tag = environment, cosign-verified) and its Kustomization (``./{env}``, prune,
+wait, timeout, run as the deployer).
 Plus one Alert listing every app namespace, because Flux Alerts have no namespace wildcard.
 
 Pure functions: the same app list always gives the same bytes, so an unchanged list republishes
@@ -19,6 +20,7 @@ from fjord.control import flux
 from fjord.control.settings import ControlSettings
 from fjord.control.stores import flux_source
 from fjord.releases import repository
+from fjord.render import podsecurity
 from fjord.render.yamlout import dump_all
 
 Obj = dict[str, Any]
@@ -31,25 +33,29 @@ def _labels(org: str, app: str | None = None) -> dict[str, str]:
     return labels
 
 
+def namespace_labels(settings: ControlSettings, org: str, app: str) -> dict[str, str]:
+    """fjord's labels plus Pod Security Admission's: the app's level enforced, and warnings at
+    ``restricted`` even where an exception relaxes enforcement (so they stay visible)."""
+    level = settings.platform.security.pod_security_level(org, app)
+    version = podsecurity.STANDARD_VERSION
+    return {
+        **_labels(org, app),
+        podsecurity.ENFORCE_LABEL: level,
+        podsecurity.ENFORCE_VERSION_LABEL: version,
+        podsecurity.WARN_LABEL: "restricted",
+        podsecurity.WARN_VERSION_LABEL: version,
+    }
+
+
 def app_objects(settings: ControlSettings, org: str, app: str, environment: str) -> list[Obj]:
     ns = flux.app_namespace(org, app)
     source = flux_source(settings, org, repository(org, app))
     labels = _labels(org, app)
-    oci_spec: Obj = {
-        "url": source.url,
-        "ref": {"tag": environment},
-        "interval": settings.flux_interval,
-        "verify": {"provider": "cosign", "secretRef": {"name": flux.COSIGN_SECRET}},
-    }
-    if source.insecure:
-        oci_spec["insecure"] = True
-    if source.needs_credentials:
-        oci_spec["secretRef"] = {"name": flux.REGISTRY_SECRET}
     return [
         {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": ns, "labels": labels},
+            "metadata": {"name": ns, "labels": namespace_labels(settings, org, app)},
         },
         {
             "apiVersion": "v1",
@@ -68,16 +74,13 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
             },
             "subjects": [{"kind": "ServiceAccount", "name": flux.DEPLOYER, "namespace": ns}],
         },
-        {
-            "apiVersion": flux.OCI_API,
-            "kind": "OCIRepository",
-            "metadata": {
-                "name": flux.app_source_name(org, app),
-                "namespace": flux.FLUX_NAMESPACE,
-                "labels": labels,
-            },
-            "spec": oci_spec,
-        },
+        flux.oci_repository(
+            source,
+            name=flux.app_source_name(org, app),
+            tag=environment,
+            interval=settings.flux_interval,
+            labels=labels,
+        ),
         {
             "apiVersion": flux.KUSTOMIZE_API,
             "kind": "Kustomization",

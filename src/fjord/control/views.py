@@ -52,6 +52,16 @@ class TimelineView(BaseModel):
     message: str
 
 
+class StepView(BaseModel):
+    """One declared step of a deployment's pipeline as run so far (``finished_at`` None: open)."""
+
+    name: str
+    replica: str
+    attempts: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
 class DeploymentView(BaseModel):
     id: int
     org: str
@@ -71,6 +81,7 @@ class DeploymentView(BaseModel):
     finished_at: dt.datetime | None
     clusters: list[ClusterStateView] = []
     timeline: list[TimelineView] = []
+    steps: list[StepView] = []
 
     @property
     def done(self) -> bool:

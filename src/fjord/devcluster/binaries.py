@@ -38,7 +38,7 @@ REQUIRED_GO_MINOR = (1, 26)
 COLD_BUILD_FREE_BYTES = 8 * 1024**3
 
 # The pipeline the release benchmark (bench/releases.py) compares fjord with. Built only by
-# `build-bench`, into a directory of its own so these pins never change the cluster binaries' key.
+# `build bench`, into a directory of its own so these pins never change the cluster binaries' key.
 HELM_VERSION = "v4.3.1"
 ORAS_VERSION = "v1.3.3"
 BENCH_COLD_BUILD_FREE_BYTES = 3 * 1024**3
@@ -173,19 +173,6 @@ def bin_dir(tools_dir: Path = TOOLS_DIR, go_minor: tuple[int, int] = REQUIRED_GO
         f"_go{go_minor[0]}.{go_minor[1]}-{_tools_fingerprint(tools_dir)}"
     )
     return cache_root() / "bin" / name
-
-
-def bench_bin_dir(
-    tools_dir: Path = TOOLS_DIR, go_minor: tuple[int, int] = REQUIRED_GO_MINOR
-) -> Path:
-    """The versioned directory of the benchmark's Helm and ORAS binaries."""
-    override = os.environ.get("FJORD_BENCH_BIN_DIR")
-    if override:
-        return Path(override)
-    recipe = json.dumps([(t.module_dir, t.packages, t.ldflags) for t in BENCH_TARGETS])
-    fingerprint = _tools_fingerprint(tools_dir, BENCH_TARGETS, recipe)
-    name = f"helm-{HELM_VERSION}_oras-{ORAS_VERSION}_go{go_minor[0]}.{go_minor[1]}-{fingerprint}"
-    return cache_root() / "bench-bin" / name
 
 
 def is_complete(directory: Path) -> bool:
@@ -335,28 +322,6 @@ def _copy_assets(tools_dir: Path, out_dir: Path) -> None:
             shutil.copyfile(crd, crd_dir / crd.name)
 
 
-# Data files taken from the modules after the build. They are versioned with the modules (the
-# directory name) but are not inputs of the binaries, so adding one does not force a rebuild.
-OPENAPI_DIR = "k8s-openapi-v3"
-
-
-def _copy_openapi(tools_dir: Path, out_dir: Path) -> None:
-    """Kubernetes' published OpenAPI v3 documents, for offline validation of rendered objects."""
-    source = _module_dir(tools_dir / "k8s", "k8s.io/kubernetes") / "api" / "openapi-spec" / "v3"
-    staging = out_dir / (OPENAPI_DIR + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    for path in staging.rglob("*"):
-        path.chmod(0o644 if path.is_file() else 0o755)  # the module cache is read-only
-    staging.rename(out_dir / OPENAPI_DIR)
-
-
-def _ensure_data(tools_dir: Path, out_dir: Path) -> None:
-    if not (out_dir / OPENAPI_DIR).is_dir():
-        _say("copying the Kubernetes OpenAPI documents")
-        _copy_openapi(tools_dir, out_dir)
-
-
 @contextlib.contextmanager
 def _build_lock(name: str = "build.lock") -> Iterator[None]:
     # Two setups at once (a test run and a demo) must not build into the same directory.
@@ -374,7 +339,7 @@ def _build_lock(name: str = "build.lock") -> Iterator[None]:
 def build(tools_dir: Path = TOOLS_DIR) -> Path:
     """Build every binary into the versioned cache directory; a no-op when it is complete."""
     target_dir = bin_dir(tools_dir)
-    if is_complete(target_dir) and (target_dir / OPENAPI_DIR).is_dir():
+    if is_complete(target_dir):
         # Fast path: the directory name encodes the versions, so no Go is needed at all.
         _say(f"binaries up to date in {target_dir}")
         return target_dir
@@ -387,7 +352,6 @@ def _build_locked(tools_dir: Path) -> Path:
     go_minor = _go_version()
     target_dir = bin_dir(tools_dir, go_minor)
     if is_complete(target_dir):
-        _ensure_data(tools_dir, target_dir)
         _say(f"binaries up to date in {target_dir}")
         return target_dir
     target_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -406,7 +370,6 @@ def _build_locked(tools_dir: Path) -> Path:
     staging = _fresh_staging(target_dir)
     binaries = _build_targets(TARGETS, tools_dir, staging)
     _copy_assets(tools_dir, staging)
-    _ensure_data(tools_dir, staging)
     manifest: dict[str, object] = {
         "kubernetes": KUBERNETES_VERSION,
         "etcd": ETCD_VERSION,
@@ -443,65 +406,223 @@ def _publish(staging: Path, target_dir: Path, manifest: dict[str, object]) -> No
     staging.rename(target_dir)
 
 
-def locate_bench() -> Path:
-    """Return the directory of the benchmark's Helm and ORAS, or explain how to build them."""
-    directory = bench_bin_dir()
+# --- Extra groups: binaries beside the cluster's, each in a versioned directory of its own -----
+#
+# Each group hashes only its own inputs, so adding or bumping one never rebuilds another (the
+# cluster binaries above take ~15 minutes cold). A group builds either `Target`s (a module under
+# tools/ with `tool` directives) or `SourceBuild`s: upstream modules that must be built *as the
+# main module* from a copy of their source, because their own go.mod carries replace lines (or,
+# for Gitea 1.27, declares another module path) that a consumer module cannot honour.
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """An upstream module built as the main module from a writable copy of its source."""
+
+    module: str
+    version: str
+    package: str  # relative to the module root, e.g. "." or "./cmd/traefik"
+    binary: str
+    ldflags: str = "-s -w"
+    tags: str = ""
+    keep: tuple[str, ...] = ()  # source folders the binary reads at run time, copied beside it
+
+
+@dataclass(frozen=True)
+class Group:
+    """A set of binaries published together into ``<cache>/bin/<label>_go<minor>-<hash>/``."""
+
+    name: str
+    label: str  # versions, readable in the directory name
+    targets: tuple[Target, ...] = ()
+    sources: tuple[SourceBuild, ...] = ()
+    free_bytes: int = 3 * 1024**3
+    in_setup: bool = True  # built by `make setup` (and so by `make test` and `make demo`)
+    hint: str = ""  # how long a cold build takes, said before it starts
+
+
+GITEA_VERSION = "v1.27.3"
+
+GROUPS: dict[str, Group] = {
+    group.name: group
+    for group in (
+        Group(
+            "bench",
+            f"helm-{HELM_VERSION}_oras-{ORAS_VERSION}",
+            targets=BENCH_TARGETS,
+            free_bytes=BENCH_COLD_BUILD_FREE_BYTES,
+            in_setup=False,
+            hint="a few minutes on 2 cores",
+        ),
+        Group(
+            "gitea",
+            f"gitea-{GITEA_VERSION}",
+            sources=(
+                SourceBuild(
+                    "code.gitea.io/gitea",
+                    GITEA_VERSION,
+                    ".",
+                    "gitea",
+                    f'-s -w -X "main.Version={GITEA_VERSION.lstrip("v")}" -X "main.Tags="',
+                    keep=("templates", "options"),
+                ),
+            ),
+            free_bytes=4 * 1024**3,
+            hint="about 5 minutes cold on 2 cores",
+        ),
+    )
+}
+
+
+def group_dir(
+    name: str, tools_dir: Path = TOOLS_DIR, go_minor: tuple[int, int] = REQUIRED_GO_MINOR
+) -> Path:
+    """The versioned directory of one extra group (whether or not built yet)."""
+    group = _group(name)
+    override = os.environ.get(f"FJORD_{name.upper()}_BIN_DIR")
+    if override:
+        return Path(override)
+    recipe = json.dumps(
+        [
+            [(t.module_dir, t.packages, t.ldflags) for t in group.targets],
+            [(s.module, s.version, s.package, s.ldflags, s.tags, s.keep) for s in group.sources],
+        ]
+    )
+    fingerprint = _tools_fingerprint(tools_dir, group.targets, recipe)
+    return cache_root() / "bin" / f"{group.label}_go{go_minor[0]}.{go_minor[1]}-{fingerprint}"
+
+
+def _group(name: str) -> Group:
+    try:
+        return GROUPS[name]
+    except KeyError:
+        raise BuildError(f"unknown binary group {name!r}; known: {', '.join(GROUPS)}") from None
+
+
+def locate_group(name: str) -> Path:
+    """Return an extra group's directory, or explain how to build it."""
+    directory = group_dir(name)
     if not is_complete(directory):
         raise BuildError(
-            f"the benchmark's Helm and ORAS binaries are not built yet (expected in {directory}).\n"
-            "Run `PYTHONPATH=src python3 -m fjord.devcluster.binaries build-bench` first "
-            "(a few minutes on 2 cores)."
+            f"the {name} binaries are not built yet (expected in {directory}).\n"
+            f"Run `make setup` or `PYTHONPATH=src python3 -m fjord.devcluster.binaries build "
+            f"{name}` first ({_group(name).hint or 'a few minutes'})."
         )
     return directory
 
 
-def build_bench(tools_dir: Path = TOOLS_DIR) -> Path:
-    """Build Helm and ORAS (tools/helm, tools/oras) for bench/releases.py; a no-op when built."""
-    if is_complete(bench_bin_dir(tools_dir)):
-        _say(f"benchmark binaries up to date in {bench_bin_dir(tools_dir)}")
-        return bench_bin_dir(tools_dir)
-    with _build_lock("bench-build.lock"):
+def build_group(name: str, tools_dir: Path = TOOLS_DIR) -> Path:
+    """Build one extra group into its versioned directory; a no-op when it is complete."""
+    group = _group(name)
+    if is_complete(group_dir(name, tools_dir)):
+        _say(f"{name} binaries up to date in {group_dir(name, tools_dir)}")
+        return group_dir(name, tools_dir)
+    with _build_lock(f"{name}-build.lock"):
         started = time.monotonic()
         go_minor = _go_version()
-        target_dir = bench_bin_dir(tools_dir, go_minor)
+        target_dir = group_dir(name, tools_dir, go_minor)
         if is_complete(target_dir):
             return target_dir
         target_dir.parent.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(target_dir.parent).free
-        if free < BENCH_COLD_BUILD_FREE_BYTES:
+        if free < group.free_bytes:
             raise BuildError(
-                f"only {free / 1024**3:.1f} GiB free under {target_dir.parent}; building Helm and "
-                f"ORAS needs about {BENCH_COLD_BUILD_FREE_BYTES // 1024**3} GiB (module and build "
-                "caches). Free disk space or point FJORD_CACHE_DIR/GOCACHE/GOMODCACHE elsewhere."
+                f"only {free / 1024**3:.1f} GiB free under {target_dir.parent}; building {name} "
+                f"needs about {group.free_bytes // 1024**3} GiB (module and build caches). Free "
+                "disk space or point FJORD_CACHE_DIR/GOCACHE/GOMODCACHE elsewhere."
             )
-        _say(f"building Helm {HELM_VERSION} and ORAS {ORAS_VERSION} into {target_dir}")
+        _say(f"building {group.label} into {target_dir} ({group.hint or 'a few minutes'})")
         staging = _fresh_staging(target_dir)
-        binaries = _build_targets(BENCH_TARGETS, tools_dir, staging)
+        binaries = _build_targets(group.targets, tools_dir, staging)
+        for source in group.sources:
+            _build_source(source, staging)
+            binaries.append(source.binary)
         manifest: dict[str, object] = {
-            "helm": HELM_VERSION,
-            "oras": ORAS_VERSION,
+            "group": name,
+            "label": group.label,
             "go": f"{go_minor[0]}.{go_minor[1]}",
             "binaries": binaries,
             "build_seconds": round(time.monotonic() - started, 1),
         }
         _publish(staging, target_dir, manifest)
-        _say(f"done in {time.monotonic() - started:.0f}s")
+        _say(f"{name}: done in {time.monotonic() - started:.0f}s")
         return target_dir
 
 
+def _build_source(source: SourceBuild, out_dir: Path) -> None:
+    started = time.monotonic()
+    _say(f"{source.module}@{source.version}: downloading the module")
+    scratch = out_dir.parent / (out_dir.name + ".src")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        env = {**_go_env(), "GOFLAGS": ""}  # outside any module: -mod=readonly does not apply
+        proc = subprocess.run(
+            ["go", "mod", "download", "-json", f"{source.module}@{source.version}"],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BuildError(
+                f"downloading {source.module}@{source.version} failed:\n"
+                f"{(proc.stdout + proc.stderr).strip()[-2000:]}\n{PROXY_HINT}"
+            )
+        module_root = scratch / "module"
+        shutil.copytree(json.loads(proc.stdout)["Dir"], module_root)
+        for path in [module_root, *module_root.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o644 if path.is_file() else 0o755)  # the module cache is read-only
+        _say(f"{source.module}: downloading its dependencies")
+        _run_go(
+            ["mod", "download"],
+            module_root,
+            f"downloading {source.module}'s modules",
+            hint=PROXY_HINT,
+        )
+        cmd = ["go", "build", "-trimpath", "-ldflags", source.ldflags]
+        if source.tags:
+            cmd += ["-tags", source.tags]
+        cmd += ["-o", str(out_dir / source.binary), source.package]
+        _say(f"{source.module}: compiling (no progress lines; go build prints none without -v)")
+        build = subprocess.run(
+            cmd, cwd=module_root, env=_go_env(), capture_output=True, text=True, check=False
+        )
+        if build.returncode != 0:
+            tail = "\n".join((build.stderr or build.stdout).strip().splitlines()[-20:])
+            raise BuildError(f"go build of {source.module}@{source.version} failed:\n{tail}")
+        for folder in source.keep:
+            shutil.copytree(module_root / folder, out_dir / f"{source.binary}-data" / folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _say(f"{source.module}: built {source.binary} in {time.monotonic() - started:.0f}s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build or locate fjord's local cluster binaries.")
-    parser.add_argument("command", choices=("build", "dir", "build-bench", "bench-dir"))
+    parser = argparse.ArgumentParser(description="Build or locate fjord's Go-built binaries.")
+    parser.add_argument("command", choices=("build", "dir", "setup"))
+    parser.add_argument(
+        "groups",
+        nargs="*",
+        help="extra groups (" + ", ".join(GROUPS) + "); none means the cluster binaries",
+    )
     args = parser.parse_args(argv)
     try:
-        if args.command == "build":
+        if (
+            args.command == "setup"
+        ):  # what `make setup` builds: the cluster and every in_setup group
             print(build())
-        elif args.command == "build-bench":
-            print(build_bench())
-        elif args.command == "bench-dir":
-            print(bench_bin_dir())
+            for name, group in GROUPS.items():
+                if group.in_setup:
+                    print(build_group(name))
+        elif args.command == "build":
+            for name in args.groups or [""]:
+                print(build_group(name) if name else build())
         else:
-            print(bin_dir())
+            for name in args.groups or [""]:
+                print(group_dir(name) if name else bin_dir())
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,9 @@ from typing import Any
 import httpx2
 import yaml
 
+from fjord.api.client import ClientError, FjordClient
+from fjord.control import states
+from fjord.control.views import AppStatusView
 from fjord.devcluster import processes
 from fjord.devcluster.cluster import ClusterState, LocalCluster
 from fjord.devcluster.postgres import LocalPostgres
@@ -356,26 +359,11 @@ def _admin_token(state: PlatformState) -> str:
     return str(json.loads(result.stdout)["token"])
 
 
-class _Api:
+def _api(state: PlatformState) -> FjordClient:
     """The control plane's HTTP API with the platform's admin token."""
-
-    def __init__(self, state: PlatformState) -> None:
-        if not (state.control_url and state.token):
-            raise FjordError("the control plane is not running")
-        self.client = httpx2.AsyncClient(
-            base_url=state.control_url,
-            headers={"Authorization": f"Bearer {state.token}"},
-            timeout=60.0,
-        )
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        response = await self.client.request(method, path, json=body)
-        if response.status_code >= 400:
-            raise FjordError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json() if response.content else None
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    if not (state.control_url and state.token):
+        raise FjordError("the control plane is not running")
+    return FjordClient.remote(state.control_url, state.token, timeout=60.0)
 
 
 def _b64(text: str) -> str:
@@ -390,7 +378,7 @@ async def _bootstrap_all(
     supplier_key: dict[str, Any],
     say: Progress,
 ) -> None:
-    api = _Api(state)
+    api = _api(state)
     supplier = MaskinportenSettings.for_issuer(
         issuer=state.emulator_url or "",
         client_id=SUPPLIER_CLIENT_ID,
@@ -414,7 +402,7 @@ async def _bootstrap_all(
 
 async def _bootstrap_cluster(
     state: PlatformState,
-    api: _Api,
+    api: FjordClient,
     cid: str,
     cluster: ClusterState,
     postgres: LocalPostgres,
@@ -459,12 +447,10 @@ async def _bootstrap_cluster(
                 crd_name,
                 until=lambda o: is_true(o, "Established"),
             )
-        objects = await api.call(
-            "POST", "/api/clusters/bootstrap", {"org": org, "environment": env, "cluster": name}
-        )
+        objects = await api.bootstrap(org, env, name)
         for obj in objects:
             await kube.apply(obj, field_manager="fjord-bootstrap", force=True)
-    await api.call("PUT", f"/api/clusters/{cid}/receiver", {"url": cluster.flux_receiver_url})
+    await api.set_receiver(cid, cluster.flux_receiver_url)
 
 
 def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> ProcessRecord:
@@ -504,39 +490,17 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
 
 
 async def _deploy_samples(state: PlatformState, topology: Topology, say: Progress) -> None:
-    api = _Api(state)
-    try:
+    async with _api(state) as api:
         for name, example in topology.apps:
-            await api.call("POST", "/api/apps", {"name": name, "source": str(EXAMPLES / example)})
+            await api.create_app(name, str(EXAMPLES / example))
         say("deploying the sample apps to tt02: " + ", ".join(n for n, _ in topology.apps))
-        started = [
-            await api.call("POST", f"/api/apps/{name}/deployments", {"environment": "tt02"})
-            for name, _ in topology.apps
-        ]
+        started = [await api.deploy(name, "tt02") for name, _ in topology.apps]
         for deployment in started:
-            final = await wait_deployment(api.client, deployment["id"])
-            if final["state"] != "ready":
+            final = await api.wait_deployment(deployment.id)
+            if final.state != states.READY:
                 raise FjordError(
-                    f"deploying the sample app {final.get('app')} failed: {final.get('reason')}"
+                    f"deploying the sample app {final.org}/{final.app} failed: {final.reason}"
                 )
-    finally:
-        await api.aclose()
-
-
-async def wait_deployment(
-    client: httpx2.AsyncClient, deployment_id: int, timeout: float = 300.0
-) -> dict[str, Any]:
-    """Poll a deployment until it is ready, failed or waits for approval."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(f"/api/deployments/{deployment_id}")
-        response.raise_for_status()
-        deployment: dict[str, Any] = response.json()
-        if deployment["state"] in ("ready", "failed", "awaiting_approval", "superseded"):
-            return deployment
-        if time.monotonic() > deadline:
-            return deployment
-        await asyncio.sleep(0.5)
 
 
 # ---- down and status -----------------------------------------------------------------------
@@ -645,27 +609,25 @@ def status(root: Path) -> dict[str, Any]:
 
 def _matrix(state: PlatformState) -> list[dict[str, Any]]:
     """One row per app, environment and cluster, from the control plane's status."""
+
+    async def read() -> list[AppStatusView]:
+        async with FjordClient.remote(state.control_url or "", state.token, timeout=10) as api:
+            return await api.matrix()
+
     try:
-        response = httpx2.get(
-            f"{state.control_url}/api/status",
-            headers={"Authorization": f"Bearer {state.token}"},
-            timeout=10,
-        )
-        response.raise_for_status()
-    except httpx2.HTTPError:
+        apps = asyncio.run(read())
+    except ClientError:
         return []
-    rows: list[dict[str, Any]] = []
-    for app in response.json():
-        for env in app.get("environments", []):
-            for cluster in env.get("clusters", []):
-                rows.append(
-                    {
-                        "app": app.get("app") or app.get("name"),
-                        "environment": env.get("environment") or env.get("name"),
-                        "cluster": cluster.get("cluster") or cluster.get("id"),
-                        "ready": cluster.get("ready"),
-                        "revision": cluster.get("revision"),
-                        "message": cluster.get("message"),
-                    }
-                )
-    return rows
+    return [
+        {
+            "app": app.app,
+            "environment": env.environment,
+            "cluster": cell.cluster,
+            "ready": cell.ready,
+            "revision": cell.revision,
+            "message": cell.message,
+        }
+        for app in apps
+        for env in app.environments
+        for cell in env.clusters
+    ]

@@ -4,17 +4,17 @@ It authenticates as the supplier client with a Maskinporten token that is fetche
 until shortly before it expires (not one token per call, a lesson from digdirator), retries
 transient failures with backoff, and raises typed errors carrying Digdir's status and message.
 
-Retries: GET, PUT, DELETE and the JWKS replace are idempotent and are retried on 5xx, 429 and
-connection errors. Creating a client is not idempotent, so it is retried only when the request
-cannot have been processed (429, or a failure to connect); after any other failure the caller
-should look the client up by its deterministic name before creating again.
+Retries (:mod:`fjord.retry`): GET, PUT, DELETE and the JWKS replace are idempotent and are
+retried on every transient failure. Creating a client is not idempotent, so it is retried only
+when the request cannot have been processed (429, or a connection never made); after any other
+failure the caller should look the client up by its deterministic name before creating again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,14 +24,11 @@ from fjord.maskinporten.client import MaskinportenClient
 from fjord.maskinporten.errors import UnavailableError, admin_error_from_response
 from fjord.maskinporten.keys import generate_jwk, is_private, public_jwks
 from fjord.maskinporten.registration import ClientRegistration, RegisteredClient
-from fjord.maskinporten.retry import RetryPolicy, is_transient_status, parse_retry_after
 from fjord.maskinporten.secret_format import MaskinportenSettings
+from fjord.retry import RetryPolicy, Sleep, may_retry_status, send_with_retries
 
 # Key helpers are re-exported so the operator needs only this module.
 __all__ = ["SelfServiceClient", "generate_jwk", "public_jwks"]
-
-Sleep = Callable[[float], Awaitable[None]]
-_CONNECT_ERRORS = (httpx2.ConnectError, httpx2.ConnectTimeout)
 
 
 class SelfServiceClient:
@@ -55,6 +52,7 @@ class SelfServiceClient:
         self._http = http or httpx2.AsyncClient(timeout=timeout)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._clock = clock
         self._scopes = supplier.scopes
         self.tokens = MaskinportenClient(
             supplier, http=self._http, retry=self._retry, clock=clock, sleep=sleep
@@ -105,40 +103,40 @@ class SelfServiceClient:
     async def _call(
         self, method: str, path: str, *, json: Any = None, idempotent: bool = True
     ) -> Any:
-        policy = self._retry
+        requests = 0
         refreshed = False
-        problem, status = "no attempt made", None
-        attempt = 0
-        while attempt < policy.attempts:
-            attempt += 1
-            retry_after: float | None = None
-            token = await self.tokens.get_token(self._scopes)
-            headers = {"Authorization": token.authorization, "Accept": "application/json"}
-            try:
+
+        async def attempt() -> httpx2.Response:
+            nonlocal requests, refreshed
+            while True:
+                requests += 1
+                token = await self.tokens.get_token(self._scopes)
+                headers = {"Authorization": token.authorization, "Accept": "application/json"}
                 response = await self._http.request(
                     method, self._base + path, json=json, headers=headers
                 )
-            except httpx2.TransportError as exc:
-                if not idempotent and not isinstance(exc, _CONNECT_ERRORS):
-                    raise UnavailableError(f"{method} {path}: {exc}") from exc
-                problem, status = f"{type(exc).__name__}: {exc}", None
-            else:
-                if response.status_code < 400:
-                    return response.json() if response.content else None
-                if response.status_code == 401 and not refreshed:
-                    # The cached token may have been revoked or expired early: one fresh try.
-                    refreshed = True
-                    attempt -= 1
-                    self.tokens.invalidate(self._scopes)
-                    continue
-                transient = is_transient_status(response.status_code)
-                if not transient or (not idempotent and response.status_code != 429):
-                    raise admin_error_from_response(response.status_code, _body(response))
-                problem, status = f"HTTP {response.status_code}", response.status_code
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt < policy.attempts:
-                await self._sleep(policy.delay(attempt, retry_after))
-        raise UnavailableError(f"{method} {path} failed {policy.attempts} times: {problem}", status)
+                if response.status_code != 401 or refreshed:
+                    return response
+                # The cached token may have been revoked or expired early: one fresh try.
+                refreshed = True
+                self.tokens.invalidate(self._scopes)
+
+        try:
+            response = await send_with_retries(
+                attempt, self._retry, idempotent=idempotent, sleep=self._sleep, clock=self._clock
+            )
+        except httpx2.TransportError as exc:
+            raise UnavailableError(
+                f"{method} {path} failed after {requests} request(s): {type(exc).__name__}: {exc}"
+            ) from exc
+        if response.status_code < 400:
+            return response.json() if response.content else None
+        if may_retry_status(response.status_code, idempotent=idempotent):  # retried, gave up
+            raise UnavailableError(
+                f"{method} {path} failed after {requests} request(s): HTTP {response.status_code}",
+                response.status_code,
+            )
+        raise admin_error_from_response(response.status_code, _body(response))
 
     async def aclose(self) -> None:
         if self._own_http:

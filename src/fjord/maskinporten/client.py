@@ -3,7 +3,7 @@
 Reads its settings from a mounted Secret (reloaded when Kubernetes swaps it) or from the
 environment, signs a JWT-bearer grant with a fresh ``jti`` per request, caches tokens per scope
 set until shortly before expiry, lets exactly one refresh per scope set be in flight, and retries
-transient failures (5xx, 429, connection errors) with backoff that honours Retry-After.
+transient failures (:mod:`fjord.retry`) with backoff that honours Retry-After, within a deadline.
 
     async with MaskinportenClient.from_directory("/mnt/app-secrets") as mp:
         token = await mp.get_token(["altinn:serviceowner"])
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -31,12 +31,11 @@ from fjord.maskinporten.errors import (
 )
 from fjord.maskinporten.grant import DEFAULT_GRANT_LIFETIME, build_grant, private_key
 from fjord.maskinporten.registration import JWT_BEARER
-from fjord.maskinporten.retry import RetryPolicy, is_transient_status, parse_retry_after
 from fjord.maskinporten.secret_format import MaskinportenSettings
 from fjord.maskinporten.settings_source import SecretDirectory, SettingsSource, StaticSettings
+from fjord.retry import RetryPolicy, Sleep, is_transient_status, send_with_retries
 
 ScopeKey = tuple[str, ...]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -157,43 +156,46 @@ class MaskinportenClient:
         return self._key[1]
 
     async def _fetch(self, settings: MaskinportenSettings, scopes: ScopeKey) -> AccessToken:
-        policy = self._retry
-        problem = "no attempt made"
-        status: int | None = None
-        for attempt in range(1, policy.attempts + 1):
-            retry_after: float | None = None
-            now = self._clock()
+        requested_at = self._clock()
+        attempts = 0
+
+        async def attempt() -> httpx2.Response:
+            nonlocal requested_at, attempts
+            attempts += 1
+            requested_at = self._clock()
             grant = build_grant(  # a fresh jti every attempt: a grant is single-use
                 client_id=settings.client_id,
                 key=self._signing_key(settings),
                 kid=settings.kid,
                 audience=settings.issuer,
                 scopes=scopes,
-                now=now,
+                now=requested_at,
                 lifetime=self._grant_lifetime,
             )
             self.token_requests += 1
-            try:
-                response = await self._http.post(
-                    settings.token_endpoint,
-                    data={"grant_type": JWT_BEARER, "assertion": grant},
-                    headers={"Accept": "application/json"},
-                )
-            except httpx2.TransportError as exc:
-                problem, status = f"{type(exc).__name__}: {exc}", None
-            else:
-                if response.status_code == 200:
-                    return _parse_token(response, now)
-                if not is_transient_status(response.status_code):
-                    raise token_error_from_body(response.status_code, _json_or_empty(response))
-                problem, status = f"HTTP {response.status_code}", response.status_code
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt < policy.attempts:
-                await self._sleep(policy.delay(attempt, retry_after))
-        raise UnavailableError(
-            f"token endpoint {settings.token_endpoint} failed {policy.attempts} times: {problem}",
-            status,
-        )
+            return await self._http.post(
+                settings.token_endpoint,
+                data={"grant_type": JWT_BEARER, "assertion": grant},
+                headers={"Accept": "application/json"},
+            )
+
+        where = f"token endpoint {settings.token_endpoint}"
+        try:
+            response = await send_with_retries(
+                attempt, self._retry, sleep=self._sleep, clock=self._clock
+            )
+        except httpx2.TransportError as exc:
+            raise UnavailableError(
+                f"{where} failed {attempts} time(s): {type(exc).__name__}: {exc}"
+            ) from exc
+        if response.status_code == 200:
+            return _parse_token(response, requested_at)
+        if is_transient_status(response.status_code):
+            raise UnavailableError(
+                f"{where} failed {attempts} time(s): HTTP {response.status_code}",
+                response.status_code,
+            )
+        raise token_error_from_body(response.status_code, _json_or_empty(response))
 
     async def aclose(self) -> None:
         if self._own_http:

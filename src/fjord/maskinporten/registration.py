@@ -7,17 +7,24 @@ than raising, because Digdir reports every field error of a request at once (``e
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from jwt.algorithms import RSAAlgorithm
 from pydantic import BaseModel, ConfigDict, Field
 
-from fjord.maskinporten.keys import KID_PATTERN, PRIVATE_MEMBERS, SIGNING_ALGORITHMS
+from fjord.maskinporten.keys import KID_PATTERN, PRIVATE_MEMBERS, SIGNING_ALGORITHMS, thumbprint
 
 JWT_BEARER: Final[str] = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_KEYS = 5
+MIN_RSA_BITS = 2048  # Digdir refuses shorter RSA keys
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")  # RFC 7515 base64url, unpadded
 ORGNO_PATTERN = re.compile(r"^\d{9}$")
 
 IntegrationType = Literal[
@@ -199,4 +206,64 @@ def jwks_problems(body: Any) -> list[Problem]:
             problems.append(Problem(message, f"{where}.alg"))
         if any(m in key for m in PRIVATE_MEMBERS):
             problems.append(Problem("private keys must not be uploaded", where))
+        found = _parameter_problems(key, where)
+        problems += found
+        if not found and not missing:
+            problems += _material_problems(key, where)
     return problems
+
+
+def _uint(value: str) -> int | None:
+    """An RFC 7518 Base64urlUInt, or None when it is not one."""
+    if not _BASE64URL.match(value):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return int.from_bytes(raw, "big")
+
+
+def _parameter_problems(key: Mapping[str, Any], where: str) -> list[Problem]:
+    """Types and encodings of the members, and Digdir's minimum RSA key size."""
+    problems: list[Problem] = []
+    for member in ("kty", "alg", "use", "kid", "n", "e"):
+        if member in key and not isinstance(key[member], str):
+            problems.append(Problem(f"{member} must be a string", f"{where}.{member}"))
+    n, e = key.get("n"), key.get("e")
+    if isinstance(n, str) and n:
+        modulus = _uint(n)
+        if modulus is None:
+            problems.append(Problem("n must be base64url without padding", f"{where}.n"))
+        elif modulus.bit_length() < MIN_RSA_BITS:
+            problems.append(
+                Problem(
+                    f"RSA keys must be at least {MIN_RSA_BITS} bits, got {modulus.bit_length()}",
+                    f"{where}.n",
+                )
+            )
+    if isinstance(e, str) and e:
+        exponent = _uint(e)
+        if exponent is None:
+            problems.append(Problem("e must be base64url without padding", f"{where}.e"))
+        elif exponent < 3 or exponent % 2 == 0:
+            problems.append(Problem("e must be an odd exponent of at least 3", f"{where}.e"))
+    exp = key.get("exp")
+    if exp is not None and (
+        isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp)
+    ):
+        problems.append(Problem("exp must be a number of seconds since the epoch", f"{where}.exp"))
+    x5c = key.get("x5c")
+    if x5c is not None and not (isinstance(x5c, list) and all(isinstance(c, str) for c in x5c)):
+        problems.append(Problem("x5c must be a list of base64 certificates", f"{where}.x5c"))
+    return problems
+
+
+def _material_problems(key: Mapping[str, Any], where: str) -> list[Problem]:
+    """The key as a whole must load: the token endpoint verifies grants with it."""
+    try:  # both libraries that will read it: jwcrypto (thumbprint), PyJWT (the token endpoint)
+        thumbprint(key)
+        RSAAlgorithm.from_jwk(json.dumps(dict(key)))
+    except Exception as exc:  # each raises several unrelated types for a bad key
+        return [Problem(f"not a valid RSA public key: {exc}", where)]
+    return []

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,12 +31,50 @@ from fjord.render.routing import route_path
 from fjord.spec.app import AppSpec
 from fjord.spec.overlay import deep_merge
 from fjord.spec.platform import PlatformConfig
+from fjord.yamllimits import (
+    YamlLimitError,
+    YamlLimits,
+    check_depth,
+    check_expansion,
+    may_have_aliases,
+    read_bounded,
+    safe_load_bounded,
+)
 
 MAX_CHART_BYTES = 16 * 1024 * 1024
 MAX_CHART_FILES = 2000
 MAX_OUTPUT_BYTES = 8 * 1024 * 1024
+# What a chart renders is untrusted too: aliases are bounded by expanded values, not bytes.
+OUTPUT_LIMITS = YamlLimits(max_bytes=MAX_OUTPUT_BYTES, max_nodes=2_000_000)
+CHART_YAML_LIMITS = YamlLimits(max_bytes=1024 * 1024, max_nodes=100_000)
 FACTS_KEY = "fjord"
 
+# Template functions whose result changes from one render to the next (sprig's random, time,
+# key and salted-hash functions). A chart using any of them is rendered twice and refused if
+# the two renders differ: a release must be the same bytes every time it is built.
+_VOLATILE = re.compile(
+    r"\b(rand[A-Z]\w*|randInt|uuidv4|now|date|dateInZone|htmlDate|htmlDateInZone|unixEpoch|ago"
+    r"|genPrivateKey|genCA|genCAWithKey|genSelfSignedCert|genSelfSignedCertWithKey|genSignedCert"
+    r"|genSignedCertWithKey|derivePassword|encryptAES|bcrypt|htpasswd|shuffle)\b"
+)
+# A cheap first test: any text calling a volatile function contains one of these substrings
+# or words ("now", "date", "ago" only as words: "RollingUpdate" is in nearly every chart).
+_VOLATILE_HINTS = (
+    "rand",
+    "uuidv4",
+    "Date",
+    "Epoch",
+    "genPrivateKey",
+    "genCA",
+    "genS",
+    "derivePassword",
+    "encryptAES",
+    "bcrypt",
+    "htpasswd",
+    "shuffle",
+)
+_VOLATILE_WORDS = re.compile(r"\b(?:now|date|ago)\b")
+_ACTIONS = re.compile(r"\{\{.*?\}\}", re.DOTALL)  # template actions, where functions are called
 _TEMPLATE_LOCATION = re.compile(r"([\w.-]+(?:/[\w.-]+)*\.(?:ya?ml|tpl|txt|json)):(\d+)")
 
 try:
@@ -91,9 +128,19 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 class _Budget:
+    """What staging a chart has taken so far, and the volatile functions its templates call
+    (found while copying, so the files are read once)."""
+
     def __init__(self) -> None:
         self.bytes = 0
         self.files = 0
+        self.volatile: set[str] = set()
+
+    def scan(self, data: bytes) -> None:
+        text = data.decode("utf-8", errors="replace")
+        if any(hint in text for hint in _VOLATILE_HINTS) or _VOLATILE_WORDS.search(text):
+            for block in _ACTIONS.findall(text):
+                self.volatile.update(_VOLATILE.findall(block))
 
     def take(self, size: int, where: str) -> None:
         self.bytes += size
@@ -126,15 +173,31 @@ def _copy_tree(source: Path, dest: Path, display: str, budget: _Budget) -> None:
                     _copy_tree(entry.resolve(), target / name, relative, budget)
                     continue
             if name in files:
-                budget.take(entry.stat().st_size, relative)
-                shutil.copyfile(entry, target / name)
+                _copy_file(entry, target / name, relative, budget)
+
+
+def _copy_file(entry: Path, target: Path, relative: str, budget: _Budget) -> None:
+    try:
+        data = read_bounded(entry, MAX_CHART_BYTES, relative)  # a FIFO or device is refused
+    except YamlLimitError as exc:
+        raise RenderError(exc.message, hint=exc.hint, file=relative) from None
+    budget.take(len(data), relative)
+    target.write_bytes(data)
+    if "templates" in Path(relative).parts[:-1]:
+        budget.scan(data)
 
 
 def _dependencies(chart_dir: Path, display: str) -> list[dict[str, Any]]:
+    file = f"{display}/Chart.yaml"
     try:
-        metadata = yaml.load((chart_dir / "Chart.yaml").read_text(), Loader=_Loader)  # noqa: S506 (a safe loader)
+        text = read_bounded(chart_dir / "Chart.yaml", CHART_YAML_LIMITS.max_bytes, file)
+        metadata = safe_load_bounded(text, file, CHART_YAML_LIMITS)
     except FileNotFoundError:
         raise RenderError(f"{display}/Chart.yaml: missing; not a Helm chart") from None
+    except YamlLimitError as exc:
+        raise RenderError(str(exc.message), hint=exc.hint, file=file) from None
+    except OSError as exc:
+        raise RenderError(f"{file}: cannot read: {exc.strerror}", file=file) from None
     except yaml.YAMLError as exc:
         raise RenderError(f"{display}/Chart.yaml: malformed YAML: {exc}") from None
     deps = metadata.get("dependencies") if isinstance(metadata, dict) else None
@@ -169,6 +232,10 @@ def _stage(source: Path, dest: Path, repo_root: Path, display: str, budget: _Bud
         if not dep_dir.is_dir():
             raise RenderError(f"{display}/Chart.yaml: dependency {name!r}: {repository} not found")
         _stage(dep_dir, dest / "charts" / name, repo_root, f"{display}/charts/{name}", budget)
+
+
+def _differing(first: Mapping[str, str], second: Mapping[str, str]) -> list[str]:
+    return sorted(t for t in set(first) | set(second) if first.get(t) != second.get(t))
 
 
 def chart_directory(app_dir: Path, spec: AppSpec) -> Path:
@@ -216,9 +283,28 @@ def platform_facts(spec: AppSpec, environment: str, platform: PlatformConfig) ->
     return facts
 
 
+def _load_all(template: str, text: str) -> list[Any]:
+    """``yaml.load_all`` with the fast loader, within :data:`OUTPUT_LIMITS`."""
+    check_depth(text, template, OUTPUT_LIMITS.max_depth)
+    aliases = may_have_aliases(text)
+    loader = _Loader(text)
+    documents = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if aliases:
+                check_expansion(node, template, OUTPUT_LIMITS.max_nodes)
+            documents.append(loader.construct_document(node))
+    finally:
+        loader.dispose()
+    return documents
+
+
 def _parse(template: str, text: str) -> list[RenderedTemplate]:
     try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = _load_all(template, text)
+    except YamlLimitError as exc:
+        raise RenderError(exc.message, hint=exc.hint, file=template) from None
     except yaml.YAMLError as exc:
         raise RenderError(
             f"{template}: rendered output is not valid YAML: {exc}", file=template
@@ -264,7 +350,7 @@ class ChartRenderer:
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
-        self._charts: dict[Path, helm_python.Chart] = {}
+        self._charts: dict[Path, tuple[helm_python.Chart, list[str]]] = {}
 
     def __enter__(self) -> ChartRenderer:
         return self
@@ -272,16 +358,19 @@ class ChartRenderer:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def _load(self, app_dir: Path, spec: AppSpec, display: str) -> helm_python.Chart:
+    def _load(
+        self, app_dir: Path, spec: AppSpec, display: str
+    ) -> tuple[helm_python.Chart, list[str]]:
         source = chart_directory(app_dir, spec)
-        chart = self._charts.get(source)
-        if chart is None:
+        loaded = self._charts.get(source)
+        if loaded is None:
             tmp = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="fjord-chart-"))
             staged = Path(tmp) / "chart"
-            _stage(source, staged, app_dir.resolve(), display, _Budget())
+            budget = _Budget()
+            _stage(source, staged, app_dir.resolve(), display, budget)
             chart = self._stack.enter_context(helm_python.Chart.load(staged))
-            self._charts[source] = chart
-        return chart
+            loaded = self._charts[source] = (chart, sorted(budget.volatile))
+        return loaded
 
     def render(
         self, app_dir: Path, spec: AppSpec, environment: str, platform: PlatformConfig
@@ -290,16 +379,22 @@ class ChartRenderer:
         assert spec.chart is not None
         display = spec.chart.path.rstrip("/")
         try:
-            chart = self._load(app_dir, spec, display)
+            chart, volatile = self._load(app_dir, spec, display)
             values: dict[str, Any] = dict(spec.chart.values)
-            if FACTS_KEY in chart.values:
+            if FACTS_KEY in (chart.values or {}):  # None when the chart has no values.yaml
                 facts = platform_facts(spec, environment, platform)
                 values = deep_merge(values, {FACTS_KEY: facts})
             manifests = chart.render(
                 values, name=spec.app, namespace=spec.namespace, is_install=True
             )
+            if volatile:
+                again = chart.render(
+                    values, name=spec.app, namespace=spec.namespace, is_install=True
+                )
         except helm_python.HelmError as exc:
             raise _helm_error(exc, display) from None
+        if volatile:
+            _refuse_if_volatile(manifests, again, volatile)
         return _collect(manifests)
 
 
@@ -312,6 +407,20 @@ def render_chart(
     """Render the app's chart for one environment (``spec`` is already layered for it)."""
     with ChartRenderer() as renderer:
         return renderer.render(app_dir, spec, environment, platform)
+
+
+def _refuse_if_volatile(
+    first: Mapping[str, str], second: Mapping[str, str], functions: list[str]
+) -> None:
+    changed = [t for t in _differing(first, second) if _wanted(t, first.get(t) or second[t])]
+    if changed:
+        raise RenderError(
+            f"{changed[0]}: renders differently each time (the chart uses"
+            f" {', '.join(functions)}); changed between two renders: {', '.join(changed)}",
+            hint="a release must be the same bytes on every build: derive values from inputs"
+            " (e.g. sha256sum of a value), or let an operator generate secrets in the cluster",
+            file=changed[0],
+        )
 
 
 def _collect(manifests: Mapping[str, str]) -> list[RenderedTemplate]:

@@ -24,6 +24,7 @@ from fjord.render.errors import CheckError, RenderError
 from fjord.render.helm import ChartRenderer
 from fjord.render.infra import infra_objects
 from fjord.render.platform_chart import platform_objects
+from fjord.render.podsecurity import policy_for
 from fjord.render.yamlout import dump
 from fjord.spec.app import AppSpec
 from fjord.spec.dynamic import NO_DYNAMIC_CONFIG, DynamicConfig
@@ -159,7 +160,8 @@ def render_spec(
                 items.append(Item(where, obj, text))
             files[path] = "".join("---\n" + t for t in texts).encode()
     if check:
-        failures = check_objects(items, spec.namespace)
+        policy = policy_for(platform, spec.org, spec.app)
+        failures = check_objects(items, spec.namespace, platform.kubernetes_version, policy=policy)
         if failures:
             raise CheckError(failures)
     return RenderedRelease(

@@ -14,7 +14,8 @@ from fjord.spec.errors import Problem, SpecError, format_path
 from fjord.spec.overlay import NOT_OVERRIDABLE, base_document, deep_merge
 from fjord.spec.platform import PlatformConfig, default_platform
 from fjord.spec.validation import located_errors
-from fjord.spec.yamlsource import Located, parse_yaml
+from fjord.spec.yamlsource import MAX_SPEC_BYTES, Located, limit_problem, parse_yaml
+from fjord.yamllimits import YamlLimitError, read_bounded
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -113,6 +114,8 @@ def load_platform(path: str | Path | None = None) -> PlatformConfig:
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_bounded(path, MAX_SPEC_BYTES)
+    except YamlLimitError as exc:
+        raise limit_problem(exc) from None
     except OSError as exc:
         raise SpecError([Problem(str(path), 0, "", f"cannot read: {exc.strerror}")]) from None

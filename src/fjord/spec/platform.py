@@ -15,6 +15,7 @@ from fjord.spec.app import ENV_NAME
 from fjord.spec.base import DnsLabel, SpecModel
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+DEFAULT_KUBERNETES_VERSION = "1.36"  # what the clusters run (tools/k8s builds the same minor)
 DOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
@@ -110,6 +111,44 @@ class IngressRouting(SpecModel):
 Routing = Annotated[TraefikRouting | GatewayRouting | IngressRouting, Discriminator("flavour")]
 
 
+PodSecurityLevel = Literal["restricted", "baseline", "privileged"]
+
+
+class PodSecurityException(SpecModel):
+    """A relaxation of Pod Security for one org or one app, with the reason (audited)."""
+
+    org: DnsLabel
+    app: DnsLabel | None = Field(default=None, description="one app; default: the whole org")
+    level: Literal["baseline", "privileged"]
+    reason: str = Field(
+        min_length=10,
+        max_length=500,
+        description="why this app may run with less isolation; kept in the audit log",
+    )
+
+
+class Security(SpecModel):
+    """What apps may ship: every app namespace enforces Pod Security ``restricted`` unless an
+    exception here says otherwise, and Services stay inside the cluster unless allowed."""
+
+    pod_security_exceptions: list[PodSecurityException] = Field(default_factory=list)
+    allow_node_port_services: bool = False
+    allow_load_balancer_services: bool = False
+    allow_external_ips: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> Security:
+        targets = [(e.org, e.app) for e in self.pod_security_exceptions]
+        if len(set(targets)) != len(targets):
+            raise ValueError("podSecurityExceptions: one exception per org or org+app")
+        return self
+
+    def pod_security_level(self, org: str, app: str) -> PodSecurityLevel:
+        """The app's exception, else its org's, else ``restricted``."""
+        by_target = {(e.org, e.app): e.level for e in self.pod_security_exceptions}
+        return by_target.get((org, app)) or by_target.get((org, None)) or "restricted"
+
+
 class PlatformConfig(SpecModel):
     domain: str = Field(pattern=DOMAIN)
     environments: list[Environment] = Field(
@@ -117,6 +156,13 @@ class PlatformConfig(SpecModel):
     )
     orgs: dict[DnsLabel, Org] = Field(min_length=1)
     routing: Routing = TraefikRouting()
+    security: Security = Security()
+    kubernetes_version: str = Field(
+        default=DEFAULT_KUBERNETES_VERSION,
+        pattern=r"^[0-9]+\.[0-9]+$",
+        description="the clusters' Kubernetes minor version, e.g. '1.36'; releases are checked"
+        " against its API schemas (fjord ships them per version)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:
@@ -127,6 +173,9 @@ class PlatformConfig(SpecModel):
             unknown = sorted(set(config.clusters) - set(names))
             if unknown:
                 raise ValueError(f"orgs.{org}.clusters: unknown environment(s) {unknown}")
+        for exception in self.security.pod_security_exceptions:
+            if exception.org not in self.orgs:
+                raise ValueError(f"security.podSecurityExceptions: unknown org {exception.org!r}")
         return self
 
     @property

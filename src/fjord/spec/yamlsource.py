@@ -15,8 +15,11 @@ from typing import Any
 import yaml
 
 from fjord.spec.errors import PathItem, Problem, SpecError, format_path
+from fjord.yamllimits import YamlLimitError, YamlLimits, compose_one, too_large
 
 MAX_SPEC_BYTES = 1024 * 1024  # a spec is hand-written; anything bigger is a mistake or an attack
+# Hand-written files: 1 MiB of YAML is at most a few hundred thousand values written out.
+SPEC_LIMITS = YamlLimits(max_bytes=MAX_SPEC_BYTES, max_nodes=500_000)
 
 try:  # libyaml is much faster; fall back so the parser still works without it
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment,misc,unused-ignore]
@@ -83,13 +86,17 @@ def _walk(
             _walk(item, (*path, str(index)), lines, problems, file)
 
 
+def limit_problem(exc: YamlLimitError) -> SpecError:
+    return SpecError([Problem(exc.file, exc.line, "", exc.reason, exc.hint)])
+
+
 def parse_yaml(text: str | bytes, file: str) -> Located:
     """Parse one YAML document; any syntax problem becomes a :class:`SpecError` with file:line."""
     if len(text) > MAX_SPEC_BYTES:
-        raise SpecError([Problem(file, 0, "", f"file is larger than {MAX_SPEC_BYTES} bytes")])
+        raise limit_problem(too_large(file, len(text), MAX_SPEC_BYTES))
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        node = compose_one(loader, text, file, SPEC_LIMITS)
         if node is None:
             raise SpecError([Problem(file, 1, "", "the file is empty")])
         data = loader.construct_document(node)
@@ -98,6 +105,8 @@ def parse_yaml(text: str | bytes, file: str) -> Located:
         line = mark.line + 1 if mark is not None else 0
         reason = exc.problem or exc.context or "malformed YAML"
         raise SpecError([Problem(file, line, "", f"malformed YAML: {reason}")]) from None
+    except YamlLimitError as exc:
+        raise limit_problem(exc) from None
     except yaml.YAMLError as exc:  # e.g. a reader error for invalid characters
         raise SpecError([Problem(file, 0, "", f"malformed YAML: {exc}")]) from None
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fjord.retry import RetryPolicy
 from fjord.stores.base import (
     BlobOutcome,
     NotFoundError,
@@ -22,7 +23,6 @@ from fjord.stores.registry import (
     RegistryNotFoundError,
     RegistryStore,
 )
-from fjord.stores.retry import RetryPolicy
 from fjord.stores.signatures import pull_verified, sign, verify
 
 if TYPE_CHECKING:

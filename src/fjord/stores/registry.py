@@ -16,9 +16,10 @@ Auth follows the 401 challenge: ``Basic`` sends the configured credentials; ``Be
 a token from the challenge's realm with its service and scope (using the credentials, if any,
 as Basic auth on the token request) and caches it per repository.
 
-Transient failures (connection errors and timeouts, 429 honouring ``Retry-After``, 5xx) are
-retried with exponential backoff and jitter. 400/401/403/404 and other 4xx are not retried and
-raise :class:`RegistryError` naming the registry, repository, operation and status.
+Transient failures (see :mod:`fjord.retry`: connection errors and timeouts, 408, 429, 500,
+502-504) are retried with backoff honouring ``Retry-After`` within one overall deadline. Other
+statuses are not retried and raise :class:`RegistryError` naming the registry, repository,
+operation and status.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,8 +36,8 @@ import httpx2
 
 from fjord.artifact.digest import canonical_json, is_digest, sha256_digest
 from fjord.artifact.oci import DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, image_manifest
+from fjord.retry import Clock, RetryPolicy, Sleep, send_with_retries
 from fjord.stores.base import BlobOutcome, NotFoundError, Store, StoreError
-from fjord.stores.retry import RetryPolicy
 
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST])
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
@@ -103,12 +105,16 @@ class RegistryStore(Store):
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         parsed = urllib.parse.urlsplit(url if "://" in url else f"https://{url}")
         self.base_url = f"{parsed.scheme}://{parsed.netloc}"
         self.host = parsed.netloc
         self._credentials = (username, password) if username is not None else None
         self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
         self._client = httpx2.AsyncClient(
             timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=True,  # blob GETs may redirect to a storage backend
@@ -143,37 +149,29 @@ class RegistryStore(Store):
     ) -> httpx2.Response:
         """One logical request: retried on transient failures, re-sent once after a challenge."""
         reauthenticated = False
-        retry = 0
-        while True:
-            request_headers = dict(headers or {})
-            if repository in self._auth:
-                request_headers["Authorization"] = self._auth[repository]
-            delay: float | None = None
-            try:
+
+        async def attempt() -> httpx2.Response:
+            nonlocal reauthenticated
+            while True:
+                request_headers = dict(headers or {})
+                if repository in self._auth:
+                    request_headers["Authorization"] = self._auth[repository]
                 response = await self._client.request(
                     method, url, headers=request_headers, content=content, params=params
                 )
-            except httpx2.TransportError as exc:
-                if retry + 1 >= self._retry.attempts:
-                    raise RegistryError(
-                        self.host, repository, operation, None, f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                delay = self._retry.backoff(retry)
-            else:
-                if response.status_code == 401 and not reauthenticated:
-                    reauthenticated = True
-                    await self._authenticate(response, repository, operation)
-                    continue
-                transient = response.status_code == 429 or response.status_code >= 500
-                if not transient or retry + 1 >= self._retry.attempts:
+                if response.status_code != 401 or reauthenticated:
                     return response
-                delay = (
-                    self._retry.retry_after(response.headers.get("Retry-After"), retry)
-                    if response.status_code == 429
-                    else self._retry.backoff(retry)
-                )
-            retry += 1
-            await asyncio.sleep(delay)
+                reauthenticated = True
+                await self._authenticate(response, repository, operation)
+
+        try:
+            return await send_with_retries(
+                attempt, self._retry, sleep=self._sleep, clock=self._clock
+            )
+        except httpx2.TransportError as exc:
+            raise RegistryError(
+                self.host, repository, operation, None, f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _authenticate(
         self, challenge: httpx2.Response, repository: str, operation: str
@@ -213,39 +211,34 @@ class RegistryStore(Store):
         if self._credentials is not None:
             auth = httpx2.BasicAuth(self._credentials[0], self._credentials[1] or "")
         operation = f"token request to {params['realm']}"
-        for retry in range(self._retry.attempts):
-            try:
-                response = await self._client.get(params["realm"], params=query, auth=auth)
-            except httpx2.TransportError as exc:
-                if retry + 1 >= self._retry.attempts:
-                    raise RegistryError(self.host, repository, operation, None, str(exc)) from exc
-                await asyncio.sleep(self._retry.backoff(retry))
-                continue
-            transient = response.status_code == 429 or response.status_code >= 500
-            if transient and retry + 1 < self._retry.attempts:
-                await asyncio.sleep(
-                    self._retry.retry_after(response.headers.get("Retry-After"), retry)
-                )
-                continue
-            if response.status_code in (401, 403):
-                raise RegistryAuthError(
-                    self.host,
-                    repository,
-                    operation,
-                    response.status_code,
-                    _error_detail(response),
-                    hint="check the registry credentials",
-                )
-            if response.status_code != 200:
-                raise RegistryError(
-                    self.host, repository, operation, response.status_code, _error_detail(response)
-                )
-            body: dict[str, Any] = response.json()
-            token = body.get("token") or body.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise RegistryError(self.host, repository, operation, 200, "no token in answer")
-            return token
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def attempt() -> httpx2.Response:
+            return await self._client.get(params["realm"], params=query, auth=auth)
+
+        try:
+            response = await send_with_retries(
+                attempt, self._retry, sleep=self._sleep, clock=self._clock
+            )
+        except httpx2.TransportError as exc:
+            raise RegistryError(self.host, repository, operation, None, str(exc)) from exc
+        if response.status_code in (401, 403):
+            raise RegistryAuthError(
+                self.host,
+                repository,
+                operation,
+                response.status_code,
+                _error_detail(response),
+                hint="check the registry credentials",
+            )
+        if response.status_code != 200:
+            raise RegistryError(
+                self.host, repository, operation, response.status_code, _error_detail(response)
+            )
+        body: dict[str, Any] = response.json()
+        token = body.get("token") or body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise RegistryError(self.host, repository, operation, 200, "no token in answer")
+        return token
 
     def _fail(self, response: httpx2.Response, repository: str, operation: str) -> RegistryError:
         status = response.status_code

@@ -1,22 +1,38 @@
-"""Helpers for the control plane's integration tests: a real API server and its HTTP client."""
+"""Helpers for the control plane's integration tests: tokens and the real ``fjord`` command.
+
+The API is called with the one client, :class:`fjord.api.client.FjordClient`."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import httpx2
+import psycopg
 
 from fjord.control import ControlPlane, ControlSettings, Role, system_actor
 from fjord.control.tokens import create_token
+from fjord.devcluster.postgres import LocalPostgres
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@contextmanager
+def fresh_database(postgres: LocalPostgres) -> Iterator[str]:
+    """A new database on the shared server, dropped afterwards; its SQLAlchemy URL (psycopg 3)."""
+    name = f"fjord_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = postgres.dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(postgres.dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def make_token(settings: ControlSettings, name: str, grants: Mapping[str, Role]) -> str:
@@ -27,39 +43,6 @@ async def make_token(settings: ControlSettings, name: str, grants: Mapping[str, 
     finally:
         await plane.close()
     return created.token
-
-
-class Client:
-    """Blocking-free calls to the real server over HTTP, as one token."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.token = token
-        self.http = httpx2.AsyncClient(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=300.0
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        response = await self.http.request(method, path, json=body)
-        assert response.status_code == expect, (response.status_code, response.text)
-        return response.json() if response.content else None
-
-    async def wait_deployment(
-        self,
-        deployment_id: int,
-        states: tuple[str, ...] = ("ready", "failed"),
-        timeout: float = 240,
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found: dict[str, Any] = await self.call("GET", f"/api/deployments/{deployment_id}")
-            if found["state"] in states:
-                return found
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"deployment {deployment_id} still {found['state']}: {found}")
-            await asyncio.sleep(0.5)
 
 
 def fjord_cli(

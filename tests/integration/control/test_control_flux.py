@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from control_support import REPO_ROOT, Client, fjord_cli, make_token
+from control_support import REPO_ROOT, fjord_cli, make_token
 
 from fjord.api import ApiSettings
+from fjord.api.client import ApiError, FjordClient
 from fjord.api.server import ApiServer
 from fjord.control import ControlSettings, Role
 from fjord.devcluster.cluster import ClusterState
@@ -95,12 +96,14 @@ async def install_crds(kube: Kube) -> None:
 
 
 @pytest.fixture
-async def admin(settings: ControlSettings, server: ApiServer) -> AsyncIterator[Client]:
-    token = await make_token(settings, "admin", {"*": Role.platform_admin})
-    client = Client(server.url, token)
-    client.token = token  # type: ignore[attr-defined]
-    yield client
-    await client.aclose()
+async def admin_token(settings: ControlSettings) -> str:
+    return await make_token(settings, "admin", {"*": Role.platform_admin})
+
+
+@pytest.fixture
+async def admin(server: ApiServer, admin_token: str) -> AsyncIterator[FjordClient]:
+    async with FjordClient.remote(server.url, admin_token) as client:
+        yield client
 
 
 async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
@@ -109,10 +112,11 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     registry: LocalRegistry,
     settings: ControlSettings,
     server: ApiServer,
-    admin: Client,
+    admin: FjordClient,
+    admin_token: str,
     source: Path,
 ) -> None:
-    cli_env = {"FJORD_SERVER": server.url, "FJORD_TOKEN": admin.token}  # type: ignore[attr-defined]
+    cli_env = {"FJORD_SERVER": server.url, "FJORD_TOKEN": admin_token}
     await install_crds(flux_kube)
 
     # Bootstrap with the CLI, applying to the cluster; point fjord at the cluster's Receiver.
@@ -122,10 +126,8 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     )  # fmt: skip
     assert boot.returncode == 0, boot.stderr
     assert "applied Provider fjord" in boot.stderr
-    await admin.call(
-        "PUT", "/api/clusters/ttd.tt02.local/receiver", {"url": flux_cluster.flux_receiver_url}
-    )
-    await admin.call("POST", "/api/apps", {"name": APP, "source": str(source)}, expect=201)
+    await admin.set_receiver("ttd.tt02.local", flux_cluster.flux_receiver_url)
+    await admin.create_app(APP, str(source))
 
     # 1. deploy: the CLI follows the cluster and exits 0 once Flux reports the digest applied.
     first = fjord_cli("deploy", APP, "--env", "tt02", "-o", "json", env=cli_env)
@@ -143,24 +145,16 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     assert kustomization is not None
     assert kustomization["spec"]["serviceAccountName"] == "fjord-deployer"
     assert kustomization["status"]["lastAppliedRevision"] == f"tt02@{v1['digest']}"
-    status = await admin.call("GET", f"/api/apps/{APP}/status")
-    tt02 = status["environments"][0]
-    assert tt02["clusters"][0] == {**tt02["clusters"][0], "ready": True, "digest": v1["digest"]}
+    tt02 = (await admin.app_status(APP)).environments[0]
+    assert (tt02.clusters[0].ready, tt02.clusters[0].digest) == (True, v1["digest"])
 
     # 2. a release whose pods can never be scheduled: Flux's health check fails, fjord says so.
-    await admin.call(
-        "PUT",
-        f"/api/apps/{APP}/config",
-        {
-            "values": {
-                "environments": {
-                    "tt02": {
-                        "resources": {"requests": {"memory": "1Ti"}, "limits": {"memory": "1Ti"}}
-                    }
-                }
-            },
-            "reason": "more memory",
-        },
+    memory = {"requests": {"memory": "1Ti"}, "limits": {"memory": "1Ti"}}
+    await admin.set_config(
+        APP,
+        {"environments": {"tt02": {"resources": memory}}},
+        "more memory",
+        expected_version=0,
     )
     broken = fjord_cli("deploy", APP, "--env", "tt02", "-o", "json", env=cli_env)
     assert broken.returncode == 1, broken.stderr
@@ -173,42 +167,48 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     assert "Deployment/ttd-skjema/skjema" in broken.stderr
 
     # History shows both releases; their diff names the changed manifest and config.
-    history = await admin.call("GET", f"/api/apps/{APP}/history")
-    assert [h["id"] for h in history] == [v2["id"], v1["id"]]
-    diff = await admin.call("GET", f"/api/apps/{APP}/diff?from={v1['digest']}&to={v2['digest']}")
-    assert [f["path"] for f in diff["files"]] == ["tt02/skjema.yaml"]
-    added = [line for line in diff["files"][0]["diff"].splitlines() if line.startswith("+")]
+    history = await admin.history(APP)
+    assert [h.id for h in history] == [v2["id"], v1["id"]]
+    diff = await admin.diff(APP, v1["digest"], v2["digest"])
+    assert [f.path for f in diff.files] == ["tt02/skjema.yaml"]
+    added = [line for line in diff.files[0].diff.splitlines() if line.startswith("+")]
     assert any(line.strip().endswith("memory: 1Ti") for line in added), added
-    assert '+  "environments": {' in diff["config"]
+    assert '+  "environments": {' in diff.config
 
     # 3. roll back to the last ready release: a recorded deployment, ready on v1's digest.
-    back = await admin.call(
-        "POST", f"/api/apps/{APP}/rollbacks", {"environment": "tt02"}, expect=201
-    )
-    assert back["kind"] == "rollback"
-    assert back["digest"] == v1["digest"]
-    back = await admin.wait_deployment(back["id"])
-    assert back["state"] == "ready", back
-    assert back["clusters"][0]["revision"] == f"tt02@{v1['digest']}"
+    back = await admin.rollback(APP, "tt02")
+    assert back.kind == "rollback"
+    assert back.digest == v1["digest"]
+    back = await admin.wait_deployment(back.id, timeout=240)
+    assert back.state == "ready", back
+    assert back.clusters[0].revision == f"tt02@{v1['digest']}"
 
     # 4. promote to production: a developer may ask, only an app-admin may approve.
-    developer = Client(server.url, await make_token(settings, "dev", {"ttd": Role.developer}))
-    app_admin = Client(server.url, await make_token(settings, "lead", {"ttd": Role.app_admin}))
+    lead_token = await make_token(settings, "lead", {"ttd": Role.app_admin})
+    developer = FjordClient.remote(
+        server.url, await make_token(settings, "dev", {"ttd": Role.developer})
+    )
+    app_admin = FjordClient.remote(server.url, lead_token)
     try:
-        promo = await developer.call(
-            "POST", f"/api/apps/{APP}/promotions", {"to": "production"}, expect=201
-        )
-        assert promo["state"] == "awaiting_approval"
-        assert promo["digest"] == v1["digest"]
-        await developer.call("POST", f"/api/deployments/{promo['id']}/approve", expect=403)
-        approved = await app_admin.call("POST", f"/api/deployments/{promo['id']}/approve")
-        assert approved["state"] == "progressing"
-        assert approved["approved_by"] == "token:lead"
+        promo = await developer.promote(APP, "production")
+        assert promo.digest == v1["digest"]  # pinned when the request was accepted
+        promo = await developer.wait_deployment(promo.id, until=("awaiting_approval",))
+        assert promo.state == "awaiting_approval"
+        with pytest.raises(ApiError) as refused:
+            await developer.approve(promo.id)
+        assert refused.value.status == 403
+        approved = await app_admin.approve(promo.id)
+        assert approved.state == "queued"  # a worker continues it after the approval step
+        assert approved.approved_by == "token:lead"
+        approved = await app_admin.wait_deployment(promo.id, until=("progressing", "ready"))
+        assert approved.state == "progressing"
         # The audit log names who asked and who approved; a developer may not read it.
-        await developer.call("GET", "/api/audit?org=ttd", expect=403)
+        with pytest.raises(ApiError) as refused:
+            await developer.audit(org="ttd")
+        assert refused.value.status == 403
         trail = fjord_cli(
             "audit", "--org", "ttd", "-o", "json",
-            env={"FJORD_SERVER": server.url, "FJORD_TOKEN": app_admin.token},
+            env={"FJORD_SERVER": server.url, "FJORD_TOKEN": lead_token},
         )  # fmt: skip
         assert trail.returncode == 0, trail.stderr
         entries = yaml.safe_load(trail.stdout)
@@ -231,14 +231,12 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     assert source["spec"]["url"] == f"oci://{registry.host}/{PREFIX}/ttd/apps/skjema"
 
     # 5. undeploy from tt02: the sync root drops the app and Flux prunes its namespace.
-    gone = await admin.call(
-        "POST", f"/api/apps/{APP}/undeployments", {"environment": "tt02"}, expect=201
-    )
-    gone = await admin.wait_deployment(gone["id"])
-    assert gone["state"] == "ready", gone
+    gone = await admin.undeploy(APP, "tt02")
+    gone = await admin.wait_deployment(gone.id, timeout=240)
+    assert gone.state == "ready", gone
     await flux_kube.wait_for("v1", "Namespace", NS, until=lambda o: o is None, timeout=120)
-    status = await admin.call("GET", f"/api/apps/{APP}/status")
-    assert status["environments"][0]["clusters"][0]["revision"] is None
+    status = await admin.app_status(APP)
+    assert status.environments[0].clusters[0].revision is None
 
     # 6. the same cluster, bootstrapped as production's, runs the promoted digest.
     boot = fjord_cli(
@@ -246,11 +244,7 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
         "--kubeconfig", str(flux_cluster.kubeconfig), env=cli_env,
     )  # fmt: skip
     assert boot.returncode == 0, boot.stderr
-    await admin.call(
-        "PUT",
-        "/api/clusters/ttd.production.local/receiver",
-        {"url": flux_cluster.flux_receiver_url},
-    )
+    await admin.set_receiver("ttd.production.local", flux_cluster.flux_receiver_url)
     # Nothing changed in the store since approval; ask the new cluster to pull now.
     await flux_kube.patch(
         "source.toolkit.fluxcd.io/v1",
@@ -259,9 +253,9 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
         {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "bootstrap"}}},
         "flux-system",
     )
-    done = await admin.wait_deployment(approved["id"])
-    assert done["state"] == "ready", done
-    assert done["clusters"][0]["revision"] == f"production@{v1['digest']}"
+    done = await admin.wait_deployment(approved.id, timeout=240)
+    assert done.state == "ready", done
+    assert done.clusters[0].revision == f"production@{v1['digest']}"
     prod = await flux_kube.get("apps/v1", "Deployment", "skjema", NS)
     assert prod is not None
     assert (

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from control_support import REPO_ROOT
+from control_support import REPO_ROOT, fresh_database
 from sqlalchemy import create_engine, func, inspect, select
 
 from fjord.control import (
@@ -26,6 +24,7 @@ from fjord.control import (
     system_actor,
 )
 from fjord.control.models import Base, FluxEvent
+from fjord.control.worker import drain
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
@@ -36,20 +35,14 @@ CLUSTER = "ttd.tt02.tt02-1"
 
 @pytest.fixture
 def database(postgres: LocalPostgres) -> Iterator[str]:
-    """A fresh database on the shared server; its SQLAlchemy URL (psycopg 3)."""
-    name = f"fjord_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    base = postgres.dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres.dsn, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database(postgres) as url:
+        yield url
 
 
 def test_postgres_migrates_up_and_down(database: str) -> None:
     assert migrate.current(database) is None
     migrate.upgrade(database)
-    assert migrate.current(database) == "0002"
+    assert migrate.current(database) == "0003"
     engine = create_engine(database)
     try:
         assert set(inspect(engine).get_table_names()) - {"alembic_version"} == set(
@@ -86,13 +79,14 @@ async def test_services_on_postgres_under_concurrency(database: str, tmp_path: P
             )
         )
         assert len({d.id for d in same}) == 1
-        # Different keys at once: serialised, all published, the last one wins.
+        # Different keys at once: queued in order, the newest supersedes the others and wins.
         results = await asyncio.gather(
             *(
                 deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02", idempotency_key=f"k{i}")
                 for i in range(3)
             )
         )
+        await drain(plane)
         final = [await queries.get_deployment(plane, ADMIN, r.id) for r in results]
         assert sorted(f.state for f in final) == ["progressing", "superseded", "superseded"]
         winner = next(f for f in final if f.state == "progressing")

@@ -3,15 +3,17 @@ history with diffs, and the approve and rollback buttons, with CSRF protection."
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from control_support import REPO_ROOT, Client, make_token
+from control_support import REPO_ROOT, make_token
 from playwright.async_api import Browser, async_playwright
 
 from fjord.api import ApiSettings
+from fjord.api.client import FjordClient
 from fjord.api.server import ApiServer
 from fjord.control import ControlSettings, Role, clusters, events, system_actor
 from fjord.control.plane import ControlPlane
@@ -53,6 +55,9 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+PUBLISHED = ("progressing", "ready", "failed")
+
+
 async def cluster_token(settings: ControlSettings) -> str:
     plane = await ControlPlane.open(settings)
     try:
@@ -62,18 +67,14 @@ async def cluster_token(settings: ControlSettings) -> str:
         await plane.close()
 
 
-async def report_ready(client: Client, token: str, digest: str) -> None:
+async def report_ready(client: FjordClient, token: str, digest: str) -> None:
     body = (
         '{"involvedObject":{"kind":"Kustomization","namespace":"ttd-skjema","name":"skjema"},'
         '"severity":"info","reason":"ReconciliationSucceeded","message":"applied",'
         f'"metadata":{{"revision":"tt02@{digest}"}}}}'
     ).encode()
-    response = await client.http.post(
-        f"/api/flux/events/{CLUSTER}",
-        content=body,
-        headers={"X-Signature": events.sign(token, body), "Content-Type": "application/json"},
-    )
-    assert response.status_code == 202
+    ingested = await client.flux_event(CLUSTER, body, events.sign(token, body))
+    assert ingested.recorded
 
 
 async def test_matrix_history_diff_approve_and_rollback_in_chromium(
@@ -83,28 +84,23 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
     flux_token = await cluster_token(settings)
     lead_token = await make_token(settings, "lead", {"ttd": Role.app_admin})
-    lead = Client(server.url, lead_token)
-    try:
-        await lead.call("POST", "/api/apps", {"name": "ttd/skjema", "source": str(source)}, 201)
-        v1 = await lead.call(
-            "POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}, 201
-        )
+    async with FjordClient.remote(server.url, lead_token) as lead:
+        await lead.create_app("ttd/skjema", str(source))
+        first = await lead.deploy("ttd/skjema", "tt02")
+        v1 = (await lead.wait_deployment(first.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v1["digest"])
-        await lead.call(
-            "PUT",
-            "/api/apps/ttd/skjema/config",
-            {"values": {"common": {"env": {"FEATURE": "on"}}}, "reason": "feature on"},
+        await lead.set_config(
+            "ttd/skjema",
+            {"common": {"env": {"FEATURE": "on"}}},
+            "feature on",
+            expected_version=0,
         )
-        v2 = await lead.call(
-            "POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}, 201
-        )
+        second = await lead.deploy("ttd/skjema", "tt02")
+        v2 = (await lead.wait_deployment(second.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v2["digest"])
-        promo = await lead.call(
-            "POST", "/api/apps/ttd/skjema/promotions", {"to": "production"}, 201
-        )
-        assert promo["state"] == "awaiting_approval"
-    finally:
-        await lead.aclose()
+        promo = await lead.promote("ttd/skjema", "production")
+        promo = await lead.wait_deployment(promo.id, until=("awaiting_approval",))
+        assert promo.state == "awaiting_approval"
 
     page = await browser.new_page()
     await page.goto(server.url + "/")
@@ -138,16 +134,21 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
 
     # A forged POST without the CSRF token changes nothing.
     forged = await page.request.post(
-        server.url + f"/ui/deployments/{promo['id']}/approve", form={"csrf": "forged"}
+        server.url + f"/ui/deployments/{promo.id}/approve", form={"csrf": "forged"}
     )
     assert forged.status == 403
     await page.reload()
-    row = page.locator(f'#history tr[data-deployment="{promo["id"]}"]')
+    row = page.locator(f'#history tr[data-deployment="{promo.id}"]')
     assert await row.get_attribute("data-state") == "awaiting_approval"
 
-    # Approve in the browser: the promotion goes ahead.
+    # Approve in the browser: the promotion is queued again and goes ahead.
     await row.locator("button.approve").click()
-    row = page.locator(f'#history tr[data-deployment="{promo["id"]}"]')
+    row = page.locator(f'#history tr[data-deployment="{promo.id}"]')
+    for _ in range(100):
+        if await row.get_attribute("data-state") == "progressing":
+            break
+        await asyncio.sleep(0.1)
+        await page.reload()
     assert await row.get_attribute("data-state") == "progressing"
     assert "approved by token:lead" in await row.inner_text()
 

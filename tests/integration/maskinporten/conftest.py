@@ -33,8 +33,8 @@ from fjord.maskinporten.emulator import (
 )
 from fjord.maskinporten.keys import generate_jwk, public_jwks
 from fjord.maskinporten.registration import ClientRegistration
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
+from fjord.retry import RetryPolicy
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from fjord.maskinporten.admin import SelfServiceClient
 from fjord.maskinporten.emulator import EmulatorServer, FaultConfig
 from fjord.maskinporten.keys import generate_jwk
 from fjord.maskinporten.registration import ClientRegistration
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
 from fjord.operators.maskinporten.digdir_metrics import (
     METRIC,
@@ -19,6 +18,7 @@ from fjord.operators.maskinporten.digdir_metrics import (
     digdir_counter,
     endpoint,
 )
+from fjord.retry import RetryPolicy
 
 
 def test_endpoints_are_bounded_labels() -> None:

@@ -23,8 +23,8 @@ from fjord.maskinporten.errors import (
     UnavailableError,
 )
 from fjord.maskinporten.registration import ClientRegistration
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
+from fjord.retry import RetryPolicy
 
 
 def issued(emulator: EmulatorServer, client_id: str) -> int:

@@ -305,7 +305,7 @@ def key_accepted(emulator: EmulatorServer, settings: MaskinportenSettings) -> st
 async def token_for(settings: MaskinportenSettings, scopes: list[str] | None = None) -> str:
     """A fresh access token with the Secret's data (the app's token client, no cache)."""
     from fjord.maskinporten.client import MaskinportenClient
-    from fjord.maskinporten.retry import RetryPolicy
+    from fjord.retry import RetryPolicy
 
     async with httpx2.AsyncClient(timeout=10) as http:
         client = MaskinportenClient(settings, http=http, retry=RetryPolicy(attempts=1))

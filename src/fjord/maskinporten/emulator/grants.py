@@ -58,7 +58,7 @@ def validate_grant(state: EmulatorState, params: dict[str, str], now: float) -> 
     try:
         header = jwt.get_unverified_header(assertion)
         unverified = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
         raise OAuthError("invalid_request", f"MP-011 Invalid assertion: {exc}") from exc
 
     alg = header.get("alg")
@@ -129,7 +129,10 @@ def _verify_signature(
         raise _grant("MP-121", f"Expired key: kid {kid} expired")
     if key.jwk.get("alg") and key.jwk["alg"] != alg:
         raise _grant("MP-124", f"Invalid signature: kid {kid} is registered for {key.jwk['alg']}")
-    public = RSAAlgorithm.from_jwk(json.dumps(key.jwk))
+    try:  # registered keys are checked on upload; a key from before those rules may not load
+        public = RSAAlgorithm.from_jwk(json.dumps(key.jwk))
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise _grant("MP-124", f"Invalid signature: kid {kid} is not a usable key") from exc
     try:
         claims: dict[str, Any] = jwt.decode(
             assertion,

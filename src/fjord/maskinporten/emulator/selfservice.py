@@ -255,7 +255,7 @@ def _jwks_view(client: StoredClient) -> dict[str, Any]:
 async def _json(request: Request) -> Any:
     try:
         return await request.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise bad_request(f"the body is not JSON: {exc}") from exc
 
 

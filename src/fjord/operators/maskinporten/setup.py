@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fjord.maskinporten.admin import SelfServiceClient
-from fjord.maskinporten.retry import RetryPolicy
 from fjord.maskinporten.secret_format import MaskinportenSettings
 from fjord.operators.common.kubeapi import CountingKube
 from fjord.operators.common.result import Result
@@ -24,6 +23,7 @@ from fjord.operators.maskinporten.digdir_metrics import counting_client, digdir_
 from fjord.operators.maskinporten.model import HASH_ANNOTATION, OWNER_LABEL
 from fjord.operators.maskinporten.observe import ClientListing, decode_secret_data
 from fjord.operators.maskinporten.reconcile import Memory, Reconciler
+from fjord.retry import RetryPolicy
 
 NAME = "maskinporten"
 

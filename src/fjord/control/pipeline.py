@@ -1,0 +1,323 @@
+"""Deployments as declared pipelines: per kind, the ordered steps a worker runs.
+
+Every step is idempotent: running it again after a crash at any point inside it gives the same
+result, so a worker that takes a deployment over (``worker.py``) starts at the first step without
+a recorded end, and a restart is nothing but that. Store-side order is the same for every kind
+that moves a tag: the release is pushed and signed, the sync root lists the app, then the
+environment tag moves, then the clusters' Receivers are nudged (best effort: a slow or dead
+Receiver costs its own timeout, never the deployment).
+
+A step gets the deployment's :class:`Job` (what was pinned when the request was accepted, loaded
+once per claim) and returns :data:`DONE`, or :data:`WAIT` when the deployment must stop until
+someone acts (the approval gate); it raises to fail the deployment with ``"{step}: {cause}"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
+
+from fjord.control import publishing, receivers, states
+from fjord.control.catalog import clusters as org_clusters
+from fjord.control.errors import InvalidError
+from fjord.control.models import (
+    ConfigVersion,
+    Deployment,
+    Placement,
+    Release,
+    TimelineEntry,
+    utcnow,
+)
+from fjord.control.plane import ControlPlane
+from fjord.control.sources import source_revision, source_url
+from fjord.releases import Release as BuiltRelease
+from fjord.releases import build_release, repack, repository
+from fjord.spec import DynamicConfig
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    WAIT = "wait"  # stopped until someone acts; the claim is given up, the step stays open
+
+
+DONE = Outcome.DONE
+WAIT = Outcome.WAIT
+
+
+@dataclass
+class Job:
+    """One deployment as its steps see it; ``built`` is a cache that lives only in memory."""
+
+    id: int
+    kind: str
+    idempotency_key: str | None
+    org_id: int
+    org: str
+    app_id: int
+    app: str
+    source: str
+    environment_id: int
+    environment: str
+    release_id: int | None
+    config_version: int | None
+    source_revision: str | None
+    approved_by: str | None
+    built: BuiltRelease | None = None
+
+
+StepRun = Callable[[ControlPlane, Job], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: StepRun
+    describe: Callable[[Job], str]
+    # The step that makes the deployment visible to clusters: its first start is the moment
+    # cluster reports count from (``published_at``).
+    publishes: bool = False
+
+
+# ---- the steps -------------------------------------------------------------------------------
+
+
+async def _pinned_config(plane: ControlPlane, job: Job) -> DynamicConfig:
+    if job.config_version is None:
+        return DynamicConfig()
+    async with plane.db.session() as session:
+        row = (
+            await session.scalars(
+                select(ConfigVersion).where(
+                    ConfigVersion.app_id == job.app_id,
+                    ConfigVersion.version == job.config_version,
+                )
+            )
+        ).one()
+    return DynamicConfig(row.version, row.values)
+
+
+async def _record_release(
+    plane: ControlPlane, job: Job, built: BuiltRelease, config: dict[str, Any]
+) -> int:
+    """The release row for ``built`` (one per app and digest), attached to the deployment."""
+    for _ in range(2):
+        try:
+            async with plane.db.session() as session:
+                release = (
+                    await session.scalars(
+                        select(Release).where(
+                            Release.app_id == job.app_id, Release.digest == built.digest
+                        )
+                    )
+                ).one_or_none()
+                if release is None:
+                    release = Release(
+                        app_id=job.app_id,
+                        digest=built.digest,
+                        source=built.source,
+                        revision=built.revision,
+                        config_version=built.dynamic_version,
+                        builder=built.builder,
+                        environments=list(built.environments),
+                        files={p: data.decode() for p, data in built.files().items()},
+                        config=config,
+                    )
+                    session.add(release)
+                    await session.flush()
+                deployment = await session.get(Deployment, job.id)
+                assert deployment is not None
+                deployment.release_id = release.id
+                return release.id
+        except IntegrityError:
+            continue  # another deployment recorded the same digest at the same moment
+    raise RuntimeError(f"could not record release {built.digest}")
+
+
+async def build(plane: ControlPlane, job: Job) -> Outcome:
+    """Render the app at its pinned source revision and config version; record the release."""
+    dynamic = await _pinned_config(plane, job)
+    directory = Path(job.source)
+    revision = await asyncio.to_thread(source_revision, directory)
+    if job.source_revision is not None and revision != job.source_revision:
+        raise InvalidError(
+            f"the source changed after the request: it was {job.source_revision}, now {revision}",
+            hint="deploy again to release the current source",
+        )
+    source = await asyncio.to_thread(source_url, directory)  # not the path: it is in the digest
+    built = await asyncio.to_thread(
+        build_release,
+        directory,
+        source=source,
+        revision=revision,
+        platform=plane.settings.platform,
+        dynamic=dynamic,
+    )
+    job.release_id = await _record_release(plane, job, built, dict(dynamic.values))
+    job.built = built
+    return DONE
+
+
+async def _recorded(plane: ControlPlane, job: Job) -> BuiltRelease:
+    """The release to push: the one built in this process, or re-packed from its record."""
+    async with plane.db.session() as session:
+        release = await session.get(Release, job.release_id, options=[undefer(Release.files)])
+        assert release is not None
+    if job.built is not None and job.built.digest == release.digest:
+        return job.built
+    built = await asyncio.to_thread(
+        repack,
+        {path: text.encode() for path, text in release.files.items()},
+        org=job.org,
+        app=job.app,
+        source=release.source,
+        revision=release.revision,
+        dynamic_version=release.config_version,
+        builder=release.builder,
+        environments=release.environments,
+    )
+    if built.digest != release.digest:
+        raise RuntimeError(f"re-packing {release.digest} gave {built.digest}")
+    return built
+
+
+async def push(plane: ControlPlane, job: Job) -> Outcome:
+    """Push and sign the release; no tag moves."""
+    await publishing.push_release(plane, job.org, await _recorded(plane, job))
+    return DONE
+
+
+async def approval(plane: ControlPlane, job: Job) -> Outcome:
+    """Into an environment that needs it, wait for an app-admin's approval."""
+    if job.approved_by is not None or not plane.settings.needs_approval(job.environment):
+        return DONE
+    async with plane.db.session() as session:
+        deployment = await session.get(Deployment, job.id)
+        assert deployment is not None
+        if deployment.owner != plane.replica or deployment.approved_by is not None:
+            return DONE if deployment.approved_by is not None else WAIT
+        deployment.state = states.AWAITING_APPROVAL
+        deployment.step = None
+        deployment.owner = None
+        deployment.lease_expires = None
+        deployment.updated_at = utcnow()
+        session.add(
+            TimelineEntry(
+                deployment_id=job.id,
+                reason="awaiting-approval",
+                message=f"{job.environment} needs an app-admin's approval",
+            )
+        )
+    return WAIT
+
+
+async def place(plane: ControlPlane, job: Job) -> Outcome:
+    """The app belongs in its org's sync root for this environment."""
+    async with plane.db.session() as session:
+        release = await session.get(Release, job.release_id)
+        assert release is not None
+        if job.environment not in release.environments:
+            raise InvalidError(f"release {release.digest} has no manifests for {job.environment}")
+        if await session.get(Placement, (job.app_id, job.environment_id)) is None:
+            session.add(Placement(app_id=job.app_id, environment_id=job.environment_id))
+    return DONE
+
+
+async def unplace(plane: ControlPlane, job: Job) -> Outcome:
+    async with plane.db.session() as session:
+        placement = await session.get(Placement, (job.app_id, job.environment_id))
+        if placement is not None:
+            await session.delete(placement)
+    return DONE
+
+
+async def sync_root(plane: ControlPlane, job: Job) -> Outcome:
+    """Publish the org's sync root from the committed placements (serialised per org+env)."""
+    digest = await publishing.publish_sync_root(
+        plane, job.org_id, job.org, job.environment_id, job.environment
+    )
+    async with plane.db.session() as session:
+        deployment = await session.get(Deployment, job.id)
+        assert deployment is not None
+        deployment.sync_digest = digest
+    return DONE
+
+
+async def tag(plane: ControlPlane, job: Job) -> Outcome:
+    """Move the environment tag to the release's digest: from now on clusters pull it."""
+    async with plane.db.session() as session:
+        release = await session.get(Release, job.release_id)
+        assert release is not None
+    await publishing.move_tag(
+        plane, job.org, repository(job.org, job.app), release.digest, job.environment
+    )
+    return DONE
+
+
+async def notify(plane: ControlPlane, job: Job) -> Outcome:
+    """Ask each cluster's Receiver to pull now. Best effort: the interval pulls anyway."""
+    async with plane.db.session() as session:
+        targets = [
+            receivers.Target(c.id, c.receiver_url, plane.cipher.decrypt(c.token_cipher))
+            for c in await org_clusters(session, job.org_id, job.environment_id)
+            if c.receiver_url and c.token_cipher
+        ]
+    try:
+        outcomes = await receivers.trigger(targets, timeout=plane.settings.receiver_timeout_seconds)
+    except Exception as exc:  # never fail a published deployment over a nudge
+        log.warning("calling the receivers of deployment %s failed", job.id, exc_info=True)
+        outcomes = [
+            receivers.Outcome(t.cluster, False, f"receiver call failed: {exc}") for t in targets
+        ]
+    if outcomes:
+        async with plane.db.session() as session:
+            for outcome in outcomes:
+                session.add(
+                    TimelineEntry(
+                        deployment_id=job.id,
+                        cluster_id=outcome.cluster,
+                        severity="info" if outcome.ok else "warning",
+                        reason="receiver",
+                        message=outcome.detail,
+                    )
+                )
+    return DONE
+
+
+# ---- the pipelines ---------------------------------------------------------------------------
+
+BUILD = Step(
+    "building",
+    build,
+    lambda j: f"rendering {j.source_revision or 'the source'}, config v{j.config_version or 0}",
+)
+PUSH = Step("pushing", push, lambda j: "pushing and signing the release")
+APPROVAL = Step("approval", approval, lambda j: f"does {j.environment} need approval?")
+PLACE = Step("placing", place, lambda j: f"listing {j.app} in {j.org}/{j.environment}")
+UNPLACE = Step("unplacing", unplace, lambda j: f"removing {j.app} from {j.org}/{j.environment}")
+SYNC_ROOT = Step("sync-root", sync_root, lambda j: f"publishing sync root {j.org}/{j.environment}")
+SYNC_ROOT_PUBLISHES = Step(SYNC_ROOT.name, sync_root, SYNC_ROOT.describe, publishes=True)
+TAG = Step("tagging", tag, lambda j: f"moving tag {j.environment}", publishes=True)
+NOTIFY = Step("receivers", notify, lambda j: "asking the clusters to pull now")
+
+PIPELINES: dict[str, tuple[Step, ...]] = {
+    states.DEPLOY: (BUILD, PUSH, APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.ROTATE: (BUILD, PUSH, APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.PROMOTE: (APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.ROLLBACK: (PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.UNDEPLOY: (UNPLACE, SYNC_ROOT_PUBLISHES, NOTIFY),
+}
+
+
+def steps(kind: str) -> tuple[Step, ...]:
+    return PIPELINES[kind]
