@@ -12,7 +12,7 @@ from fjord.maskinporten.secret_format import SECRET_KEYS
 from fjord.operators.common.metrics import OperatorMetrics
 from fjord.operators.common.result import Result
 from fjord.operators.common.runner import OperatorContext
-from fjord.operators.common.runtime import Runtime, finalizing
+from fjord.operators.common.runtime import Runtime, finalizing, needs_reconcile
 from fjord.operators.maskinporten.act import data_hash
 from fjord.operators.maskinporten.model import HASH_ANNOTATION, OWNER_LABEL
 from fjord.operators.maskinporten.setup import drifted_secret_owner
@@ -87,3 +87,14 @@ async def test_route_enqueues_wanted_events_remembers_known_and_forgets_deleted(
     assert runtime.controllers["q"].latest(("ns", "a")) is None
     await runtime.stop()
     assert len(runs) == 1
+
+
+def test_a_metadata_only_change_before_the_first_status_is_not_reconciled_again() -> None:
+    # The reconcile's own finalizer patch comes back while its first pass still runs.
+    new = {"metadata": {"name": "a", "generation": 1}, "spec": {}}
+    with_finalizer = {**new, "metadata": {**new["metadata"], "finalizers": ["fjord.dev/x"]}}
+    assert needs_reconcile(None, new)
+    assert not needs_reconcile(new, with_finalizer)
+    # … but a status someone else wrote for an older generation is: resync.
+    foreign = {**with_finalizer, "status": {"observedGeneration": 0, "conditions": []}}
+    assert needs_reconcile(with_finalizer, foreign)

@@ -35,8 +35,10 @@ def needs_reconcile(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bo
     """Whether a watch event of a custom resource asks for a reconcile (aivenator's predicates).
 
     Yes for a new object, a spec change (generation), labels, annotations (``fjord.dev/rotate``),
-    deletion, and a status that is not ours for this generation (cleared or edited: resync).
-    No when only the status changed, i.e. the event of the operator's own status write.
+    deletion, and a status changed to one that is not ours for this generation (cleared or
+    edited: resync). No for the event of the operator's own status write, nor for other changes
+    (e.g. the reconcile's own finalizer patch, which comes back before its first status write:
+    reconciling it again would repeat every call of a pass that is still running).
     """
     if old is None:
         return True
@@ -45,6 +47,8 @@ def needs_reconcile(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bo
         if before.get(field) != after.get(field):
             return True
     status = new.get("status") or {}
+    if status == (old.get("status") or {}):
+        return False
     return status.get("observedGeneration") != after.get("generation") or not status.get(
         "conditions"
     )
