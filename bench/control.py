@@ -44,6 +44,7 @@ from fjord.control import (
     ControlSettings,
     Role,
     clusters,
+    credentials,
     deploys,
     events,
     faults,
@@ -65,6 +66,7 @@ from fjord.control.models import (
 from fjord.control.tokens import create_token
 from fjord.control.views import DeploymentView
 from fjord.control.worker import drain
+from fjord.devcluster import gitea as local_gitea
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.spec import default_platform
 from fjord.spec.platform import Cluster as ClusterConfig
@@ -111,7 +113,7 @@ async def seed(settings: ControlSettings, deployments: int) -> None:
                     "id": i + 1,
                     "org_id": org_id,
                     "name": f"app{i:03d}",
-                    "source": "/src",
+                    "source": "http://gitea.invalid/ttd/app.git",
                     "created_at": now,
                 }
                 for i in range(APPS)
@@ -125,7 +127,7 @@ async def seed(settings: ControlSettings, deployments: int) -> None:
                         "id": (app - 1) * RELEASES_PER_APP + r + 1,
                         "app_id": app,
                         "digest": release_digest((app - 1) * RELEASES_PER_APP + r + 1),
-                        "source": "/src",
+                        "source": "http://gitea.invalid/ttd/app.git",
                         "revision": f"main@sha1:{uuid.uuid4().hex}",
                         "config_version": r,
                         "builder": "fjord/bench",
@@ -338,29 +340,37 @@ def store_usage(root: Path) -> dict[str, int]:
     return {"blobs": len(blobs), "bytes": sum(p.stat().st_size for p in blobs)}
 
 
+async def _fan_out_once(work: Path, count: int, repo: str, read_token: str) -> dict[str, Any]:
+    settings = ControlSettings(data_dir=work / f"fan{count}", platform=platform(count))
+    plane = await ControlPlane.open(settings)
+    try:
+        await credentials.set_credential(plane, ADMIN, "ttd", read_token)
+        await app_service.create_app(plane, ADMIN, "ttd/skjema", repo)
+        start = time.perf_counter()
+        requested = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02", git_ref="v1.0.0")
+        await drain(plane)
+        deployment = await queries.get_deployment(plane, ADMIN, requested.id)
+        elapsed = time.perf_counter() - start
+        assert deployment.state == "progressing", deployment.reason
+        return {
+            **store_usage(settings.local_store_dir),
+            "deploy_seconds": round(elapsed, 2),
+            "clusters_followed": len(deployment.clusters),
+        }
+    finally:
+        await plane.close()
+
+
 async def fan_out(work: Path) -> dict[str, Any]:
     """One deploy to tt02 with 1 and with 20 clusters: what lands in the store."""
     out: dict[str, Any] = {}
-    source = work / "skjema"
-    shutil.copytree(REPO / "examples" / "platform-app", source)
-    for count in (1, 20):
-        settings = ControlSettings(data_dir=work / f"fan{count}", platform=platform(count))
-        plane = await ControlPlane.open(settings)
-        try:
-            await app_service.create_app(plane, ADMIN, "ttd/skjema", str(source))
-            start = time.perf_counter()
-            requested = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
-            await drain(plane)
-            deployment = await queries.get_deployment(plane, ADMIN, requested.id)
-            elapsed = time.perf_counter() - start
-            assert deployment.state == "progressing", deployment.reason
-            out[f"{count}_clusters"] = {
-                **store_usage(settings.local_store_dir),
-                "deploy_seconds": round(elapsed, 2),
-                "clusters_followed": len(deployment.clusters),
-            }
-        finally:
-            await plane.close()
+    with local_gitea.LocalGitea.start(work / "gitea") as gitea:
+        seeded, tokens = local_gitea.seed(gitea, {"ttd/skjema": REPO / "examples" / "platform-app"})
+        for count in (1, 20):
+            out[f"{count}_clusters"] = await _fan_out_once(
+                work, count, seeded["ttd/skjema"].clone_url, tokens["ttd"]
+            )
+
     out["same_uploads"] = {
         k: v for k, v in out["1_clusters"].items() if k in ("blobs", "bytes")
     } == {k: v for k, v in out["20_clusters"].items() if k in ("blobs", "bytes")}
@@ -403,6 +413,29 @@ def stop_replicas(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait(timeout=30)
 
 
+class AppRepos:
+    """The bench's Gitea, started on first use: each app is pushed as its own repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.gitea: local_gitea.LocalGitea | None = None
+        self.read_token = ""
+
+    def push(self, source: Path, name: str) -> str:
+        if self.gitea is None:
+            self.gitea = local_gitea.LocalGitea.start(self.root)
+            self.gitea.create_org("ttd")
+            self.read_token = self.gitea.reader_token("ttd")
+        repository = f"ttd/{name}-{uuid.uuid4().hex[:8]}"
+        self.gitea.create_repo(repository)
+        self.gitea.push_directory(repository, source, tag="v1.0.0")
+        return self.gitea.clone_url(repository)
+
+    def stop(self) -> None:
+        if self.gitea is not None:
+            self.gitea.stop()
+
+
 def example_app(root: Path, name: str) -> Path:
     target = root / name
     if not target.exists():
@@ -413,7 +446,7 @@ def example_app(root: Path, name: str) -> Path:
 
 
 async def pipeline_setup(
-    server: LocalPostgres, work: Path, name: str, apps: int, lease: float
+    server: LocalPostgres, work: Path, name: str, apps: int, lease: float, repos: AppRepos
 ) -> tuple[dict[str, str], str]:
     """A fresh database with ``apps`` apps; the replicas' environment and an admin token."""
     with psycopg.connect(server.dsn, autocommit=True) as conn:
@@ -426,7 +459,9 @@ async def pipeline_setup(
     try:
         for i in range(apps):
             source = example_app(work / "sources", f"app{i}")
-            await app_service.create_app(plane, ADMIN, f"ttd/app{i}", str(source))
+            repo = repos.push(source, f"app{i}")
+            await app_service.create_app(plane, ADMIN, f"ttd/app{i}", repo)
+        await credentials.set_credential(plane, ADMIN, "ttd", repos.read_token)
         token = (await create_token(plane, ADMIN, "bench", {"*": Role.platform_admin})).token
     finally:
         await plane.close()
@@ -455,10 +490,16 @@ async def rotate_and_wait(
 
 
 async def throughput(
-    server: LocalPostgres, work: Path, replicas: int, apps: int, rounds: int, lease: float
+    server: LocalPostgres,
+    work: Path,
+    replicas: int,
+    apps: int,
+    rounds: int,
+    lease: float,
+    repos: AppRepos,
 ) -> dict[str, Any]:
     """Deploys per minute: ``apps`` apps deployed ``rounds`` times each, all apps at once."""
-    env, token = await pipeline_setup(server, work, f"pipe{replicas}", apps, lease)
+    env, token = await pipeline_setup(server, work, f"pipe{replicas}", apps, lease, repos)
     logs = work / f"pipe{replicas}.log"
     started = [spawn_replica(env, logs) for _ in range(replicas)]
     clients = [FjordClient.remote(url, token, timeout=60) for _, url in started]
@@ -485,10 +526,12 @@ async def throughput(
     }
 
 
-async def takeover(server: LocalPostgres, work: Path, kills: int, lease: float) -> dict[str, Any]:
+async def takeover(
+    server: LocalPostgres, work: Path, kills: int, lease: float, repos: AppRepos
+) -> dict[str, Any]:
     """Kill the replica running a deploy (SIGKILL at a step start); time until the other one
     resumes it (its "resumed" timeline entry) and until the deployment is published."""
-    env, token = await pipeline_setup(server, work, "takeover", 1, lease)
+    env, token = await pipeline_setup(server, work, "takeover", 1, lease, repos)
     plans = work / "faults"
     plans.mkdir()
     env[faults.VARIABLE] = str(plans)
@@ -548,15 +591,17 @@ async def _through_kill(
 
 async def pipeline_run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     server = LocalPostgres.start(work / "pipeline-pg")
+    repos = AppRepos(work / "gitea")
     try:
         one = await throughput(
-            server, work, 1, args.pipeline_apps, args.pipeline_rounds, args.lease
+            server, work, 1, args.pipeline_apps, args.pipeline_rounds, args.lease, repos
         )
         two = await throughput(
-            server, work, 2, args.pipeline_apps, args.pipeline_rounds, args.lease
+            server, work, 2, args.pipeline_apps, args.pipeline_rounds, args.lease, repos
         )
-        taken = await takeover(server, work, args.kills, args.lease)
+        taken = await takeover(server, work, args.kills, args.lease, repos)
     finally:
+        repos.stop()
         server.stop()
     return {
         "deploys_per_minute": {

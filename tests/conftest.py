@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+import gitea_support
 from fjord.devcluster import binaries
 from fjord.devcluster.cluster import ClusterState, LocalCluster
 from fjord.kube import Kube
+from gitea_support import SessionGitea
 
 SESSION_MARK = "FJORD_TEST_SESSION"
 # Set at import, before any test starts a process, so every child (and theirs) inherits it.
@@ -69,6 +71,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_sep("=", "leaked processes", red=True)
         reporter.write_line(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def gitea() -> SessionGitea:
+    """A real Gitea (started on first use): orgs ttd and digdir, a read token each."""
+    return gitea_support.shared()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_gitea() -> Iterator[None]:
+    """Stops the session's Gitea if anything started it (starts nothing)."""
+    yield
+    gitea_support.stop_shared()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from fjord.api.client import FjordClient
 from fjord.devcluster.cluster import ClusterState
+from fjord.devcluster.gitea import LocalGitea
 from fjord.devcluster.platform import PlatformState
 from fjord.kube import Kube
 
@@ -49,6 +50,16 @@ class Platform:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return fjord_cli(*args, env=self.cli_env)
+
+    def push_app(self, repository: str, source: Path, *, tag: str | None = "v1.0.0") -> str:
+        """Push ``source`` as a new private repository of the platform's Gitea; its clone URL.
+
+        The org's read token (set by ``fjord dev up``) reads every repository of the org."""
+        gitea = LocalGitea.load(self.root / "gitea")
+        assert gitea is not None, "the platform's Gitea is not recorded"
+        gitea.create_repo(repository)
+        gitea.push_directory(repository, source, tag=tag)
+        return gitea.clone_url(repository)
 
     def cluster(self, cluster_id: str) -> ClusterState:
         state = ClusterState.load(Path(self.state.clusters[cluster_id]))

@@ -47,6 +47,10 @@ async def test_sample_app_runs_with_its_infrastructure(
     tt02 = next(e for e in status["environments"] if e["environment"] == "tt02")
     deployment = tt02["deployment"]
     assert deployment["state"] == "ready"
+    # Built from the app's repository in the platform's Gitea, at its tag.
+    gitea_url = platform.info["gitea_url"]
+    assert deployment["ref"] == "v1.0.0"
+    assert deployment["commit_url"] == f"{gitea_url}/{app}/commit/{deployment['commit']}"
     cell = next(c for c in tt02["clusters"] if c["cluster"] == cluster_id)
     assert cell["ready"] is True
     assert cell["revision"] == f"tt02@{deployment['digest']}"

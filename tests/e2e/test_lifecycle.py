@@ -50,8 +50,11 @@ CHROMIUM_ARGS = [
 # ---- helpers ---------------------------------------------------------------------------------
 
 
-async def register(client: FjordClient, tmp_path: Path, app: str, **changes: Any) -> Path:
-    """Register ``ttd/{app}``: the platform-app example under another name (no database)."""
+async def register(
+    platform: Platform, client: FjordClient, tmp_path: Path, app: str, **changes: Any
+) -> Path:
+    """Register ``ttd/{app}``: the platform-app example under another name (no database), in a
+    repository of its own in the platform's Gitea."""
     source = tmp_path / app
     shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
     spec = yaml.safe_load((source / "fjord.yaml").read_text())
@@ -59,7 +62,7 @@ async def register(client: FjordClient, tmp_path: Path, app: str, **changes: Any
     spec.pop("postgresql")  # fewer moving parts; the sample app covers the database
     spec.update(changes)
     (source / "fjord.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    await client.create_app(f"ttd/{app}", str(source))
+    await client.create_app(f"ttd/{app}", platform.push_app(f"ttd/{app}", source))
     return source
 
 
@@ -142,7 +145,7 @@ async def test_scope_change_reaches_the_maskinporten_emulator(
     app, name, namespace = "ttd/e2e-scopes", "e2e-scopes", "ttd-e2e-scopes"
     before = ["altinn:serviceowner/instances.read"]
     after = ["altinn:serviceowner/instances.read", "ttd:e2e/scopes.write", "ttd:e2e/extra"]
-    await register(admin, tmp_path, name, maskinporten={"scopes": before})
+    await register(platform, admin, tmp_path, name, maskinporten={"scopes": before})
 
     v1 = await deploy(platform, admin, app)
     assert v1["state"] == "ready", v1
@@ -242,7 +245,7 @@ async def test_a_deployment_that_never_becomes_available_fails_with_fluxs_messag
     platform: Platform, admin: FjordClient, browser: Browser, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-stuck", "e2e-stuck", "ttd-e2e-stuck"
-    await register(admin, tmp_path, name)
+    await register(platform, admin, tmp_path, name)
     # No kwok node has a tebibyte of memory: the pods stay Pending, the Deployment unavailable.
     huge = {"requests": {"memory": "1Ti"}, "limits": {"memory": "1Ti"}}
     await set_config(admin, app, {"environments": {"tt02": {"resources": huge}}}, "e2e: 1Ti")
@@ -269,7 +272,7 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
     platform: Platform, admin: FjordClient, browser: Browser, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-invalid", "e2e-invalid", "ttd-e2e-invalid"
-    await register(admin, tmp_path, name)
+    await register(platform, admin, tmp_path, name)
     v1 = await deploy(platform, admin, app)
     assert v1["state"] == "ready", v1
     # The route path is a valid spec value and the Ingress is valid against Kubernetes'
@@ -335,7 +338,7 @@ async def test_rollback_runs_the_previous_release_in_every_production_cluster(
     platform: Platform, admin: FjordClient, tmp_path: Path
 ) -> None:
     app, name, namespace = "ttd/e2e-rollback", "e2e-rollback", "ttd-e2e-rollback"
-    await register(admin, tmp_path, name)
+    await register(platform, admin, tmp_path, name)
 
     v1 = await deploy(platform, admin, app)
     assert v1["state"] == "ready", v1

@@ -71,8 +71,11 @@ EVIL_IMAGE = "ghcr.io/attacker/skjema:evil"
 # ---- helpers -------------------------------------------------------------------------------
 
 
-async def register(admin: FjordClient, tmp_path: Path, name: str, *, redis: bool = False) -> str:
-    """Register ``ttd/{name}``: the platform sample app under another name (outside git)."""
+async def register(
+    platform: Platform, admin: FjordClient, tmp_path: Path, name: str, *, redis: bool = False
+) -> str:
+    """Register ``ttd/{name}``: the platform sample app under another name, in a repository of
+    its own in the platform's Gitea."""
     source = tmp_path / name
     shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
     spec = yaml.safe_load((source / "fjord.yaml").read_text())
@@ -81,7 +84,7 @@ async def register(admin: FjordClient, tmp_path: Path, name: str, *, redis: bool
         spec["redis"] = {"keyPrefix": f"{name}:"}
     (source / "fjord.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     app = f"{ORG}/{name}"
-    await admin.create_app(app, str(source))
+    await admin.create_app(app, platform.push_app(app, source))
     return app
 
 
@@ -211,7 +214,7 @@ async def test_promotion_waits_for_an_app_admin_then_production_runs_the_tt02_di
 ) -> None:
     name = "e2e-promo"
     namespace = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name)
+    app = await register(platform, admin, tmp_path, name)
     tt02 = await deploy_ready(platform, admin, app)
     digest = tt02["digest"]
     repository = f"{ORG}/apps/{name}"
@@ -294,7 +297,7 @@ async def test_undeploy_prunes_the_app_and_the_operators_delete_its_credentials(
 ) -> None:
     name = "e2e-gone"
     namespace = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name, redis=True)
+    app = await register(platform, admin, tmp_path, name, redis=True)
     await deploy_ready(platform, admin, app)
 
     async with platform.kube(TT02) as kube:
@@ -382,7 +385,7 @@ async def test_a_tampered_artifact_is_refused_by_flux_and_the_good_revision_keep
     name = "e2e-seal"
     namespace = f"{ORG}-{name}"
     source_name = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name)
+    app = await register(platform, admin, tmp_path, name)
     deployed = await deploy_ready(platform, admin, app)
     good_digest = deployed["digest"]
     good_revision = f"tt02@{good_digest}"
@@ -469,7 +472,7 @@ async def test_a_copied_signature_gets_past_flux_but_fjord_flags_the_revision(
     name = "e2e-sigcopy"
     namespace = f"{ORG}-{name}"
     source_name = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name)
+    app = await register(platform, admin, tmp_path, name)
     deployed = await deploy_ready(platform, admin, app)
     good_digest = deployed["digest"]
     repository = f"{ORG}/apps/{name}"
@@ -754,7 +757,7 @@ async def test_forged_flux_events_are_rejected_and_change_nothing(
 ) -> None:
     name = "e2e-forge"
     namespace = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name)
+    app = await register(platform, admin, tmp_path, name)
     deployed = await deploy_ready(platform, admin, app)
     before = await status_of(admin, app)
     running = cells(before, "tt02")[TT02]
@@ -836,7 +839,7 @@ async def test_rotate_gives_new_credentials_and_a_rollback_finds_the_old_ones(
 ) -> None:
     name = "e2e-rotate"
     namespace = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name, redis=True)
+    app = await register(platform, admin, tmp_path, name, redis=True)
     first = await deploy_ready(platform, admin, app)
     old_pg, old_redis = f"{name}-pg-forms", f"{name}-redis"
     new_pg, new_redis = f"{old_pg}-r1", f"{old_redis}-r1"

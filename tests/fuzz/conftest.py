@@ -20,9 +20,10 @@ import httpx2
 import pytest
 from fuzz_support import SUPPLIER_ID, SUPPLIER_ORGNO, ControlApi, grant
 
+import gitea_support
 from fjord.api import ApiSettings
 from fjord.api.server import ApiServer
-from fjord.control import ControlPlane, ControlSettings, apps, clusters, system_actor
+from fjord.control import ControlPlane, ControlSettings, apps, clusters, credentials, system_actor
 from fjord.control.roles import ALL_ORGS, Role
 from fjord.control.tokens import create_token
 from fjord.maskinporten.emulator import (
@@ -59,7 +60,11 @@ async def _prepare(settings: ControlSettings, source: Path) -> tuple[str, str]:
     admin = system_actor("fuzz-setup")
     plane = await ControlPlane.open(settings)
     try:
-        await apps.create_app(plane, admin, "ttd/skjema", str(source))
+        # A real repository (deploy requests pin their ref in it when they are accepted).
+        gitea = gitea_support.shared()
+        await credentials.set_credential(plane, admin, "ttd", gitea.tokens["ttd"])
+        repo = gitea.push_app("ttd", source, name="skjema")
+        await apps.create_app(plane, admin, "ttd/skjema", repo.clone_url)
         await clusters.bootstrap(plane, admin, "ttd", "tt02", "tt02-1")
         hmac_key = await clusters.cluster_token(plane, admin, "ttd.tt02.tt02-1")
         created = await create_token(plane, admin, "fuzz", {ALL_ORGS: Role.platform_admin})

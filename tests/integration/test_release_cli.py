@@ -92,7 +92,7 @@ def test_publish_then_verify_and_reject_a_wrong_key(
     shown = json.loads(
         fjord(
             "release",
-            "show",
+            "inspect",
             store,
             "ttd/apps/skjema:tt02",
             "--key",
@@ -114,13 +114,13 @@ def test_publish_then_verify_and_reject_a_wrong_key(
     assert names == {"fjord.yaml", "platform-config", "dynamic-config-v0"}
     assert all(i["digest"].startswith("sha256:") for i in provenance["inputs"])
     table = fjord(
-        "release", "show", store, "ttd/apps/skjema:tt02", "--key", str(tmp_path / "cosign.pub")
+        "release", "inspect", store, "ttd/apps/skjema:tt02", "--key", str(tmp_path / "cosign.pub")
     )
     assert "https://fjord.dev/builder" in table.stdout
     assert "platform-config" in table.stdout
     refused = fjord(
         "release",
-        "show",
+        "inspect",
         store,
         "ttd/apps/skjema:tt02",
         "--key",
@@ -136,3 +136,21 @@ def test_a_spec_error_names_the_file_and_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "fjord.yaml:4" in result.stderr
     assert "replicas" in result.stderr  # the did-you-mean hint
+
+
+def test_local_build_fills_the_version_or_says_how(tmp_path: Path) -> None:
+    (tmp_path / "fjord.yaml").write_text("org: ttd\napp: a\nimage: ghcr.io/ttd/a:{version}\n")
+    missing = fjord("release", "build", str(tmp_path), check=False)
+    assert missing.returncode == 1
+    assert "fjord.yaml:3: image:" in missing.stderr
+
+    def digest(*flags: str) -> str:
+        return str(
+            json.loads(fjord("release", "build", str(tmp_path), *flags, "-o", "json").stdout)[
+                "digest"
+            ]
+        )
+
+    filled = digest("--version", "1.4.0")
+    assert filled == digest("--image", "ghcr.io/ttd/a:1.4.0")
+    assert filled != digest("--version", "1.5.0")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx2
 from sqlalchemy import func, select
-from test_control_support import ADMIN, CLUSTER, app_source, event_body, with_app
+from test_control_support import ADMIN, CLUSTER, UNUSED_REPO, app_repo, event_body, with_app
 
+import gitea_support
 from fjord.control import ControlPlane, Role, events
 from fjord.control.models import AuditEntry, FluxEvent
 from fjord.control.tokens import create_token
@@ -87,7 +88,7 @@ async def test_org_a_can_never_read_or_change_org_b(
         ("POST", "/api/apps/ttd/skjema/undeployments", {"environment": "tt02"}),
         ("POST", "/api/apps/ttd/skjema/promotions", {"to": "production"}),
         ("PUT", "/api/apps/ttd/skjema/config", {"values": {}, "reason": "x"}),
-        ("POST", "/api/apps", {"name": "ttd/evil", "source": str(app_source(tmp_path))}),
+        ("POST", "/api/apps", {"name": "ttd/evil", "repo": UNUSED_REPO}),
         (
             "POST",
             "/api/clusters/bootstrap",
@@ -122,8 +123,11 @@ async def test_every_mutation_is_audited_with_its_actor(
     plane: ControlPlane, http: httpx2.AsyncClient, tmp_path: Path
 ) -> None:
     admin = await token(plane, "ops", {"ttd": Role.platform_admin})
-    await http.post(
-        "/api/apps", headers=admin, json={"name": "ttd/skjema", "source": str(app_source(tmp_path))}
+    await http.post("/api/apps", headers=admin, json={"name": "ttd/skjema", "repo": app_repo()})
+    await http.put(
+        "/api/orgs/ttd/credential",
+        headers=admin,
+        json={"token": gitea_support.shared().tokens["ttd"]},
     )
     await http.put(
         "/api/apps/ttd/skjema/config",
@@ -149,6 +153,7 @@ async def test_every_mutation_is_audited_with_its_actor(
     actions = [(r.actor, r.action) for r in rows if r.actor == "token:ops"]
     assert actions == [
         ("token:ops", "app.create"),
+        ("token:ops", "org.credential.set"),
         ("token:ops", "config.set"),
         ("token:ops", "cluster.receiver"),
         ("token:ops", "deployment.deploy"),  # once: the retry with the same key changed nothing

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_control_support import app_source
-
 APP = "ttd/skjema"
 
 
@@ -28,7 +26,8 @@ def fjord(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_config_set_is_compare_and_set_and_explains_a_conflict(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    created = fjord(data, "app", "create", APP, "--source", str(app_source(tmp_path)))
+    # Config writes only: the repository is never fetched.
+    created = fjord(data, "app", "create", APP, "--repo", "http://gitea.invalid/ttd/skjema.git")
     assert created.returncode == 0, created.stderr
     first = tmp_path / "first.yaml"
     first.write_text("common:\n  env:\n    A: '1'\n")

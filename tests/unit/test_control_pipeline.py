@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from sqlalchemy import select
 from test_control_support import (
     ADMIN,
     CLUSTER,
-    app_source,
     demo_platform,
     opened,
     settings,
@@ -23,13 +23,17 @@ from test_control_support import (
 )
 from typer.testing import CliRunner
 
+import gitea_support
 from fjord.cli.main import app
 from fjord.control import ConflictError, apps, deploys, locks, pipeline, queries, states
 from fjord.control.models import ConfigVersion, Deployment, Lock
 from fjord.control.worker import claim, drain, renew, run_job
 from fjord.stores import LocalStore
+from gitea_support import EXAMPLES
 
-LEASE = 0.3
+# Longer than a build takes (it reads the pinned commit out of the app's mirror and renders),
+# so the crashed replica's lease is still held when the test checks that nobody may take it.
+LEASE = 2.0
 
 
 class Crash(BaseException):
@@ -138,8 +142,10 @@ async def test_a_lock_of_a_replica_that_died_frees_itself_within_its_lease(tmp_p
 
 
 async def test_inputs_are_pinned_when_the_request_is_accepted(tmp_path: Path) -> None:
+    gitea = gitea_support.shared()
+    repo = gitea.push_app("ttd", "platform-app", name="skjema")
     async with opened(settings(tmp_path)) as plane:
-        await with_app(plane, tmp_path)
+        await with_app(plane, tmp_path, repo)
         await apps.set_config(plane, ADMIN, "ttd/skjema", {"common": {"env": {"A": "1"}}}, "A1")
         first = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
         await apps.set_config(plane, ADMIN, "ttd/skjema", {"common": {"env": {"A": "2"}}}, "A2")
@@ -151,15 +157,17 @@ async def test_inputs_are_pinned_when_the_request_is_accepted(tmp_path: Path) ->
         built = await queries.get_deployment(plane, ADMIN, first.id)
         assert (built.state, built.config_version) == ("progressing", 1)
 
-        # The source changes after the request: the deployment says so instead of building
-        # something else than what was asked for.
-        changed = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02")
-        (app_source(tmp_path) / "extra.txt").write_text("changed\n")
+        # The branch moves after the request: the deployment builds the commit it pinned.
+        pinned = await deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02", git_ref="main")
+        moved = tmp_path / "moved"
+        shutil.copytree(EXAMPLES / "platform-app", moved)
+        (moved / "extra.txt").write_text("changed\n")
+        newer = gitea.push(repo, moved, message="moved on")
         await drain(plane)
-        failed = await queries.get_deployment(plane, ADMIN, changed.id)
-        assert failed.state == "failed"
-        assert failed.reason is not None
-        assert failed.reason.startswith("building: the source changed after the request")
+        built = await queries.get_deployment(plane, ADMIN, pinned.id)
+        assert built.state == "progressing", built.reason
+        assert (built.ref, built.commit) == ("main", repo.commit)
+        assert newer != repo.commit
 
 
 async def test_rotation_is_a_server_side_config_change_and_deploy(tmp_path: Path) -> None:
@@ -211,7 +219,10 @@ def test_the_in_process_cli_publishes_what_it_queued_before_it_exits(
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout) if "-o" in args else None
 
-    fjord("app", "create", "ttd/skjema", "--source", str(app_source(tmp_path)))
+    gitea = gitea_support.shared()
+    monkeypatch.setenv("FJORD_GIT_TOKEN", gitea.tokens["ttd"])
+    fjord("app", "credential", "ttd")
+    fjord("app", "create", "ttd/skjema", "--repo", gitea.push_app("ttd", "platform-app").clone_url)
     queued = fjord("deploy", "ttd/skjema", "--env", "tt02", "--no-wait", "-o", "json")
     assert queued["state"] in ("queued", "publishing", "progressing")
     rotated = fjord("rotate", "ttd/skjema", "--env", "tt02", "--no-wait", "-o", "json")

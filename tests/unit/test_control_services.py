@@ -13,7 +13,7 @@ from test_control_support import (
     ADMIN,
     CLUSTER,
     PROD_CLUSTER,
-    app_source,
+    UNUSED_REPO,
     event_body,
     opened,
     report,
@@ -44,20 +44,24 @@ LEAD = Actor("lead", {"ttd": Role.app_admin})
 OTHER = Actor("mallory", {"digdir": Role.platform_admin})
 
 
-async def test_create_app_checks_the_source_and_the_name(tmp_path: Path) -> None:
+async def test_create_app_checks_the_repository_and_the_name(tmp_path: Path) -> None:
     async with opened(settings(tmp_path)) as plane:
-        with pytest.raises(InvalidError, match="declares ttd/skjema"):
-            await apps.create_app(plane, ADMIN, "ttd/other", str(app_source(tmp_path)))
-        with pytest.raises(InvalidError, match="not a valid app source"):
-            await apps.create_app(plane, ADMIN, "ttd/skjema", str(tmp_path / "missing"))
+        # The server never reads a path of its own host: only http(s) clone URLs.
+        for local in (str(tmp_path), f"file://{tmp_path}", "ssh://git@host/ttd/skjema.git"):
+            with pytest.raises(InvalidError, match="not an http"):
+                await apps.create_app(plane, ADMIN, "ttd/skjema", local)
+        with pytest.raises(InvalidError, match="carries credentials"):
+            await apps.create_app(plane, ADMIN, "ttd/skjema", "https://u:p@gitea.invalid/a.git")
+        with pytest.raises(InvalidError, match="needs both a branch and an environment"):
+            await apps.create_app(plane, ADMIN, "ttd/skjema", UNUSED_REPO, deploy_branch="main")
         with pytest.raises(NotFoundError, match="unknown org 'nope'"):
-            await apps.create_app(plane, ADMIN, "nope/skjema", str(app_source(tmp_path)))
-        created = await apps.create_app(plane, DEV, "ttd/skjema", str(app_source(tmp_path)))
-        assert created.source == str(app_source(tmp_path).resolve())
+            await apps.create_app(plane, ADMIN, "nope/skjema", UNUSED_REPO)
+        created = await apps.create_app(plane, DEV, "ttd/skjema", UNUSED_REPO)
+        assert (created.source, created.webhook) == (UNUSED_REPO, False)
         with pytest.raises(ConflictError):
-            await apps.create_app(plane, DEV, "ttd/skjema", str(app_source(tmp_path)))
+            await apps.create_app(plane, DEV, "ttd/skjema", UNUSED_REPO)
         with pytest.raises(ForbiddenError):
-            await apps.create_app(plane, OTHER, "ttd/skjema2", str(app_source(tmp_path)))
+            await apps.create_app(plane, OTHER, "ttd/skjema2", UNUSED_REPO)
 
 
 async def test_config_is_versioned_and_every_change_audited(tmp_path: Path) -> None:
@@ -104,7 +108,10 @@ async def test_deploy_publishes_signed_release_sync_root_and_tag(tmp_path: Path)
         )
         assert deployment.state == "progressing", deployment.reason
         assert deployment.revision is not None
-        assert deployment.revision.startswith("sha256:")
+        # Built from the head of the repository's default branch, pinned when requested.
+        assert deployment.commit is not None
+        assert deployment.revision == f"sha1:{deployment.commit}"
+        assert deployment.ref == "main"
         assert [c.state for c in deployment.clusters] == ["pending"]
         store = LocalStore(config.local_store_dir)
         assert await store.resolve("ttd/apps/skjema", "tt02") == deployment.digest

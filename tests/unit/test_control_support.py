@@ -4,23 +4,25 @@ database and a local store, an app source, and Flux events signed like a cluster
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import gitea_support
 from fjord.control import (
     ControlPlane,
     ControlSettings,
     apps,
     clusters,
+    credentials,
     events,
     queries,
     system_actor,
 )
 from fjord.control.views import DeploymentView
 from fjord.control.worker import drain
+from fjord.devcluster.gitea import SeededRepo
 from fjord.spec import PlatformConfig, default_platform
 from fjord.spec.platform import IngressRouting
 
@@ -49,16 +51,23 @@ async def opened(config: ControlSettings) -> AsyncIterator[ControlPlane]:
         await plane.close()
 
 
-def app_source(tmp_path: Path) -> Path:
-    target = tmp_path / "skjema"
-    if not target.exists():
-        shutil.copytree(REPO_ROOT / "examples" / "platform-app", target)
-    return target
+# A clone URL for tests that register an app but never build it (nothing fetches it).
+UNUSED_REPO = "http://gitea.invalid/ttd/skjema.git"
 
 
-async def with_app(plane: ControlPlane, tmp_path: Path) -> dict[str, str]:
-    """Register ttd/skjema and bootstrap both ttd clusters; returns cluster id → HMAC token."""
-    await apps.create_app(plane, ADMIN, "ttd/skjema", str(app_source(tmp_path)))
+def app_repo(org: str = "ttd", example: str = "platform-app", name: str = "skjema") -> str:
+    """A fresh repository in the session's real Gitea holding ``example`` (tagged v1.0.0)."""
+    return gitea_support.shared().push_app(org, example, name=name).clone_url
+
+
+async def with_app(
+    plane: ControlPlane, tmp_path: Path, repo: SeededRepo | None = None
+) -> dict[str, str]:
+    """Register ttd/skjema (``repo``, by default a fresh repository in the session's Gitea; the
+    org's read token set) and bootstrap both ttd clusters; returns cluster id → HMAC token."""
+    gitea = gitea_support.shared()
+    await credentials.set_credential(plane, ADMIN, "ttd", gitea.tokens["ttd"])
+    await apps.create_app(plane, ADMIN, "ttd/skjema", repo.clone_url if repo else app_repo())
     tokens = {}
     for env, name in (("tt02", "tt02-1"), ("production", "production-1")):
         await clusters.bootstrap(plane, ADMIN, "ttd", env, name)

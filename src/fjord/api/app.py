@@ -20,7 +20,7 @@ from fjord.api import errors, metrics, routes, ui
 from fjord.api.limits import BodySizeLimit
 from fjord.api.params import reject_nul
 from fjord.api.settings import ApiSettings
-from fjord.control import ControlPlane, faults
+from fjord.control import ControlPlane, faults, statuses
 from fjord.control.progress import expire
 from fjord.control.worker import Worker
 
@@ -35,6 +35,10 @@ async def _sweep(plane: ControlPlane, every: float) -> None:
                 await expire(session)
         except Exception:  # keep sweeping; a database hiccup must not stop timeouts for good
             log.warning("deadline sweep failed", exc_info=True)
+        try:
+            await statuses.report(plane)
+        except Exception:  # Gitea or the database away: report on a later sweep
+            log.warning("commit status sweep failed", exc_info=True)
 
 
 def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> FastAPI:

@@ -105,6 +105,7 @@ _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
 _RELEASES: _Answer[list[ReleaseView]] = _Answer(list[ReleaseView])
+_RELEASE: _Answer[ReleaseView] = _Answer(ReleaseView)
 _DIFF: _Answer[DiffView] = _Answer(DiffView)
 _AUDIT: _Answer[list[AuditView]] = _Answer(list[AuditView])
 _CLUSTER: _Answer[ClusterView] = _Answer(ClusterView)
@@ -199,10 +200,38 @@ class FjordClient:
     async def list_apps(self, org: str | None = None) -> list[AppView]:
         return await self._call(_APPS, "GET", "/api/apps", params={"org": org})
 
-    async def create_app(self, name: str, source: str) -> AppView:
+    async def create_app(
+        self,
+        name: str,
+        repo: str,
+        *,
+        tag_pattern: str | None = "v*",
+        deploy_branch: str | None = None,
+        deploy_environment: str | None = None,
+    ) -> AppView:
+        """Register ``org/app`` by its Git repository's clone URL (and its webhook, if the
+        server knows Gitea); ``deploy_branch`` → ``deploy_environment`` deploys pushes."""
         app_path(name)
-        body = {"name": name, "source": source}
+        body = {
+            "name": name,
+            "repo": repo,
+            "tag_pattern": tag_pattern,
+            "deploy_branch": deploy_branch,
+            "deploy_environment": deploy_environment,
+        }
         return await self._call(_APP, "POST", "/api/apps", json=body)
+
+    async def set_credential(self, org: str, token: str) -> None:
+        """Replace ``org``'s read token for its Git repositories (stored encrypted)."""
+        await self.request("PUT", f"/api/orgs/{org}/credential", json={"token": token})
+
+    async def create_release(self, name: str, ref: str, *, image: str | None = None) -> ReleaseView:
+        """Build ``name`` at a tag, branch or commit with its current config; push and sign."""
+        body = {"ref": ref, "image": image}
+        return await self._call(_RELEASE, "POST", f"{app_path(name)}/releases", json=body)
+
+    async def get_release(self, name: str, release_id: int) -> ReleaseView:
+        return await self._call(_RELEASE, "GET", f"{app_path(name)}/releases/{release_id}")
 
     async def get_app(self, name: str) -> AppView:
         return await self._call(_APP, "GET", app_path(name))
@@ -234,9 +263,24 @@ class FjordClient:
         return await self._call(_DEPLOYMENT, "POST", path, json=body)
 
     async def deploy(
-        self, name: str, environment: str, *, idempotency_key: str | None = None
+        self,
+        name: str,
+        environment: str,
+        *,
+        ref: str | None = None,
+        release: int | None = None,
+        image: str | None = None,
+        idempotency_key: str | None = None,
     ) -> DeploymentView:
-        body = {"environment": environment, "idempotency_key": idempotency_key}
+        """Queue a deploy of ``ref`` (tag, branch or commit; None: the default branch's head) or
+        of an existing ``release``; the ref is pinned to its commit by the server now."""
+        body = {
+            "environment": environment,
+            "ref": ref,
+            "release": release,
+            "image": image,
+            "idempotency_key": idempotency_key,
+        }
         return await self._change(f"{app_path(name)}/deployments", body)
 
     async def rotate(

@@ -15,6 +15,8 @@ MAX_ROW_ID = 2**31 - 1
 KEY_LENGTH = 200
 URL_LENGTH = 500
 SOURCE_LENGTH = 1000
+REF_LENGTH = 200
+IMAGE_LENGTH = 512
 
 
 def nul_at(value: Any, where: str = "") -> str | None:
@@ -52,9 +54,33 @@ class RequestBody(BaseModel):
 
 class CreateApp(RequestBody):
     name: str = Field(description="org/app")
-    source: str = Field(
+    repo: str = Field(
         max_length=SOURCE_LENGTH,
-        description="the app's source directory on the control plane's host",
+        description="clone URL of the app's Git repository (http or https)",
+    )
+    tag_pattern: str | None = Field(
+        default="v*",
+        max_length=REF_LENGTH,
+        description="pushed tags matching this glob build a release; null: none",
+    )
+    deploy_branch: str | None = Field(
+        default=None,
+        max_length=REF_LENGTH,
+        description="a push to this branch deploys its head to deploy_environment",
+    )
+    deploy_environment: str | None = Field(default=None, max_length=63)
+
+
+class SetCredential(RequestBody):
+    token: str = Field(
+        min_length=1, max_length=1000, description="a Gitea token that can read the org's repos"
+    )
+
+
+class CreateRelease(RequestBody):
+    ref: str = Field(min_length=1, max_length=REF_LENGTH, description="tag, branch or commit")
+    image: str | None = Field(
+        default=None, max_length=IMAGE_LENGTH, description="the image to run (default: the spec's)"
     )
 
 
@@ -71,6 +97,15 @@ class SetConfig(RequestBody):
 
 class DeployRequest(RequestBody):
     environment: str
+    ref: str | None = Field(
+        default=None, max_length=REF_LENGTH, description="build from this tag, branch or commit"
+    )
+    release: int | None = Field(
+        default=None, ge=1, le=MAX_ROW_ID, description="or deploy this release (its id)"
+    )
+    image: str | None = Field(
+        default=None, max_length=IMAGE_LENGTH, description="with ref: the image to run"
+    )
     idempotency_key: str | None = Field(default=None, max_length=KEY_LENGTH)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 
 from fjord.api.deps import ActorDep, PlaneDep
 from fjord.api.metrics import metrics_of
@@ -13,6 +13,7 @@ from fjord.api.models import (
     MAX_ROW_ID,
     BootstrapRequest,
     CreateApp,
+    CreateRelease,
     CreateToken,
     DeployRequest,
     IngestResponse,
@@ -21,6 +22,7 @@ from fjord.api.models import (
     RollbackRequest,
     RotateRequest,
     SetConfig,
+    SetCredential,
     UndeployRequest,
     WhoAmI,
 )
@@ -30,11 +32,14 @@ from fjord.control import (
     UnauthenticatedError,
     apps,
     audit,
+    builds,
     clusters,
+    credentials,
     deploys,
     events,
     queries,
     tokens,
+    webhooks,
 )
 from fjord.control.views import (
     AppStatusView,
@@ -73,7 +78,60 @@ async def list_apps(plane: PlaneDep, actor: ActorDep, org: str | None = None) ->
 
 @router.post("/apps", status_code=201)
 async def create_app(plane: PlaneDep, actor: ActorDep, body: CreateApp) -> AppView:
-    return await apps.create_app(plane, actor, body.name, body.source)
+    return await apps.create_app(
+        plane,
+        actor,
+        body.name,
+        body.repo,
+        tag_pattern=body.tag_pattern,
+        deploy_branch=body.deploy_branch,
+        deploy_environment=body.deploy_environment,
+    )
+
+
+@router.put("/orgs/{org}/credential", status_code=204)
+async def set_credential(plane: PlaneDep, actor: ActorDep, org: str, body: SetCredential) -> None:
+    """Replace the org's read token for its Git repositories (stored encrypted, never shown)."""
+    await credentials.set_credential(plane, actor, org, body.token)
+
+
+@router.post("/apps/{org}/{app}/releases", status_code=201)
+async def create_release(
+    plane: PlaneDep, actor: ActorDep, org: str, app: str, body: CreateRelease
+) -> ReleaseView:
+    """Build the app at a tag, branch or commit with its current config; push and sign it."""
+    row = await builds.create_release(plane, actor, _name(org, app), body.ref, image=body.image)
+    return await queries.get_release(plane, actor, _name(org, app), row.id)
+
+
+@router.get("/apps/{org}/{app}/releases/{release_id}")
+async def get_release(
+    plane: PlaneDep, actor: ActorDep, org: str, app: str, release_id: RowId
+) -> ReleaseView:
+    return await queries.get_release(plane, actor, _name(org, app), release_id)
+
+
+@router.post("/hooks/gitea", status_code=202)
+async def gitea_webhook(
+    plane: PlaneDep,
+    request: Request,
+    background: BackgroundTasks,
+    x_gitea_event: Annotated[str | None, Header()] = None,
+    x_gitea_delivery: Annotated[str | None, Header()] = None,
+    x_gitea_signature: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Gitea's push deliveries; authenticated by the app's hook secret, not an API token."""
+    body = await request.body()  # the HMAC covers the raw bytes
+    action = await webhooks.receive(
+        plane,
+        body,
+        event=x_gitea_event,
+        delivery=x_gitea_delivery,
+        signature=x_gitea_signature,
+    )
+    if action.kind != "none":
+        background.add_task(webhooks.run, plane, action)
+    return {"app": action.app, "action": action.kind, "detail": action.detail}
 
 
 @router.get("/apps/{org}/{app}")
@@ -164,6 +222,9 @@ async def deploy(
         actor,
         _name(org, app),
         body.environment,
+        git_ref=body.ref,
+        release_id=body.release,
+        image=body.image,
         idempotency_key=body.idempotency_key or idempotency_key,
     )
 

@@ -54,7 +54,7 @@ class BuildFacts:
 
 @dataclass(frozen=True)
 class ProvenanceSummary:
-    """The parts of a provenance predicate ``fjord release show`` prints."""
+    """The parts of a provenance predicate ``fjord release inspect`` prints."""
 
     builder_id: str
     builder_version: str

@@ -9,6 +9,7 @@ import click
 import typer
 import yaml
 from rich.table import Table
+from rich.text import Text
 
 from fjord.api.client import ApiError, FjordClient
 from fjord.cli.client import EXIT_INVALID, ServerOption, TokenOption, run
@@ -28,17 +29,58 @@ config_app = typer.Typer(
 @app_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="org/app")],
-    source: Annotated[Path, typer.Option(help="the app's directory (with fjord.yaml)")],
+    repo: Annotated[str, typer.Option(help="clone URL of the app's Git repository")],
+    tag_pattern: Annotated[
+        str, typer.Option(help="pushed tags matching this glob build a release ('' for none)")
+    ] = "v*",
+    deploy_branch: Annotated[
+        str | None, typer.Option(help="a push to this branch deploys its head to --deploy-env")
+    ] = None,
+    deploy_env: Annotated[str | None, typer.Option(help="environment for --deploy-branch")] = None,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
     output: Output = OutputOption,
 ) -> None:
-    """Register an app."""
-    result = run(server, token, lambda api: api.create_app(name, str(source.resolve())))
+    """Register an app by its Git repository (with Gitea configured: also its webhook)."""
+    result = run(
+        server,
+        token,
+        lambda api: api.create_app(
+            name,
+            repo,
+            tag_pattern=tag_pattern or None,
+            deploy_branch=deploy_branch,
+            deploy_environment=deploy_env,
+        ),
+    )
     if output == Output.json:
         emit_json(result)
-    else:
-        out.print(f"registered {result.org}/{result.app} from {result.source}", highlight=False)
+        return
+    hook = "webhook registered" if result.webhook else "no webhook (Gitea not configured)"
+    out.print(
+        f"registered {result.org}/{result.app} from {result.source} ({hook})", highlight=False
+    )
+
+
+@app_app.command("credential")
+def credential(
+    org: Annotated[str, typer.Argument(help="the org whose repositories the token reads")],
+    git_token: Annotated[
+        str,
+        typer.Option(
+            "--git-token",
+            envvar="FJORD_GIT_TOKEN",
+            prompt=True,
+            hide_input=True,
+            help="a Gitea token that can read the org's repositories (env: FJORD_GIT_TOKEN)",
+        ),
+    ],
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Set an org's read credential for its Git repositories (stored encrypted)."""
+    run(server, token, lambda api: api.set_credential(org, git_token))
+    out.print(f"read credential of org {org} set", highlight=False)
 
 
 @app_app.command("list")
@@ -53,9 +95,16 @@ def list_apps(
     if output == Output.json:
         emit_json(rows)
         return
-    table = Table("app", "source", "registered")
+    table = Table("app", "repository", "tags", "branch rule", "registered")
     for row in rows:
-        table.add_row(f"{row.org}/{row.app}", row.source, when(row.created_at))
+        rule = f"{row.deploy_branch} → {row.deploy_environment}" if row.deploy_branch else ""
+        table.add_row(
+            f"{row.org}/{row.app}",
+            Text(row.source),
+            Text(row.tag_pattern or ""),
+            Text(rule),
+            when(row.created_at),
+        )
     out.print(table)
 
 
@@ -71,7 +120,7 @@ def show(
     if output == Output.json:
         emit_json(row)
     else:
-        out.print(f"{row.org}/{row.app}  source: {row.source}", highlight=False)
+        out.print(f"{row.org}/{row.app}  repository: {row.source}", highlight=False)
 
 
 ExpectedVersionOption = typer.Option(

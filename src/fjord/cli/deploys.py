@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fjord.api.client import SETTLED, FjordClient
-from fjord.cli.client import EXIT_FAILED, EXIT_TIMEOUT, ServerOption, TokenOption, run
+from fjord.cli.client import EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT, ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
 from fjord.control import states
 from fjord.control.views import AppStatusView, CellView, DeploymentView
@@ -131,6 +131,18 @@ def _key(given: str | None) -> str:
 def deploy(
     name: Annotated[str, typer.Argument(help="org/app")],
     env: Annotated[str, typer.Option("--env", "-e", help="environment")],
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            "--ref", help="build from this tag, branch or commit (default: the default branch)"
+        ),
+    ] = None,
+    release: Annotated[
+        int | None, typer.Option("--release", help="or deploy this release (its number)")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="with --ref: the image to run (e.g. from CI)")
+    ] = None,
     idempotency_key: str | None = KeyOption,
     wait: bool = WaitOption,
     timeout: float = TimeoutOption,
@@ -139,11 +151,15 @@ def deploy(
     output: Output = OutputOption,
 ) -> None:
     """Build, publish and deploy an app to an environment; follow every cluster."""
+    if ref is not None and release is not None:
+        raise fail("deploy either --ref or --release, not both", EXIT_INVALID)
     key = _key(idempotency_key)
     _change(
         server,
         token,
-        lambda api: api.deploy(name, env, idempotency_key=key),
+        lambda api: api.deploy(
+            name, env, ref=ref, release=release, image=image, idempotency_key=key
+        ),
         wait=wait,
         timeout=timeout,
         output=output,
@@ -331,6 +347,10 @@ def history(
             emit_json(result)
             return
         print(f"# {result.from_digest} → {result.to_digest}")
+        if result.commits:
+            print("## commits")
+            for commit in result.commits:
+                print(f"{commit.commit[:12]} {commit.subject} ({commit.author})")
         print("## dynamic config")
         print(result.config or "(unchanged)")
         print("## manifests")
@@ -343,17 +363,21 @@ def history(
     if output == Output.json:
         emit_json(rows)
         return
-    table = Table("#", "when", "env", "kind", "state", "release", "revision", "config", "by")
+    table = Table(
+        "#", "when", "env", "kind", "state", "release", "ref", "commit", "image", "config", "by"
+    )
     for row in rows:
         table.add_row(
             str(row.id),
             row.created_at.isoformat()[:19],
             row.environment,
             row.kind,
-            row.state + (f": {row.reason}" if row.reason else ""),
-            _short(row.digest),
-            row.revision or "",
+            Text(row.state + (f": {row.reason}" if row.reason else "")),
+            f"#{row.release_id} {_short(row.digest)}" if row.release_id else "",
+            Text(row.ref or ""),
+            (row.commit or "")[:12],
+            Text(row.image or ""),
             f"v{row.config_version}" if row.config_version is not None else "",
-            row.requested_by,
+            Text(row.requested_by),
         )
     out.print(table)

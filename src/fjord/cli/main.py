@@ -77,7 +77,8 @@ class RootGroup(LazyGroup):
         "release": LazyCommand(
             "fjord.cli.release",
             "release_app",
-            "Build, publish, verify and show releases (signed Flux OCI artifacts + provenance).",
+            "Build, publish, verify and inspect signed releases (Flux OCI artifacts + provenance); "
+            "create, list and show the control plane's releases.",
         ),
         "keys": LazyCommand(
             "fjord.cli.keys",

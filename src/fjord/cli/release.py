@@ -1,4 +1,5 @@
-"""``fjord release``: build an app into a signed Flux OCI artifact, publish it, verify it."""
+"""``fjord release``: build an app into a signed Flux OCI artifact, publish, verify and inspect it
+(local, against a store); create, list and show the control plane's releases (over its API)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from rich.text import Text
 
 from fjord.artifact.provenance import summarize
 from fjord.artifact.signing import PublicKey, load_private_key, load_public_key
+from fjord.cli.client import ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
+from fjord.control.views import ReleaseView
 from fjord.errors import FjordError
 from fjord.releases import Release, build_release, publish
-from fjord.spec import load_platform
+from fjord.spec import load_platform, parse_app_spec
 from fjord.stores import Signer, Trust, provenance, pull_verified
 from fjord.stores.locations import open_location
 
 release_app = typer.Typer(
-    help="Build, publish, verify and show releases (signed Flux OCI artifacts + provenance)."
+    help="Build, publish, verify and inspect signed releases (Flux OCI artifacts + provenance); "
+    "create, list and show the control plane's releases."
 )
 
 PlatformOption = typer.Option(
@@ -83,14 +87,25 @@ def build(
         ),
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag(s) to move after publishing.")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Fills {version} in the spec's image (e.g. 1.4.0).")
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="Replaces the spec's image.")] = None,
     output: Output = OutputOption,
 ) -> None:
     """Render, check and pack an app; with --publish also push, sign and tag it."""
     from fjord.control.sources import source_url  # here: fjord.control is heavy to import
 
     try:
+        spec_file = app_dir / "fjord.yaml"
+        try:
+            text = spec_file.read_bytes()
+        except OSError as exc:
+            raise FjordError(f"{spec_file}: {exc.strerror or exc}") from exc
+        spec = parse_app_spec(text, str(spec_file), version=version, image=image)
         release = build_release(
-            app_dir,
+            spec,
+            app_dir=app_dir,
             source=source or source_url(app_dir),
             revision=revision,
             platform=load_platform(platform_file),
@@ -104,7 +119,7 @@ def build(
                 legacy = load_private_key(legacy_key.read_bytes()) if legacy_key else None
                 signer = Signer(key=load_private_key(key.read_bytes()), legacy_key=legacy)
 
-            async def run() -> None:
+            async def publish_signed() -> None:
                 async with location.store as store:
                     published = await publish(
                         store,
@@ -121,7 +136,7 @@ def build(
                     "tags": list(published.tags),
                 }
 
-            asyncio.run(run())
+            asyncio.run(publish_signed())
     except FjordError as exc:
         raise fail(exc) from exc
     if output is Output.json:
@@ -152,12 +167,12 @@ def verify(
         location = open_location(store_url)
         trust = _trust(key, legacy_key)
 
-        async def run() -> dict[str, object]:
+        async def pull() -> dict[str, object]:
             async with location.store as store:
                 artifact = await pull_verified(store, location.repository(repository), ref, trust)
             return {"digest": artifact.digest, "revision": artifact.revision, "verified": True}
 
-        result = asyncio.run(run())
+        result = asyncio.run(pull())
     except FjordError as exc:
         raise fail(exc) from exc
     if output is Output.json:
@@ -166,7 +181,7 @@ def verify(
         out.print(line(styled("verified", "green"), f" {reference} ({result['digest']})"))
 
 
-async def _show(store_url: str, reference: str, trust: Trust) -> dict[str, object]:
+async def _inspect(store_url: str, reference: str, trust: Trust) -> dict[str, object]:
     repository, _, ref = reference.replace("@", ":", 1).partition(":")
     location = open_location(store_url)
     async with location.store as store:
@@ -196,8 +211,8 @@ async def _show(store_url: str, reference: str, trust: Trust) -> dict[str, objec
     }
 
 
-@release_app.command("show")
-def show(
+@release_app.command("inspect")
+def inspect(
     store_url: Annotated[str, typer.Argument(help="Store URL, e.g. oci://127.0.0.1:5000.")],
     reference: Annotated[str, typer.Argument(help="repository:tag or repository@sha256:…")],
     key: Annotated[Path, typer.Option(help="cosign.pub (PEM public key).")],
@@ -206,7 +221,7 @@ def show(
 ) -> None:
     """Verify a published release and show its signed provenance; exit 1 if either fails."""
     try:
-        result = asyncio.run(_show(store_url, reference, _trust(key, legacy_key)))
+        result = asyncio.run(_inspect(store_url, reference, _trust(key, legacy_key)))
     except FjordError as exc:
         raise fail(exc) from exc
     if output is Output.json:
@@ -232,3 +247,82 @@ def show(
     for name, value in rows:
         table.add_row(Text(name), Text(str(value)))  # Text: user values are never markup
     out.print(table)
+
+
+# ---- releases in the control plane (built from the app's Git repository) ---------------------
+
+
+def _release_table(row: ReleaseView) -> Table:
+    table = Table(title=f"release #{row.id} of {row.org}/{row.app}", show_header=False)
+    table.add_row("digest", row.digest)
+    table.add_row("repository", Text(row.source))
+    table.add_row("ref", Text(row.ref or "–"))
+    table.add_row("commit", Text(row.commit or "–"))
+    if row.commit_url:
+        table.add_row("in Gitea", Text(row.commit_url))
+    table.add_row("image", Text(row.image or "–"))
+    table.add_row("config", f"v{row.config_version}")
+    table.add_row("environments", ", ".join(row.environments))
+    table.add_row("built", f"{row.created_at.isoformat()[:19]} by {row.builder}")
+    return table
+
+
+@release_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    ref: Annotated[str, typer.Option("--ref", help="tag, branch or commit to build")],
+    image: Annotated[
+        str | None, typer.Option("--image", help="the image to run (default: the spec's)")
+    ] = None,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Build an app's repository at a ref with its current config; push and sign it."""
+    row = run(server, token, lambda api: api.create_release(name, ref, image=image))
+    if output is Output.json:
+        emit_json(row)
+    else:
+        out.print(_release_table(row))
+
+
+@release_app.command("list")
+def list_releases(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """An app's releases, newest first: ref, commit, image and config version."""
+    rows = run(server, token, lambda api: api.releases(name))
+    if output is Output.json:
+        emit_json(rows)
+        return
+    table = Table("#", "digest", "ref", "commit", "image", "config", "built")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.digest.removeprefix("sha256:")[:12],
+            Text(row.ref or ""),
+            (row.commit or "")[:12],
+            Text(row.image or ""),
+            f"v{row.config_version}",
+            row.created_at.isoformat()[:19],
+        )
+    out.print(table)
+
+
+@release_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    number: Annotated[int, typer.Argument(help="the release's number (see release list)")],
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """One release: where it came from (ref, commit linked to Gitea), image, config version."""
+    row = run(server, token, lambda api: api.get_release(name, number))
+    if output is Output.json:
+        emit_json(row)
+    else:
+        out.print(_release_table(row))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import audit, catalog
+from fjord.control import audit, catalog, webhooks
 from fjord.control.errors import (
     ConflictError,
     InvalidError,
@@ -21,36 +19,88 @@ from fjord.control.errors import (
 from fjord.control.models import App, ConfigVersion, Org
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import Actor, Role
+from fjord.control.secrets import new_token
 from fjord.control.views import AppView, ConfigVersionView
-from fjord.spec import DynamicConfig, SpecError, load_app_spec
+from fjord.sources import SourceError
+from fjord.sources.mirror import check_url
+from fjord.spec import DynamicConfig, SpecError
 
 
 def _view(org: str, row: App) -> AppView:
-    return AppView(org=org, app=row.name, source=row.source, created_at=row.created_at)
+    return AppView(
+        org=org,
+        app=row.name,
+        source=row.source,
+        created_at=row.created_at,
+        tag_pattern=row.tag_pattern,
+        deploy_branch=row.deploy_branch,
+        deploy_environment=row.deploy_environment,
+        webhook=row.webhook_id is not None,
+    )
 
 
-async def create_app(plane: ControlPlane, actor: Actor, full_name: str, source: str) -> AppView:
-    """Register ``org/app`` whose source is the directory ``source`` (with a ``fjord.yaml``)."""
+async def create_app(
+    plane: ControlPlane,
+    actor: Actor,
+    full_name: str,
+    repo: str,
+    *,
+    tag_pattern: str | None = "v*",
+    deploy_branch: str | None = None,
+    deploy_environment: str | None = None,
+) -> AppView:
+    """Register ``org/app`` whose source is the Git repository at ``repo`` (a clone URL).
+
+    With Gitea configured, a webhook is registered on the repository in the same step: pushed
+    tags matching ``tag_pattern`` build releases, and pushes to ``deploy_branch`` deploy to
+    ``deploy_environment``. The control plane never reads a path on its own host.
+    """
     org_name, app_name = catalog.split_app(full_name)
     actor.require(org_name, Role.developer)
-    async with plane.db.session() as session:
-        await catalog.org(session, org_name)  # an unknown org is the first thing to say
-    directory = await asyncio.to_thread(Path(source).resolve)
     try:
-        spec = await asyncio.to_thread(load_app_spec, directory)
-    except (SpecError, OSError) as exc:
-        raise InvalidError(f"{directory}: not a valid app source: {exc}") from exc
-    if (spec.org, spec.app) != (org_name, app_name):
+        check_url(repo)
+    except SourceError as exc:
+        raise InvalidError(exc.message, hint=exc.hint) from exc
+    if (deploy_branch is None) != (deploy_environment is None):
         raise InvalidError(
-            f"{directory}/fjord.yaml declares {spec.org}/{spec.app}, not {full_name}"
+            "a branch deploy rule needs both a branch and an environment",
+            hint="--deploy-branch main --deploy-env tt02",
         )
+    hooks = webhooks.for_repository(plane, repo)
     try:
         async with plane.db.session() as session:
             org = await catalog.org(session, org_name)
-            row = App(org_id=org.id, name=app_name, source=str(directory))
+            if deploy_environment is not None:
+                await catalog.environment(session, deploy_environment)
+            row = App(
+                org_id=org.id,
+                name=app_name,
+                source=repo,
+                tag_pattern=tag_pattern or None,
+                deploy_branch=deploy_branch,
+                deploy_environment=deploy_environment,
+            )
             session.add(row)
-            await session.flush()
-            audit.record(session, actor, "app.create", full_name, org=org_name, source=row.source)
+            await session.flush()  # a duplicate fails here, before anything happens in Gitea
+            if hooks is not None:
+                secret = new_token()
+                try:
+                    row.webhook_id = await hooks.register(secret)
+                except SourceError as exc:  # the app is not registered either (rolled back)
+                    raise InvalidError(
+                        f"registering the webhook of {full_name} in Gitea failed: {exc.message}",
+                        hint="check the clone URL and that the repository exists",
+                    ) from exc
+                row.webhook_secret_cipher = plane.cipher.encrypt(secret)
+            audit.record(
+                session,
+                actor,
+                "app.create",
+                full_name,
+                org=org_name,
+                source=repo,
+                webhook=row.webhook_id,
+            )
     except IntegrityError as exc:
         raise ConflictError(f"app {full_name} already exists") from exc
     return _view(org_name, row)

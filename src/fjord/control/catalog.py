@@ -149,7 +149,7 @@ async def app(session: AsyncSession, org_name: str, app_name: str) -> AppRef:
     if row is None:
         raise NotFoundError(
             f"unknown app {org_name}/{app_name}",
-            hint=f"register it with: fjord app create {org_name}/{app_name} --source DIR",
+            hint=f"register it with: fjord app create {org_name}/{app_name} --repo CLONE_URL",
         )
     return AppRef(org_row, row)
 

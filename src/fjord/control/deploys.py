@@ -12,13 +12,13 @@ deployment at once.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import audit, catalog, queries, rotation, states
+from fjord.control import audit, builds, catalog, queries, rotation, states
 from fjord.control.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from fjord.control.models import (
     App,
@@ -32,7 +32,6 @@ from fjord.control.models import (
 )
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import Actor, Role
-from fjord.control.sources import source_revision
 from fjord.control.views import DeploymentView
 from fjord.spec import DynamicConfig, SpecError
 
@@ -106,7 +105,7 @@ async def _queue(
     *,
     release_id: int | None = None,
     config_version: int | None = None,
-    revision: str | None = None,
+    source: Pinned | None = None,
 ) -> Deployment:
     """Record the request as queued; older queued requests of the app+env are superseded.
 
@@ -124,7 +123,10 @@ async def _queue(
         requested_by=actor.name,
         idempotency_key=key,
         config_version=config_version,
-        source_revision=revision,
+        source_revision=source.commit if source else None,
+        source_ref=source.ref if source else None,
+        source_version=source.version if source else None,
+        image=source.image if source else None,
         created_at=now,
         updated_at=now,
     )
@@ -133,8 +135,8 @@ async def _queue(
     pinned = []
     if config_version is not None:
         pinned.append(f"config v{config_version}")
-    if revision is not None:
-        pinned.append(revision)
+    if source is not None:
+        pinned.append(f"{source.ref} at {source.commit[:12]}")
     session.add(
         TimelineEntry(
             deployment_id=row.id,
@@ -180,7 +182,7 @@ async def _request(
     key: str | None,
     *,
     release_id: int | None = None,
-    revision: str | None = None,
+    source: Pinned | None = None,
 ) -> DeploymentView:
     """Queue a request once per idempotency key; the config version is the latest now."""
     async with plane.db.session() as session:
@@ -200,7 +202,7 @@ async def _request(
                 key,
                 release_id=release_id,
                 config_version=config.version if config else None,
-                revision=revision,
+                source=source,
             )
     except IntegrityError:
         # The same key raced in from another request: that one is the deployment.
@@ -213,14 +215,37 @@ async def _request(
     return await _view(plane, row.id)
 
 
-async def _revision(ref: catalog.AppRef) -> str:
-    directory = Path(ref.app.source)
-    if not await asyncio.to_thread(directory.is_dir):
-        raise InvalidError(
-            f"the source of {ref.full_name} is missing: {directory}",
-            hint="restore the directory, or register the app again with its new source",
-        )
-    return await asyncio.to_thread(source_revision, directory)
+@dataclass(frozen=True)
+class Pinned:
+    """A deploy's source, fixed when it is requested: the ref asked for, its commit, the
+    version ``{version}`` in the image takes, and an image CI named (if any)."""
+
+    ref: str
+    commit: str
+    version: str | None
+    image: str | None
+
+
+async def _pin(
+    plane: ControlPlane,
+    ref: catalog.AppRef,
+    git_ref: str | None,
+    image: str | None,
+    commit: str | None = None,
+) -> Pinned:
+    """Resolve ``git_ref`` (None: the default branch) to a commit now; a bad ref or credential
+    is refused here, before anything is queued. With ``commit`` (a webhook's pushed commit),
+    that commit is pinned and ``git_ref`` is only recorded as where it came from."""
+    resolved = await builds.resolve(plane, ref, commit or git_ref)
+    named = git_ref if commit and git_ref else resolved.ref
+    return Pinned(named, resolved.commit, builds.image_version(resolved), image)
+
+
+async def _running_commit(plane: ControlPlane, ref: catalog.AppRef, env: Environment) -> str | None:
+    """The commit of the release last ready in ``env`` (what a rotation rebuilds)."""
+    async with plane.db.session() as session:
+        release = await _latest_ready_release(session, ref.app.id, env.id)
+    return release.commit if release is not None else None
 
 
 # ---- requests --------------------------------------------------------------------------------
@@ -232,13 +257,31 @@ async def deploy(
     full_name: str,
     environment: str,
     *,
+    git_ref: str | None = None,
+    release_id: int | None = None,
+    image: str | None = None,
+    commit: str | None = None,
     idempotency_key: str | None = None,
 ) -> DeploymentView:
-    """Queue building the app at its current source revision and config, publishing it and
-    pointing ``environment`` at it. Into an environment that needs approval it waits."""
+    """Queue building the app's repository at ``git_ref`` (a tag, branch or commit; None: the
+    head of its default branch) with its current config, or deploying release ``release_id``;
+    publishing it and pointing ``environment`` at it. The ref is pinned to its commit now.
+    Into an environment that needs approval it waits."""
+    if git_ref is not None and release_id is not None:
+        raise InvalidError("deploy either a ref or a release, not both")
     ref, env = await _resolve(plane, actor, full_name, environment, Role.developer)
-    revision = await _revision(ref)
-    return await _request(plane, actor, ref, env, states.DEPLOY, idempotency_key, revision=revision)
+    if release_id is not None:
+        async with plane.db.session() as session:
+            existing = await session.get(Release, release_id)
+        if existing is None or existing.app_id != ref.app.id:
+            raise NotFoundError(f"{full_name} has no release {release_id}")
+        if env.name not in existing.environments:
+            raise InvalidError(f"release {release_id} has no manifests for {env.name}")
+        return await _request(
+            plane, actor, ref, env, states.DEPLOY, idempotency_key, release_id=release_id
+        )
+    source = await _pin(plane, ref, git_ref, image, commit)
+    return await _request(plane, actor, ref, env, states.DEPLOY, idempotency_key, source=source)
 
 
 async def rotate(
@@ -256,7 +299,8 @@ async def rotate(
     ref, env = await _resolve(plane, actor, full_name, environment, Role.developer)
     if not reason.strip():
         raise InvalidError("say why the credentials rotate (--reason)")
-    revision = await _revision(ref)
+    # The same source as what runs there now; only the config changes.
+    source = await _pin(plane, ref, await _running_commit(plane, ref, env), None)
     async with plane.db.session() as session:
         found = await _by_key(session, ref.app.id, idempotency_key)
         if found is not None:
@@ -298,7 +342,7 @@ async def rotate(
                     states.ROTATE,
                     idempotency_key,
                     config_version=config.version,
-                    revision=revision,
+                    source=source,
                 )
             break
         except IntegrityError:

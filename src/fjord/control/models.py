@@ -102,9 +102,51 @@ class App(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
     name: Mapped[str] = mapped_column(String(63))
-    source: Mapped[str] = mapped_column(String(1000))  # a directory path, for now
+    # The clone URL of the app's Git repository (http(s), no credentials in it).
+    source: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Pushed tags matching this glob build a release (webhook); None: tags build nothing.
+    tag_pattern: Mapped[str | None] = mapped_column(String(200), default="v*")
+    # Optional rule: a push to ``deploy_branch`` deploys its head to ``deploy_environment``.
+    deploy_branch: Mapped[str | None] = mapped_column(String(200), default=None)
+    deploy_environment: Mapped[str | None] = mapped_column(String(63), default=None)
+    # The webhook's HMAC secret (encrypted at rest) and its id in Gitea; None: no webhook.
+    webhook_secret_cipher: Mapped[str | None] = mapped_column(Text, default=None)
+    webhook_id: Mapped[int | None] = mapped_column(Integer, default=None)
     __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+
+class OrgCredential(Base):
+    """An org's read credential for its Git repositories (a Gitea token), encrypted at rest."""
+
+    __tablename__ = "org_credentials"
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    token_cipher: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """Every webhook delivery accepted, by Gitea's delivery id: a replay is refused."""
+
+    __tablename__ = "webhook_deliveries"
+    delivery: Mapped[str] = mapped_column(String(100), primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
+    event: Mapped[str] = mapped_column(String(40))
+    ref: Mapped[str | None] = mapped_column(String(300), default=None)
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CommitStatus(Base):
+    """The last commit status fjord posted to Gitea for a deployment (pending/success/failure)."""
+
+    __tablename__ = "commit_statuses"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ConfigVersion(Base):
@@ -126,6 +168,11 @@ class Release(Base):
     digest: Mapped[str] = mapped_column(String(80))
     source: Mapped[str] = mapped_column(String(1000))
     revision: Mapped[str] = mapped_column(String(200))
+    # Where it came from: the ref asked for (tag, branch or commit), the commit it pinned to and
+    # the image it runs. None for releases built before apps were registered by repository.
+    ref: Mapped[str | None] = mapped_column(String(300), default=None)
+    commit: Mapped[str | None] = mapped_column(String(64), default=None)
+    image: Mapped[str | None] = mapped_column(String(512), default=None)
     config_version: Mapped[int] = mapped_column(Integer)
     builder: Mapped[str] = mapped_column(String(100))
     environments: Mapped[list[Any]] = mapped_column()
@@ -157,6 +204,11 @@ class Deployment(Base):
     # (None: the app has none) and the source revision the release must be built from.
     config_version: Mapped[int | None] = mapped_column(Integer, default=None)
     source_revision: Mapped[str | None] = mapped_column(String(200), default=None)
+    # With it: the ref that was asked for, the version ``{version}`` in the image takes (from the
+    # tag), and an image CI named; all fixed at request time, like the commit.
+    source_ref: Mapped[str | None] = mapped_column(String(300), default=None)
+    source_version: Mapped[str | None] = mapped_column(String(200), default=None)
+    image: Mapped[str | None] = mapped_column(String(512), default=None)
     sync_digest: Mapped[str | None] = mapped_column(String(80), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

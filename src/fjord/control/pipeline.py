@@ -19,14 +19,11 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
-from fjord.control import publishing, receivers, states
+from fjord.control import builds, catalog, publishing, receivers, states
 from fjord.control.catalog import clusters as org_clusters
 from fjord.control.errors import InvalidError
 from fjord.control.models import (
@@ -38,9 +35,9 @@ from fjord.control.models import (
     utcnow,
 )
 from fjord.control.plane import ControlPlane
-from fjord.control.sources import source_revision, source_url
 from fjord.releases import Release as BuiltRelease
-from fjord.releases import build_release, repack, repository
+from fjord.releases import repack, repository
+from fjord.sources import Resolved
 from fjord.spec import DynamicConfig
 
 log = logging.getLogger(__name__)
@@ -71,7 +68,10 @@ class Job:
     environment: str
     release_id: int | None
     config_version: int | None
-    source_revision: str | None
+    source_revision: str | None  # the commit, pinned at request time
+    source_ref: str | None
+    source_version: str | None
+    image: str | None
     approved_by: str | None
     built: BuiltRelease | None = None
 
@@ -107,64 +107,35 @@ async def _pinned_config(plane: ControlPlane, job: Job) -> DynamicConfig:
     return DynamicConfig(row.version, row.values)
 
 
-async def _record_release(
-    plane: ControlPlane, job: Job, built: BuiltRelease, config: dict[str, Any]
-) -> int:
-    """The release row for ``built`` (one per app and digest), attached to the deployment."""
-    for _ in range(2):
-        try:
-            async with plane.db.session() as session:
-                release = (
-                    await session.scalars(
-                        select(Release).where(
-                            Release.app_id == job.app_id, Release.digest == built.digest
-                        )
-                    )
-                ).one_or_none()
-                if release is None:
-                    release = Release(
-                        app_id=job.app_id,
-                        digest=built.digest,
-                        source=built.source,
-                        revision=built.revision,
-                        config_version=built.dynamic_version,
-                        builder=built.builder,
-                        environments=list(built.environments),
-                        files={p: data.decode() for p, data in built.files().items()},
-                        config=config,
-                    )
-                    session.add(release)
-                    await session.flush()
-                deployment = await session.get(Deployment, job.id)
-                assert deployment is not None
-                deployment.release_id = release.id
-                return release.id
-        except IntegrityError:
-            continue  # another deployment recorded the same digest at the same moment
-    raise RuntimeError(f"could not record release {built.digest}")
-
-
 async def build(plane: ControlPlane, job: Job) -> Outcome:
-    """Render the app at its pinned source revision and config version; record the release."""
+    """Render the app's repository at the pinned commit with the pinned config; record it.
+
+    A deploy of an existing release (pinned at request time, no commit) has nothing to build.
+    """
+    if job.source_revision is None:
+        if job.release_id is None:
+            raise InvalidError("nothing to build: the request pinned no commit and no release")
+        return DONE
     dynamic = await _pinned_config(plane, job)
-    directory = Path(job.source)
-    revision = await asyncio.to_thread(source_revision, directory)
-    if job.source_revision is not None and revision != job.source_revision:
-        raise InvalidError(
-            f"the source changed after the request: it was {job.source_revision}, now {revision}",
-            hint="deploy again to release the current source",
-        )
-    source = await asyncio.to_thread(source_url, directory)  # not the path: it is in the digest
-    built = await asyncio.to_thread(
-        build_release,
-        directory,
-        source=source,
-        revision=revision,
-        platform=plane.settings.platform,
-        dynamic=dynamic,
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, job.org, job.app)
+    resolved = Resolved(
+        repository=ref.app.source,
+        ref=job.source_ref or job.source_revision,
+        kind="pinned",
+        commit=job.source_revision,
+        tags=(),
     )
-    job.release_id = await _record_release(plane, job, built, dict(dynamic.values))
-    job.built = built
+    done = await builds.build(
+        plane, ref, resolved, dynamic=dynamic, image=job.image, version=job.source_version
+    )
+    release = await builds.record(plane, ref, done, dynamic)
+    async with plane.db.session() as session:
+        deployment = await session.get(Deployment, job.id)
+        assert deployment is not None
+        deployment.release_id = release.id
+    job.release_id = release.id
+    job.built = done.built
     return DONE
 
 
@@ -299,7 +270,11 @@ async def notify(plane: ControlPlane, job: Job) -> Outcome:
 BUILD = Step(
     "building",
     build,
-    lambda j: f"rendering {j.source_revision or 'the source'}, config v{j.config_version or 0}",
+    lambda j: (
+        f"building {j.source_ref or 'the release'}"
+        + (f" at {j.source_revision[:12]}" if j.source_revision else "")
+        + f", config v{j.config_version or 0}"
+    ),
 )
 PUSH = Step("pushing", push, lambda j: "pushing and signing the release")
 APPROVAL = Step("approval", approval, lambda j: f"does {j.environment} need approval?")

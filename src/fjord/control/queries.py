@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from fjord.control import catalog, states
+from fjord.control import builds, catalog, states
 from fjord.control.errors import NotFoundError
 from fjord.control.models import (
     App,
@@ -31,6 +31,7 @@ from fjord.control.views import (
     AppStatusView,
     CellView,
     ClusterStateView,
+    CommitView,
     DeploymentView,
     DiffView,
     EnvStatusView,
@@ -39,6 +40,11 @@ from fjord.control.views import (
     StepView,
     TimelineView,
 )
+from fjord.sources.gitea import commit_url
+
+
+def _commit_url(release: Release | None) -> str | None:
+    return commit_url(release.source, release.commit) if release and release.commit else None
 
 
 def _view(
@@ -61,6 +67,13 @@ def _view(
         created_at=deployment.created_at,
         updated_at=deployment.updated_at,
         finished_at=deployment.finished_at,
+        release_id=release.id if release else None,
+        # What this deployment pinned when it was requested (before its release exists), else
+        # where its release came from.
+        ref=deployment.source_ref or (release.ref if release else None),
+        commit=deployment.source_revision or (release.commit if release else None),
+        commit_url=_commit_url(release),
+        image=release.image if release else None,
     )
 
 
@@ -191,6 +204,10 @@ def _release_view(org: str, app: str, release: Release) -> ReleaseView:
         builder=release.builder,
         environments=list(release.environments),
         created_at=release.created_at,
+        ref=release.ref,
+        commit=release.commit,
+        image=release.image,
+        commit_url=commit_url(release.source, release.commit) if release.commit else None,
     )
 
 
@@ -205,6 +222,19 @@ async def releases(plane: ControlPlane, actor: Actor, full_name: str) -> list[Re
             )
         ).all()
     return [_release_view(org_name, app_name, r) for r in rows]
+
+
+async def get_release(
+    plane: ControlPlane, actor: Actor, full_name: str, release_id: int
+) -> ReleaseView:
+    org_name, app_name = catalog.split_app(full_name)
+    actor.require(org_name)
+    async with plane.db.session() as session:
+        ref = await catalog.app(session, org_name, app_name)
+        row = await session.get(Release, release_id)
+    if row is None or row.app_id != ref.app.id:
+        raise NotFoundError(f"{full_name} has no release {release_id}")
+    return _release_view(org_name, app_name, row)
 
 
 async def find_release(session: AsyncSession, app_id: int, digest: str) -> Release:
@@ -313,4 +343,10 @@ async def diff(
         json.dumps(new.config, indent=2, sort_keys=True) + "\n",
         "dynamic-config.json",
     )
-    return DiffView(from_digest=old.digest, to_digest=new.digest, files=files, config=config)
+    commits = []
+    if old.commit and new.commit and old.commit != new.commit:
+        rows = await builds.commit_range(plane, ref, old.commit, new.commit)
+        commits = [CommitView(**row) for row in rows]
+    return DiffView(
+        from_digest=old.digest, to_digest=new.digest, files=files, config=config, commits=commits
+    )

@@ -83,6 +83,11 @@ class ControlSettings:
     # Flux intervals written into sync roots and bootstrap manifests.
     flux_interval: str = "10m"
     kustomization_timeout: str = "5m"
+    # Gitea, where apps' repositories live: fjord registers webhooks and posts commit statuses
+    # with this token (it needs admin rights on the apps' repositories). None: neither happens;
+    # fetching uses each org's own read credential either way.
+    gitea_url: str | None = None
+    gitea_token: str | None = None
     # The signature migration window (docs/signing.md): while on, every artifact also gets a
     # legacy `.sig` signed with the separate legacy key, and clusters trust that key too.
     legacy_signatures: bool = True
@@ -107,6 +112,11 @@ class ControlSettings:
     @property
     def local_store_dir(self) -> Path:
         return self.data_dir / "store"
+
+    @property
+    def mirrors_dir(self) -> Path:
+        """One bare Git mirror per app repository (see :mod:`fjord.sources`)."""
+        return self.data_dir / "mirrors"
 
     def needs_approval(self, environment: str) -> bool:
         if self.approval_environments is not None:
@@ -149,6 +159,10 @@ class ControlSettings:
                     f"FJORD_KUSTOMIZATION_TIMEOUT={timeout!r} is not a Flux duration (e.g. 60s, 5m)"
                 )
             kwargs["kustomization_timeout"] = timeout
+        if env.get("FJORD_GITEA_URL"):
+            kwargs["gitea_url"] = env["FJORD_GITEA_URL"].rstrip("/")
+        if env.get("FJORD_GITEA_TOKEN"):
+            kwargs["gitea_token"] = env["FJORD_GITEA_TOKEN"]
         if env.get("FJORD_LEGACY_SIGNATURES"):
             kwargs["legacy_signatures"] = _switch(
                 "FJORD_LEGACY_SIGNATURES", env["FJORD_LEGACY_SIGNATURES"]

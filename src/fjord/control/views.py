@@ -11,8 +11,12 @@ from pydantic import BaseModel
 class AppView(BaseModel):
     org: str
     app: str
-    source: str
+    source: str  # the Git repository's clone URL
     created_at: dt.datetime
+    tag_pattern: str | None = None
+    deploy_branch: str | None = None
+    deploy_environment: str | None = None
+    webhook: bool = False
 
 
 class ConfigVersionView(BaseModel):
@@ -34,6 +38,10 @@ class ReleaseView(BaseModel):
     builder: str
     environments: list[str]
     created_at: dt.datetime
+    ref: str | None = None
+    commit: str | None = None
+    image: str | None = None
+    commit_url: str | None = None
 
 
 class ClusterStateView(BaseModel):
@@ -79,6 +87,11 @@ class DeploymentView(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    release_id: int | None = None
+    ref: str | None = None
+    commit: str | None = None
+    commit_url: str | None = None
+    image: str | None = None
     clusters: list[ClusterStateView] = []
     timeline: list[TimelineView] = []
     steps: list[StepView] = []
@@ -132,11 +145,20 @@ class FileDiff(BaseModel):
     diff: str
 
 
+class CommitView(BaseModel):
+    commit: str
+    author: str
+    subject: str
+
+
 class DiffView(BaseModel):
     from_digest: str
     to_digest: str
     files: list[FileDiff]
     config: str
+    # The commits in the newer release's source that the older one lacks (newest first);
+    # empty when either release was not built from Git or the range cannot be read.
+    commits: list[CommitView] = []
 
 
 class TokenView(BaseModel):

@@ -103,6 +103,9 @@ async def _job(session: AsyncSession, deployment: Deployment) -> pipeline.Job:
         release_id=deployment.release_id,
         config_version=deployment.config_version,
         source_revision=deployment.source_revision,
+        source_ref=deployment.source_ref,
+        source_version=deployment.source_version,
+        image=deployment.image,
         approved_by=deployment.approved_by,
     )
 

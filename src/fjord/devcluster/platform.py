@@ -36,6 +36,7 @@ from fjord.control import states
 from fjord.control.views import AppStatusView
 from fjord.devcluster import hostledger, processes, sampleapps
 from fjord.devcluster.cluster import ClusterState, LocalCluster
+from fjord.devcluster.gitea import LocalGitea, SeededRepo, seed
 from fjord.devcluster.kubeclient import KubeAPIError, KubeREST
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.processes import ProcessRecord
@@ -104,6 +105,9 @@ class PlatformState:
     control: ProcessRecord | None = None
     control_url: str | None = None
     token: str | None = None
+    gitea_url: str | None = None
+    # org/app → the clone URL of its repository in the local Gitea
+    repositories: dict[str, str] = field(default_factory=dict)
     real_nodes: bool = False
 
     @property
@@ -126,6 +130,8 @@ class PlatformState:
             "control": self.control.to_json() if self.control else None,
             "control_url": self.control_url,
             "token": self.token,
+            "gitea_url": self.gitea_url,
+            "repositories": self.repositories,
             "real_nodes": self.real_nodes,
         }
         write_state(self.file, data)
@@ -147,11 +153,17 @@ class PlatformState:
             control=record(data["control"]) if data["control"] else None,
             control_url=data["control_url"],
             token=data["token"],
+            gitea_url=data.get("gitea_url"),
+            repositories=data.get("repositories") or {},
             real_nodes=bool(data.get("real_nodes", False)),
         )
 
 
 # ---- paths ---------------------------------------------------------------------------------
+
+
+def _gitea_dir(root: Path) -> Path:
+    return root / "gitea"
 
 
 def _registry_dir(root: Path, org: str) -> Path:
@@ -238,12 +250,15 @@ def _start(
         # The host address (where Pods reach the servers) exists while the platform holds it.
         hostledger.claim(root)
         also_listen = state.host
-    # Independent parts start side by side: registries, databases, emulator and the clusters.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(ids) + 6) as pool:
+    # Independent parts start side by side: registries, databases, emulator, Gitea, the sample
+    # images and the clusters, one worker each.
+    workers = len(ids) + len(topology.orgs) + 5
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         say(
-            f"starting {len(ids)} clusters with Flux, {len(topology.orgs)} registries, "
+            f"starting {len(ids)} clusters with Flux, {len(topology.orgs)} registries, Gitea, "
             "PostgreSQL, Redis and the Maskinporten emulator"
         )
+        gitea_job = pool.submit(_start_gitea, root, topology)
         registry_jobs = {org: pool.submit(_start_registry, root, org) for org in topology.orgs}
         postgres_job = pool.submit(LocalPostgres.start, root / "postgres", also_listen=also_listen)
         redis_job = pool.submit(LocalRedis.start, root / "redis", also_listen=also_listen)
@@ -263,12 +278,16 @@ def _start(
             state.save()
         postgres, redis = postgres_job.result(), redis_job.result()
         state.emulator, state.emulator_url = emulator_job.result()
+        gitea, repositories, reader_tokens = gitea_job.result()
+        state.gitea_url = gitea.url
+        state.repositories = {name: repo.clone_url for name, repo in repositories.items()}
         state.save()
         say("starting the control plane")
         state.control, state.control_url = _start_control_plane(state, topology, flux_interval)
         state.save()
         state.token = _admin_token(state)
         state.save()
+        asyncio.run(_set_credentials(state, reader_tokens))
         clusters: dict[str, ClusterState] = {}
         for cid, cluster_job in cluster_jobs.items():
             clusters[cid] = cluster_job.result()
@@ -283,6 +302,28 @@ def _start(
     if deploy_apps and topology.apps:
         asyncio.run(_deploy_samples(state, topology, say))
     say(f"local platform ready in {time.monotonic() - started:.0f}s")
+
+
+def _start_gitea(
+    root: Path, topology: Topology
+) -> tuple[LocalGitea, dict[str, SeededRepo], dict[str, str]]:
+    """Gitea with every org of the topology and the sample apps pushed (main + tag v1.0.0)."""
+    gitea = LocalGitea.start(_gitea_dir(root))
+    repos = {name: EXAMPLES / example for name, example in topology.apps}
+    for org in topology.orgs:
+        gitea.create_org(org)
+    seeded, tokens = seed(gitea, repos)
+    for org in topology.orgs:  # orgs without sample apps get a read token too
+        if org not in tokens:
+            tokens[org] = gitea.reader_token(org)
+    return gitea, seeded, tokens
+
+
+async def _set_credentials(state: PlatformState, tokens: Mapping[str, str]) -> None:
+    """Each org's Gitea read token becomes its fetch credential in the control plane."""
+    async with _api(state) as api:
+        for org, token in tokens.items():
+            await api.set_credential(org, token)
 
 
 def _start_cluster(
@@ -365,12 +406,17 @@ def _control_env(state: PlatformState) -> dict[str, str]:
     auth = ",".join(
         f"{r['host']}={r['username']}:{r['password']}" for r in state.registries.values()
     )
-    return {
+    env = {
         "FJORD_DATA_DIR": str(state.root / "control"),
         "FJORD_PLATFORM": str(state.root / "platform.yaml"),
         "FJORD_REGISTRY_AUTH": auth,
         "PYTHONUNBUFFERED": "1",
     }
+    gitea = LocalGitea.load(_gitea_dir(state.root))
+    if gitea is not None:
+        # The admin's token: fjord registers webhooks and posts commit statuses with it.
+        env["FJORD_GITEA_URL"], env["FJORD_GITEA_TOKEN"] = gitea.url, gitea.token
+    return env
 
 
 def _start_control_plane(
@@ -552,10 +598,16 @@ def _start_operator(state: PlatformState, cid: str, cluster: ClusterState) -> Pr
 
 async def _deploy_samples(state: PlatformState, topology: Topology, say: Progress) -> None:
     async with _api(state) as api:
-        for name, example in topology.apps:
-            await api.create_app(name, str(EXAMPLES / example))
-        say("deploying the sample apps to tt02: " + ", ".join(n for n, _ in topology.apps))
-        started = [await api.deploy(name, "tt02") for name, _ in topology.apps]
+        for name, _ in topology.apps:
+            # Tags v* build releases; a push to main deploys its head to tt02 (the webhook).
+            await api.create_app(
+                name, state.repositories[name], deploy_branch="main", deploy_environment="tt02"
+            )
+        say(
+            "deploying the sample apps (tag v1.0.0) to tt02: "
+            + ", ".join(n for n, _ in topology.apps)
+        )
+        started = [await api.deploy(name, "tt02", ref="v1.0.0") for name, _ in topology.apps]
         for deployment in started:
             final = await api.wait_deployment(deployment.id)
             if final.state != states.READY:
@@ -570,6 +622,9 @@ async def _deploy_samples(state: PlatformState, topology: Topology, say: Progres
 def _all_running(state: PlatformState) -> bool:
     records = [*state.operators.values(), state.emulator, state.control]
     if not all(r is not None and processes.is_alive(r) for r in records):
+        return False
+    gitea = LocalGitea.load(_gitea_dir(state.root))
+    if gitea is None or not gitea.running():
         return False
     if not state.clusters:
         return False
@@ -603,6 +658,10 @@ def down(root: Path) -> list[str]:
     if postgres is not None:
         postgres.destroy()
         removed.append("postgresql")
+    gitea = LocalGitea.load(_gitea_dir(root))
+    if gitea is not None:
+        gitea.stop()
+        removed.append("gitea")
     redis = LocalRedis.load(root / "redis")
     if redis is not None:
         redis.destroy()
@@ -644,6 +703,8 @@ def status(root: Path) -> dict[str, Any]:
     )
     redis = LocalRedis.load(root / "redis")
     part("Redis", redis.url.split("@")[-1] if redis else "-", bool(redis and redis.running()))
+    gitea = LocalGitea.load(_gitea_dir(root))
+    part("Gitea (apps' repositories)", gitea.url if gitea else "-", bool(gitea and gitea.running()))
     for cid, directory in state.clusters.items():
         info = LocalCluster(Path(directory)).status()
         operator = state.operators.get(cid)
@@ -657,6 +718,10 @@ def status(root: Path) -> dict[str, Any]:
     if state.control_url and state.token:
         hints.append(f"web UI: {state.control_url}/  (sign in with the token below)")
         hints.append(f"export FJORD_SERVER={state.control_url} FJORD_TOKEN={state.token}")
+    if gitea is not None:
+        hints.append(
+            f"Gitea: {gitea.url}/  (user {gitea.admin}; password in {gitea.state_dir}/gitea.json)"
+        )
     hints.append("stop everything with: make down  (or: .venv/bin/fjord dev down)")
     return {
         "running": bool(parts) and all(p["running"] for p in parts),
@@ -667,6 +732,8 @@ def status(root: Path) -> dict[str, Any]:
         "clusters": state.clusters,
         "emulator_url": state.emulator_url,
         "registries": {org: r["host"] for org, r in state.registries.items()},
+        "gitea_url": state.gitea_url,
+        "repositories": state.repositories,
         "urls": urls,
         "real_nodes": state.real_nodes,
         "hints": hints,

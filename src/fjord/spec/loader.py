@@ -79,9 +79,60 @@ def _environment_problems(
     return problems
 
 
-def parse_app_spec(text: str | bytes, file: str = "fjord.yaml") -> AppSpec:
-    """Parse and validate a ``fjord.yaml`` document, including its environment overrides."""
+VERSION_PLACEHOLDER = "{version}"
+
+
+def _fill_image(located: Located, version: str | None, image: str | None) -> list[Problem]:
+    """Put the release's image into the document: ``image`` replaces the spec's everywhere
+    (top level and every environment), ``version`` fills a ``{version}`` placeholder."""
+    data = located.data
+    if not isinstance(data, dict):
+        return []
+    places: list[tuple[tuple[str, ...], dict[str, Any]]] = [(("image",), data)]
+    environments = data.get("environments")
+    if isinstance(environments, dict):
+        places += [
+            (("environments", str(name), "image"), overlay)
+            for name, overlay in environments.items()
+            if isinstance(overlay, dict)
+        ]
+    problems = []
+    for path, holder in places:
+        if image is not None and (holder is data or "image" in holder):
+            holder["image"] = image
+        value = holder.get("image")
+        if not isinstance(value, str) or VERSION_PLACEHOLDER not in value:
+            continue
+        if version is None:
+            problems.append(
+                located.problem(
+                    path,
+                    f"{value!r} takes {VERSION_PLACEHOLDER} from the release's tag, and this "
+                    "build has no tag",
+                    "build from a tag (--ref v1.4.0), or name the image (--image)",
+                )
+            )
+        else:
+            holder["image"] = value.replace(VERSION_PLACEHOLDER, version)
+    return problems
+
+
+def parse_app_spec(
+    text: str | bytes,
+    file: str = "fjord.yaml",
+    *,
+    version: str | None = None,
+    image: str | None = None,
+) -> AppSpec:
+    """Parse and validate a ``fjord.yaml`` document, including its environment overrides.
+
+    ``version`` fills ``{version}`` in ``image:`` (from the tag a release is built from);
+    ``image`` replaces the spec's image outright (CI naming the image it just pushed).
+    """
     located = parse_yaml(text, file)
+    filled = _fill_image(located, version, image)
+    if filled:
+        raise SpecError(filled)
     spec, problems = _validate(AppSpec, located)
     if isinstance(located.data, dict):
         environments: Any = located.data.get("environments")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from control_support import REPO_ROOT, fresh_database, make_token
+from control_support import fresh_database, make_token
 
 from fjord.api import ApiSettings
 from fjord.api.client import ApiError, FjordClient
@@ -45,10 +44,9 @@ async def api(
     settings: ControlSettings, server: ApiServer, tmp_path: Path
 ) -> AsyncIterator[FjordClient]:
     token = await make_token(settings, "admin", {"*": Role.platform_admin})
-    source = tmp_path / "skjema"
-    shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
     async with FjordClient.remote(server.url, token, timeout=120) as client:
-        await client.create_app(APP, str(source))
+        # Config writes only: the repository is never fetched.
+        await client.create_app(APP, "http://gitea.invalid/ttd/skjema.git")
         yield client
 
 

@@ -9,7 +9,6 @@ minutes, so every pull here was started by fjord calling the cluster's Receiver.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,11 +23,13 @@ from fjord.artifact import VerificationError, load_public_key
 from fjord.artifact.provenance import summarize
 from fjord.control import ControlSettings, Role
 from fjord.devcluster.cluster import ClusterState
+from fjord.devcluster.gitea import SeededRepo
 from fjord.devcluster.registry import LocalRegistry
 from fjord.kube import Kube, is_true
 from fjord.spec import PlatformConfig
 from fjord.spec.platform import Cluster, Environment, IngressRouting, OciStore, Org
 from fjord.stores import RegistryStore, Trust, provenance, verify, verify_legacy
+from gitea_support import SessionGitea
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux]
 
@@ -78,11 +79,9 @@ def server(settings: ControlSettings) -> Iterator[ApiServer]:
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Path:
-    # Outside git: the revision is the directory's content hash.
-    target = tmp_path / "skjema"
-    shutil.copytree(REPO_ROOT / "examples" / "platform-app", target)
-    return target
+def repo(gitea: SessionGitea) -> SeededRepo:
+    """The app's own repository in the session's Gitea (platform-app, tagged v1.0.0)."""
+    return gitea.push_app("ttd", "platform-app", name="skjema")
 
 
 async def install_crds(kube: Kube) -> None:
@@ -116,7 +115,8 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     server: ApiServer,
     admin: FjordClient,
     admin_token: str,
-    source: Path,
+    repo: SeededRepo,
+    gitea: SessionGitea,
 ) -> None:
     cli_env = {"FJORD_SERVER": server.url, "FJORD_TOKEN": admin_token}
     await install_crds(flux_kube)
@@ -129,14 +129,16 @@ async def test_deploy_fail_rollback_promote_undeploy_on_real_flux(
     assert boot.returncode == 0, boot.stderr
     assert "applied Provider fjord" in boot.stderr
     await admin.set_receiver("ttd.tt02.local", flux_cluster.flux_receiver_url)
-    await admin.create_app(APP, str(source))
+    await admin.create_app(APP, repo.clone_url)
+    await admin.set_credential("ttd", gitea.tokens["ttd"])
 
     # 1. deploy: the CLI follows the cluster and exits 0 once Flux reports the digest applied.
     first = fjord_cli("deploy", APP, "--env", "tt02", "-o", "json", env=cli_env)
     assert first.returncode == 0, first.stderr
     v1 = yaml.safe_load(first.stdout)
     assert v1["state"] == "ready"
-    assert v1["revision"].startswith("sha256:")  # content hash: the source is not in git
+    assert v1["revision"] == f"sha1:{repo.commit}"  # the default branch's head, pinned
+    assert (v1["ref"], v1["commit"]) == ("main", repo.commit)
     assert [c["state"] for c in v1["clusters"]] == ["ready"]
     assert v1["clusters"][0]["revision"] == f"tt02@{v1['digest']}"
     deployment = await flux_kube.get("apps/v1", "Deployment", "skjema", NS)

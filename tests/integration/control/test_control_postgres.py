@@ -4,19 +4,20 @@ concurrency (deploy serialisation, idempotency races, parallel event ingest)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from control_support import REPO_ROOT, fresh_database
+from control_support import fresh_database
 from sqlalchemy import create_engine, func, inspect, select
 
+import gitea_support
 from fjord.control import (
     ControlPlane,
     ControlSettings,
     apps,
     clusters,
+    credentials,
     deploys,
     events,
     migrate,
@@ -60,14 +61,15 @@ def test_postgres_migrates_up_and_down(database: str) -> None:
 
 
 async def test_services_on_postgres_under_concurrency(database: str, tmp_path: Path) -> None:
-    source = tmp_path / "skjema"
-    shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
+    gitea = gitea_support.shared()
+    repo = gitea.push_app("ttd", "platform-app", name="skjema")
     platform = default_platform().model_copy(update={"routing": IngressRouting(flavour="ingress")})
     settings = ControlSettings(data_dir=tmp_path / "data", database_url=database, platform=platform)
     plane = await ControlPlane.open(settings)
     try:
         assert plane.db.dialect == "postgresql"
-        await apps.create_app(plane, ADMIN, "ttd/skjema", str(source))
+        await credentials.set_credential(plane, ADMIN, "ttd", gitea.tokens["ttd"])
+        await apps.create_app(plane, ADMIN, "ttd/skjema", repo.clone_url)
         await clusters.bootstrap(plane, ADMIN, "ttd", "tt02", "tt02-1")
         token = await clusters.cluster_token(plane, ADMIN, CLUSTER)
 

@@ -25,10 +25,19 @@ from control_support import fresh_database, make_token
 from replicas import Client, Replicas, app_source, write_platform
 from sqlalchemy import select
 
+import gitea_support
 from fjord.api.client import ClientError
 from fjord.api.server import bind_loopback
 from fjord.artifact.signing import load_public_key
-from fjord.control import ControlPlane, ControlSettings, Role, faults, pipeline, system_actor
+from fjord.control import (
+    ControlPlane,
+    ControlSettings,
+    Role,
+    credentials,
+    faults,
+    pipeline,
+    system_actor,
+)
 from fjord.control import apps as app_service
 from fjord.control.models import Deployment, Lock
 from fjord.devcluster.postgres import LocalPostgres
@@ -103,10 +112,14 @@ async def clients(settings: ControlSettings, replicas: Replicas) -> AsyncIterato
 
 
 async def register(settings: ControlSettings, root: Path, *names: str) -> None:
+    """Register ``ttd/<name>`` apps, each from its own repository in the session's Gitea."""
+    gitea = gitea_support.shared()
     plane = await ControlPlane.open(settings, migrate_db=False)
     try:
+        await credentials.set_credential(plane, ADMIN, "ttd", gitea.tokens["ttd"])
         for name in names:
-            await app_service.create_app(plane, ADMIN, f"ttd/{name}", str(app_source(root, name)))
+            repo = gitea.push_app("ttd", app_source(root, name), name=name)
+            await app_service.create_app(plane, ADMIN, f"ttd/{name}", repo.clone_url)
     finally:
         await plane.close()
 

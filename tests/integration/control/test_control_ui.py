@@ -4,14 +4,14 @@ history with diffs, and the approve and rollback buttons, with CSRF protection."
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from control_support import REPO_ROOT, make_token
+from control_support import make_token
 from playwright.async_api import Browser, async_playwright
 
+import gitea_support
 from fjord.api import ApiSettings
 from fjord.api.client import FjordClient
 from fjord.api.server import ApiServer
@@ -80,12 +80,13 @@ async def report_ready(client: FjordClient, token: str, digest: str) -> None:
 async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     settings: ControlSettings, server: ApiServer, browser: Browser, tmp_path: Path
 ) -> None:
-    source = tmp_path / "skjema"
-    shutil.copytree(REPO_ROOT / "examples" / "platform-app", source)
+    gitea = gitea_support.shared()
+    repo = gitea.push_app("ttd", "platform-app", name="skjema")
     flux_token = await cluster_token(settings)
     lead_token = await make_token(settings, "lead", {"ttd": Role.app_admin})
     async with FjordClient.remote(server.url, lead_token) as lead:
-        await lead.create_app("ttd/skjema", str(source))
+        await lead.create_app("ttd/skjema", repo.clone_url)
+        await lead.set_credential("ttd", gitea.tokens["ttd"])
         first = await lead.deploy("ttd/skjema", "tt02")
         v1 = (await lead.wait_deployment(first.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v1["digest"])
