@@ -100,9 +100,33 @@ def test_our_secret_being_deleted_is_waited_for_not_a_conflict() -> None:
     assert plan.conflicts == []
     assert plan.waiting_for == ["app-pg-main"]
     assert plan.ensures == []
-    assert plan.status is None
     assert plan.requeue_after is not None
     assert plan.requeue_after < 60
+
+
+def test_a_ready_status_is_withdrawn_while_its_secret_is_being_deleted() -> None:
+    # Ready promises that the Secrets the status names exist: one of them being deleted (the
+    # janitor, a person) makes it not Ready, once, until the next pass recreates the Secret.
+    body = _body()
+    observed = _converged(body)
+    current = observed["redis"]
+    assert current is not None
+    observed["redis"] = ObservedSecret(current.name, True, current.spec_hash, False, True)
+    plan = make_plan(body, _spec(body), observed, now=NOW, resync=3600)
+    assert plan.waiting_for == ["app-redis"]
+    assert plan.status is not None
+    ready = conditions.find(plan.status["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", "SecretBeingDeleted")
+    assert "app-redis" in ready["message"]
+    assert plan.status["services"] == body["status"]["services"]  # the names stay
+    body["status"] = plan.status
+    assert make_plan(body, _spec(body), observed, now=NOW, resync=3600).status is None
+    observed["redis"] = None  # gone: recreated under the same name, then Ready again
+    again = make_plan(body, _spec(body), observed, now=NOW, resync=3600)
+    assert [(e.target.secret_name, e.existing) for e in again.ensures] == [("app-redis", False)]
+    assert again.status is not None
+    assert conditions.find(again.status["conditions"], "Ready")["status"] == "True"  # type: ignore[index]
 
 
 def test_expiry_requeues_at_expires_at_and_then_expires() -> None:

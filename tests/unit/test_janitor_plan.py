@@ -66,3 +66,37 @@ def test_app_credentials_status_keeps_its_current_secrets_and_commands_are_sorte
     users = [{"kind": "AppCredentials", "status": {"services": [{"secretName": "b-2"}]}}]
     secrets = [_secret("c"), _secret("b-2"), _secret("b-1")]
     assert [c.name for c in plan(secrets, users, now=NOW, grace=60)] == ["b-1", "c"]
+
+
+def _app_credentials(status: dict[str, Any], rotate: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "app", "generation": 1}
+    if rotate is not None:
+        meta["annotations"] = {naming.ROTATE: rotate}
+    spec = {"redis": {"keyPrefix": "app:", "secretName": "app-redis"}}
+    return {"kind": "AppCredentials", "metadata": meta, "spec": spec, "status": status}
+
+
+def test_the_secret_of_a_pending_rotation_is_kept_before_the_status_names_it() -> None:
+    # The crash test's interleaving: a kill between a rotation's new Secret and the status write
+    # that names it. The Secret is the one the restarted reconcile reports; deleting it raced
+    # that reconcile into a Ready status naming a Secret that was gone.
+    service = {"key": "redis", "kind": "redis", "baseSecretName": "app-redis"}
+    status = {"services": [{**service, "secretName": "app-redis", "generation": 1}]}
+    secrets = [_secret("app-redis"), _secret("app-redis-g2"), _secret("app-redis-g3")]
+    pending = _app_credentials(status, rotate="r1")
+    assert [c.name for c in plan(secrets, [pending], now=NOW, grace=0)] == ["app-redis-g3"]
+    # Once the status names generation 2, generation 1 is unused.
+    done = {"services": [{**service, "secretName": "app-redis-g2", "generation": 2}]}
+    handled = _app_credentials({**done, "rotation": "r1"}, rotate="r1")
+    assert [c.name for c in plan(secrets, [handled], now=NOW, grace=0)] == [
+        "app-redis",
+        "app-redis-g3",
+    ]
+
+
+def test_a_new_secret_name_in_the_spec_is_kept_before_the_status_names_it() -> None:
+    service = {"key": "redis", "kind": "redis", "baseSecretName": "old-redis"}
+    status = {"services": [{**service, "secretName": "old-redis", "generation": 1}]}
+    users = [_app_credentials(status)]
+    secrets = [_secret("old-redis"), _secret("app-redis")]
+    assert plan(secrets, users, now=NOW, grace=0) == []

@@ -120,6 +120,7 @@ class AppCredentialsReason:
     INVALID_SPEC: Final = "InvalidSpec"
     SECRET_NAME_TAKEN: Final = "SecretNameTaken"  # stalled: a foreign Secret has the name
     SECRET_CONFLICT: Final = "SecretConflict"  # transient: the Secret appeared concurrently
+    SECRET_BEING_DELETED: Final = "SecretBeingDeleted"  # not Ready until it is recreated
     KUBERNETES_UNAVAILABLE: Final = "KubernetesUnavailable"
     KUBERNETES_REJECTED: Final = "KubernetesRejected"
     ADMIN_SECRET_NOT_CONFIGURED: Final = "AdminSecretNotConfigured"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -391,3 +395,33 @@ async def test_altinn_variant(
         await http.post(f"{base}/{client_id}/jwks", json=keys, headers=altinn)
     ).status_code == 201
     assert (await http.delete(f"{base}/{client_id}", headers=altinn)).status_code == 204
+
+
+async def test_a_client_hanging_up_mid_body_is_no_server_error(
+    emulator: EmulatorServer, auth: Callable[..., Any]
+) -> None:
+    headers = await auth()
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    uvicorn_errors.addHandler(handler)
+    try:
+        with socket.create_connection(("127.0.0.1", emulator.port), timeout=10) as sock:
+            head = (
+                "POST /clients HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{emulator.port}\r\n"
+                f"Authorization: {headers['Authorization']}\r\n"
+                "Content-Type: application/json\r\n"
+                "Content-Length: 1000\r\n\r\n"
+            )
+            sock.sendall(head.encode() + b'{"client_name": ')  # then hang up mid-body
+        deadline = time.monotonic() + 30
+        while not errors and emulator.state.counters["client_disconnects"] < 1:
+            assert time.monotonic() < deadline, "the emulator never saw the client hang up"
+            await asyncio.sleep(0.01)
+    finally:
+        uvicorn_errors.removeHandler(handler)
+    assert [r.getMessage() for r in errors] == []  # was: "Exception in ASGI application"
+    assert emulator.state.counters["client_disconnects"] == 1
+    assert all(c.bootstrap for c in emulator.state.clients.values())  # nothing half-created

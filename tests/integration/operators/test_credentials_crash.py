@@ -24,11 +24,16 @@ from credentials_support import (
     install_crds,
     start_operator,
 )
+from prometheus_client import CollectorRegistry
 
 from fjord.devcluster.cluster import ClusterState
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.redis import LocalRedis
 from fjord.kube import Kube, is_true
+from fjord.operators.common.kubeapi import CountingKube
+from fjord.operators.common.metrics import OperatorMetrics
+from fjord.operators.common.nudges import Nudges
+from fjord.operators.janitor.sweep import Janitor
 
 AC = ("fjord.dev/v1alpha1", "AppCredentials")
 RUNS = 50
@@ -133,3 +138,61 @@ async def test_kill_at_random_points_leaves_no_orphans(
         operator.stop()
     assert _roles(postgres, namespace) == set()
     assert _acl_users(redis, namespace) == set()
+
+
+async def test_janitor_keeps_the_secrets_of_a_rotation_whose_status_write_was_lost(
+    kube: Kube,
+    namespace: str,
+    cluster: ClusterState,
+    postgres: LocalPostgres,
+    redis: LocalRedis,
+    tmp_path: Path,
+) -> None:
+    """The interleaving behind a failure of the test above, replayed step by step.
+
+    A kill between a rotation's new Secrets and the status write that names them leaves Secrets
+    that only the pending rotation names. The janitor used to delete them (unused, past the
+    grace period) while the restarted operator's reconcile, which had just seen them, reported
+    them Ready: Ready named a Secret that was gone.
+    """
+    await install_crds(kube)
+    admin = await install_admin_secret(kube, postgres, redis)
+    kubeconfig = Path(cluster.kubeconfig)
+    operator = start_operator(kubeconfig, admin, tmp_path / "op-0.log", janitor_grace=3600)
+    try:
+        await kube.apply(app_credentials(namespace, "rot"))
+        before = await kube.wait_for(*AC, "rot", namespace, until=_converged, timeout=120)
+        assert before is not None
+        rotate = {"metadata": {"annotations": {"fjord.dev/rotate": "r1"}}}
+        await kube.patch(*AC, "rot", rotate, namespace)
+        rotated = await kube.wait_for(*AC, "rot", namespace, until=_converged, timeout=120)
+        assert rotated is not None
+    finally:
+        operator.kill()
+    new_names = {s["secretName"] for s in rotated["status"]["services"]}
+    assert new_names == {"rot-pg-main-g2", "rot-redis-g2"}
+    uids = {}
+    for name in new_names:
+        found = await kube.get("v1", "Secret", name, namespace)
+        assert found is not None
+        uids[name] = found["metadata"]["uid"]
+    # The kill came before the status write: the status still names generation 1.
+    lost = {"status": {**before["status"], "rotation": None}}
+    await kube.patch(*AC, "rot", lost, namespace, subresource="status")
+    metrics = OperatorMetrics.create(CollectorRegistry())
+    janitor = Janitor(
+        CountingKube(kube, metrics, "janitor"), Nudges(), [namespace], interval=3600, grace=0
+    )
+    assert await janitor.sweep(namespace) == 0
+    operator = start_operator(kubeconfig, admin, tmp_path / "op-1.log")
+    try:
+        done = await kube.wait_for(*AC, "rot", namespace, until=_converged, timeout=120)
+        assert done is not None
+        assert {s["secretName"] for s in done["status"]["services"]} == new_names
+        for name, uid in uids.items():  # the same Secrets: found again, not recreated
+            found = await kube.get("v1", "Secret", name, namespace)
+            assert found is not None
+            assert found["metadata"]["uid"] == uid
+            assert not found["metadata"].get("deletionTimestamp")
+    finally:
+        operator.stop()

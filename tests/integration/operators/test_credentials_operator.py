@@ -187,6 +187,29 @@ async def test_janitor_keeps_used_and_protected_secrets(
     await kube.wait_for("v1", "Secret", "used-redis", namespace, until=lambda o: o is None)
 
 
+async def test_a_deleted_current_secret_is_recreated(
+    kube: Kube, namespace: str, operator: OperatorProcess
+) -> None:
+    # Ready promises that the Secrets the status names exist: deleting one (a person, the
+    # janitor) makes the operator recreate it now, not at the next resync an hour later.
+    await kube.apply(app_credentials(namespace, "lost", redis=False))
+    await ready(kube, namespace, "lost")
+    old = await kube.get("v1", "Secret", "lost-pg-main", namespace)
+    assert old is not None
+    await kube.delete("v1", "Secret", "lost-pg-main", namespace)
+
+    def recreated(obj: dict[str, Any] | None) -> bool:
+        meta = (obj or {}).get("metadata") or {}
+        return bool(meta) and meta.get("uid") != old["metadata"]["uid"]
+
+    new = await kube.wait_for("v1", "Secret", "lost-pg-main", namespace, until=recreated)
+    assert new is not None
+    obj = await ready(kube, namespace, "lost")
+    assert obj["status"]["services"][0]["secretName"] == "lost-pg-main"
+    with psycopg.connect(secret_data(new)["url"]) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 async def test_expires_at_deletes_resource_and_credentials(
     kube: Kube, namespace: str, operator: OperatorProcess, postgres: LocalPostgres
 ) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from fjord.maskinporten.emulator.api_errors import ApiError, error_response
 from fjord.maskinporten.emulator.faults import fault_middleware
@@ -19,6 +20,7 @@ from fjord.maskinporten.registration import JWT_BEARER
 
 WELL_KNOWN_PATH = "/.well-known/oauth-authorization-server"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that hung up before the answer
 
 
 def metadata(state: EmulatorState) -> dict[str, Any]:
@@ -42,6 +44,14 @@ def create_app(state: EmulatorState) -> FastAPI:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(state, exc)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_: Request, __: ClientDisconnect) -> Response:
+        # The client hung up while sending its body (e.g. an operator killed by a test): no
+        # fault of the emulator's, so no traceback; nobody reads this answer. Counted for tests.
+        with state.lock:
+            state.counters["client_disconnects"] += 1
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.get(WELL_KNOWN_PATH)
     async def well_known() -> dict[str, Any]:

@@ -41,4 +41,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     @kopf.on.event("v1", "secrets", registry=registry)
     def managed_secret(event: kopf.RawEvent, **_: Any) -> None:
-        runtime.route(FINALIZER_QUEUE, event["type"], event["object"], wanted=secret_deleting)
+        secret = event["object"]
+        runtime.route(FINALIZER_QUEUE, event["type"], secret, wanted=secret_deleting)
+        if event["type"] == "DELETED" or (secret.get("metadata") or {}).get("deletionTimestamp"):
+            # Ready promises the Secrets it names exist: its AppCredentials looks again (a no-op
+            # for an old generation; for a current one: not Ready, then recreate it once gone).
+            owner = naming.owner_of(secret)
+            if owner is not None:
+                runtime.requeue(NAME, owner)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 GROUP = "fjord.dev"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -77,3 +79,10 @@ def pg_role(namespace: str, secret: str) -> str:
 def redis_user(namespace: str, secret: str) -> str:
     # No ":" in the name: it would split a redis://user:password@ URL in the wrong place.
     return f"fjord.{namespace}.{secret}"
+
+
+def owner_of(secret: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the AppCredentials a managed Secret belongs to (its label)."""
+    meta = secret.get("metadata") or {}
+    owner = (meta.get("labels") or {}).get(LABEL_OWNER)
+    return (str(meta.get("namespace")), str(owner)) if owner else None

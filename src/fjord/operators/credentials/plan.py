@@ -63,7 +63,7 @@ class Plan:
     ensures: list[Ensure] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)  # our Secrets still being deleted
-    status: dict[str, Any] | None = None  # the status after success; None when unchanged
+    status: dict[str, Any] | None = None  # the status to write (after the ensures); None: as is
     requeue_after: float | None = None
 
 
@@ -124,7 +124,11 @@ def make_plan(
     if conflicts:
         return Plan(conflicts=conflicts, requeue_after=requeue)
     if waiting:
-        return Plan(waiting_for=waiting, requeue_after=WAIT_FOR_DELETION)
+        return Plan(
+            waiting_for=waiting,
+            status=_waiting_status(status, waiting, generation, now),
+            requeue_after=WAIT_FOR_DELETION,
+        )
     services = [
         ServiceStatus(
             key=r.key,
@@ -155,6 +159,28 @@ def make_plan(
     new_status = _merged(status, values)
     changed = new_status != status
     return Plan(ensures=ensures, status=new_status if changed else None, requeue_after=requeue)
+
+
+def _waiting_status(
+    status: Mapping[str, Any], waiting: Sequence[str], generation: int | None, now: datetime
+) -> dict[str, Any] | None:
+    """Not Ready while a Secret to report is being deleted (None when already said so).
+
+    Ready promises that the Secrets the status names exist: one of them going away (the janitor,
+    a person) withdraws it until the reconcile has recreated it.
+    """
+    names = ", ".join(waiting)
+    summary = conditions.summarize(
+        status.get("conditions") or [],
+        ready=False,
+        reason=AppCredentialsReason.SECRET_BEING_DELETED,
+        message=f"Secret(s) {names} are being deleted; they are recreated once gone",
+        reconciling=True,
+        generation=generation,
+        now=now,
+    )
+    new_status = _merged(status, {"observed_generation": generation, "conditions": summary})
+    return new_status if new_status != status else None
 
 
 def _merged(status: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:

@@ -111,7 +111,10 @@ class CredentialsReconciler:
             )
         if plan.waiting_for:
             log.info("waiting for Secrets being deleted", secrets=plan.waiting_for)
-            return Result(requeue_after=plan.requeue_after)
+            if plan.status is None:
+                return Result(requeue_after=plan.requeue_after)
+            await self._write_status(namespace, name, plan.status)
+            return Result(requeue_after=plan.requeue_after, writes=1)
         writes = 0
         for ensure in plan.ensures:
             progress["service"] = ensure.request.key

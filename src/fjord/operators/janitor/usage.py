@@ -3,7 +3,8 @@
 In use: referenced by a Pod (volumes, projected volumes, ``env[].valueFrom.secretKeyRef``,
 ``envFrom[].secretRef``, image pull secrets; init and ephemeral containers too), by the pod
 template of a ReplicaSet, Deployment, StatefulSet, Job or CronJob (so ``kubectl rollout undo``
-still finds the Secrets of an old ReplicaSet), or named by an AppCredentials' spec or status.
+still finds the Secrets of an old ReplicaSet), or named by an AppCredentials' status or by its
+next reconcile's targets.
 
 What to delete given these references is :mod:`fjord.operators.janitor.plan`'s decision.
 """
@@ -12,6 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pydantic import ValidationError
+
+from fjord.operators.credentials.plan import targets
+from fjord.operators.credentials.request import requests
+from fjord.spec.infra import AppCredentialsSpec
 
 
 def _pod_spec_refs(spec: Mapping[str, Any]) -> set[str]:
@@ -53,20 +60,21 @@ def workload_refs(obj: Mapping[str, Any]) -> set[str]:
 
 
 def app_credentials_refs(obj: Mapping[str, Any]) -> set[str]:
-    """The Secrets an AppCredentials currently uses (its status), or will use (its spec).
+    """The Secrets an AppCredentials uses (its status) and will use (its next reconcile's targets).
 
-    Only the current generation counts: an older one stays only while a workload uses it.
+    The targets count even before the status names them: a reconcile creates a new generation's
+    Secret first and writes the status last, so a crash in between (or a slow reconcile) leaves a
+    Secret that only the pending rotation or spec change names. Deleting it would race the
+    reconcile that is about to report it Ready. Older generations stay only while a workload uses
+    them.
     """
-    refs: set[str] = set()
-    current = (obj.get("status") or {}).get("services") or []
-    for service in current:
-        refs.add(service.get("secretName", ""))
-    if not current:  # not reconciled yet: the spec's names are the ones about to be used
-        spec = obj.get("spec") or {}
-        for db in (spec.get("postgresql") or {}).get("databases") or []:
-            refs.add(db.get("secretName", ""))
-        if spec.get("redis"):
-            refs.add(spec["redis"].get("secretName", ""))
+    refs = {str(s.get("secretName", "")) for s in (obj.get("status") or {}).get("services") or []}
+    try:
+        spec = AppCredentialsSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        spec = None  # stalled until fixed: its reconcile creates nothing meanwhile
+    if spec is not None:
+        refs |= {t.secret_name for t in targets(obj, requests(spec)).values()}
     refs.discard("")
     return refs
 
