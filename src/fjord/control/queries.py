@@ -81,13 +81,17 @@ async def deployment_view(
     session: AsyncSession, deployment: Deployment, *, detail: bool = True
 ) -> DeploymentView:
     app = await session.get(App, deployment.app_id)
-    env = await session.get(Environment, deployment.environment_id)
+    env = (
+        await session.get(Environment, deployment.environment_id)
+        if deployment.environment_id is not None
+        else None
+    )
     assert app is not None
-    assert env is not None
     org = await session.get(Org, app.org_id)
     assert org is not None
     release = await session.get(Release, deployment.release_id) if deployment.release_id else None
-    view = _view(deployment, org.name, app.name, env.name, release)
+    # A build (a pushed tag's release) goes to no environment.
+    view = _view(deployment, org.name, app.name, env.name if env else "", release)
     if detail:
         clusters = (
             await session.scalars(

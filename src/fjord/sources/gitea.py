@@ -111,14 +111,21 @@ class Gitea:
         await self._call("DELETE", f"/repos/{repository}/hooks/{hook_id}")
 
     async def set_status(
-        self, repository: str, commit: str, state: str, description: str, target_url: str
+        self,
+        repository: str,
+        commit: str,
+        state: str,
+        description: str,
+        target_url: str,
+        *,
+        context: str = STATUS_CONTEXT,
     ) -> None:
         await self._call(
             "POST",
             f"/repos/{repository}/statuses/{commit}",
             {
                 "state": state,
-                "context": STATUS_CONTEXT,
+                "context": context,
                 "description": description[:250],
                 "target_url": target_url,
             },

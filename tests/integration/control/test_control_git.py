@@ -26,7 +26,7 @@ from sqlalchemy import select
 from fjord.api import ApiSettings
 from fjord.api.server import ApiServer
 from fjord.control import ControlPlane, ControlSettings, Role
-from fjord.control.models import App
+from fjord.control.models import App, Deployment
 from fjord.sources.gitea import sign
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
@@ -277,3 +277,69 @@ async def test_webhooks_build_tags_and_refuse_forgeries(
     # the repository's first push is processed after the hook exists.)
     assert refs.count("v1.2.0") == 1, builds
     assert "v1.1.0" in refs
+
+
+async def _queued_builds(settings: ControlSettings) -> list[Deployment]:
+    plane = await ControlPlane.open(settings, migrate_db=False)
+    try:
+        async with plane.db.session() as session:
+            rows = await session.scalars(select(Deployment).where(Deployment.kind == "build"))
+            return list(rows.all())
+    finally:
+        await plane.close()
+
+
+async def test_a_pushed_tag_survives_the_replica_that_answered(
+    gitea: SessionGitea, settings: ControlSettings, tmp_path: Path
+) -> None:
+    """The replica that answers Gitea's delivery stops at once, before any worker ran: the tag's
+    build is a queued job in the database, and the next replica's worker builds it."""
+    repo = gitea.push_app("ttd", versioned_app(tmp_path), name="skjema")
+    answering = ApiServer(ApiSettings(control=settings, run_worker=False, sweep_seconds=0.5))
+    with answering:
+        admin = Client(
+            answering.url, await make_token(settings, "admin", {"*": Role.platform_admin})
+        )
+        try:
+            await admin.call("PUT", "/api/orgs/ttd/credential", {"token": gitea.tokens["ttd"]}, 204)
+            await admin.call(
+                "POST", "/api/apps", {"name": "ttd/skjema", "repo": repo.clone_url}, 201
+            )
+            source = versioned_app(tmp_path)
+            (source / "CHANGELOG").write_text("2.0.0\n")
+            commit = gitea.push(repo, source, message="2.0.0", tag="v2.0.0")
+
+            async def queued() -> Any:
+                jobs = await _queued_builds(settings)
+                return next((j for j in jobs if j.source_ref == "v2.0.0"), None)
+
+            pending = await _wait(queued, "the delivery of v2.0.0 answered and queued")
+            assert (pending.state, pending.source_revision) == ("queued", commit)
+            assert await admin.call("GET", "/api/apps/ttd/skjema/releases") == []
+        finally:
+            await admin.aclose()
+
+    with ApiServer(ApiSettings(control=settings, sweep_seconds=0.5)) as next_replica:
+        admin = Client(
+            next_replica.url, await make_token(settings, "admin2", {"*": Role.platform_admin})
+        )
+        try:
+
+            async def built() -> Any:
+                rows = await admin.call("GET", "/api/apps/ttd/skjema/releases")
+                return next((r for r in rows if r["ref"] == "v2.0.0"), None)
+
+            release = await _wait(built, "the next replica's worker builds v2.0.0", timeout=180)
+            assert (release["commit"], release["image"]) == (
+                commit,
+                "ghcr.io/fjord-demo/skjema:2.0.0",
+            )
+            job = await admin.call("GET", f"/api/deployments/{pending.id}")
+            assert (job["kind"], job["state"], job["release_id"]) == (
+                "build",
+                "ready",
+                release["id"],
+            )
+            assert [s["name"] for s in job["steps"]] == ["building", "pushing"]
+        finally:
+            await admin.aclose()
