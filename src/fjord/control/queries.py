@@ -40,7 +40,7 @@ from fjord.control.views import (
     StepView,
     TimelineView,
 )
-from fjord.sources.gitea import commit_url
+from fjord.sources.gitea import commit_url, compare_url
 
 
 def _commit_url(release: Release | None) -> str | None:
@@ -347,10 +347,20 @@ async def diff(
         json.dumps(new.config, indent=2, sort_keys=True) + "\n",
         "dynamic-config.json",
     )
-    commits = []
+    commits, compare = [], None
     if old.commit and new.commit and old.commit != new.commit:
         rows = await builds.commit_range(plane, ref, old.commit, new.commit)
-        commits = [CommitView(**row) for row in rows]
+        commits = [CommitView(**row, url=commit_url(new.source, row["commit"])) for row in rows]
+        compare = compare_url(new.source, old.commit, new.commit)
     return DiffView(
-        from_digest=old.digest, to_digest=new.digest, files=files, config=config, commits=commits
+        from_digest=old.digest,
+        to_digest=new.digest,
+        files=files,
+        config=config,
+        commits=commits,
+        from_ref=old.ref,
+        to_ref=new.ref,
+        from_commit=old.commit,
+        to_commit=new.commit,
+        compare_url=compare,
     )

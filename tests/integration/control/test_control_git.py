@@ -137,6 +137,43 @@ async def test_release_at_tag_branch_and_commit(
     assert "{version}" in refused["error"]
     assert "--image" in refused["error"]
 
+    # Where two releases came from and the commits between them: API, CLI and the web UI.
+    later = await admin.call(
+        "POST",
+        "/api/apps/ttd/skjema/releases",
+        {"ref": untagged, "image": "ghcr.io/fjord-demo/skjema:1.0.1"},
+        expect=201,
+    )
+    path = f"/api/apps/ttd/skjema/diff?from={release['digest']}&to={later['digest']}"
+    diff = await admin.call("GET", path)
+    assert [(c["commit"], c["subject"]) for c in diff["commits"]] == [(untagged, "untagged")]
+    assert diff["commits"][0]["url"] == f"{gitea.url}/{repo.repository}/commit/{untagged}"
+    compare = f"{gitea.url}/{repo.repository}/compare/{repo.commit}...{untagged}"
+    assert (diff["from_ref"], diff["to_commit"], diff["compare_url"]) == (
+        "v1.0.0",
+        untagged,
+        compare,
+    )
+    cli_diff = fjord_cli(
+        "history", "ttd/skjema", "--diff", release["digest"], later["digest"], env=env
+    )
+    assert cli_diff.returncode == 0, cli_diff.stderr
+    assert f"v1.0.0 ({repo.commit[:12]}) → {untagged[:12]}" in cli_diff.stdout
+    assert f"{untagged[:12]} untagged" in cli_diff.stdout
+    assert f"compare: {compare}" in cli_diff.stdout
+    async with httpx2.AsyncClient(base_url=server.url) as browser:
+        signed_in = await browser.post("/ui/login", data={"token": admin.token})
+        assert signed_in.status_code == 303, signed_in.text
+        page = await browser.get(
+            "/ui/apps/ttd/skjema/diff", params={"from": release["digest"], "to": later["digest"]}
+        )
+        assert page.status_code == 200, page.text
+        assert f'href="{compare}"' in page.text
+        assert f'href="{diff["commits"][0]["url"]}"' in page.text
+        app_page = await browser.get("/ui/apps/ttd/skjema")
+        assert f'href="{release["commit_url"]}"' in app_page.text  # the releases table
+        assert "ghcr.io/fjord-demo/skjema:1.0.1" in app_page.text
+
 
 async def test_bad_refs_and_credentials_build_nothing(
     gitea: SessionGitea, admin: Client, tmp_path: Path
