@@ -290,7 +290,10 @@ async def queue_pushed(
             deployment=row.id,
         )
         return f"build {row.id} queued"
-    env = await catalog.environment(session, environment)
+    try:
+        env = await catalog.environment(session, environment)
+    except NotFoundError:  # the platform config dropped it since the rule was set
+        return f"environment {environment!r} does not exist: nothing queued"
     if not await catalog.clusters(session, ref.org.id, env.id):
         return f"org {ref.org.name} has no clusters in {environment}: nothing queued"
     row = await _queue(

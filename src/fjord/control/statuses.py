@@ -50,8 +50,10 @@ def gitea_state(state: str) -> str:
     return STATUS_PENDING
 
 
-def deployment_url(public_url: str, org: str, app: str, deployment_id: int) -> str:
-    return f"{public_url}/ui/apps/{org}/{app}#deployment-{deployment_id}"
+def deployment_url(public_url: str, org: str, app: str, deployment_id: int | None) -> str:
+    """The deployment's row in the app's history; a build (``None``) links the app's page."""
+    anchor = f"#deployment-{deployment_id}" if deployment_id is not None else ""
+    return f"{public_url}/ui/apps/{org}/{app}{anchor}"
 
 
 def context(environment: str | None) -> str:
@@ -102,7 +104,12 @@ async def report(plane: ControlPlane) -> int:
                 sha,
                 wanted,
                 _description(deployment, environment),
-                deployment_url(plane.settings.public_url, org, app.name, deployment.id),
+                deployment_url(
+                    plane.settings.public_url,
+                    org,
+                    app.name,
+                    deployment.id if environment is not None else None,
+                ),
                 context=context(environment),
             )
             posted += 1

@@ -208,6 +208,7 @@ async def _end(plane: ControlPlane, job: pipeline.Job, position: int, *, last: b
         assert row is not None
         row.finished_at = utcnow()
         if last and deployment.environment_id is None:  # a build: nothing for clusters to run
+            deployment.step = None
             finish(session, deployment, states.READY, f"release {deployment.release_id} built")
         elif last:
             await _start_following(session, plane, deployment)
