@@ -362,20 +362,22 @@ async def test_a_pushed_tag_survives_the_replica_that_answered(
         )
         try:
 
-            async def built() -> Any:
-                rows = await admin.call("GET", "/api/apps/ttd/skjema/releases")
-                return next((r for r in rows if r["ref"] == "v2.0.0"), None)
+            async def finished() -> Any:
+                job = await admin.call("GET", f"/api/deployments/{pending.id}")
+                return job if job["state"] in ("ready", "failed") else None
 
-            release = await _wait(built, "the next replica's worker builds v2.0.0", timeout=180)
-            assert (release["commit"], release["image"]) == (
-                commit,
-                "ghcr.io/fjord-demo/skjema:2.0.0",
-            )
-            job = await admin.call("GET", f"/api/deployments/{pending.id}")
-            assert (job["kind"], job["state"], job["release_id"]) == (
+            job = await _wait(finished, "the next replica's worker builds v2.0.0", timeout=180)
+            assert (job["kind"], job["state"], job["ref"], job["commit"]) == (
                 "build",
                 "ready",
-                release["id"],
+                "v2.0.0",
+                commit,
+            )
+            release = await admin.call("GET", f"/api/apps/ttd/skjema/releases/{job['release_id']}")
+            assert (release["ref"], release["commit"], release["image"]) == (
+                "v2.0.0",
+                commit,
+                "ghcr.io/fjord-demo/skjema:2.0.0",
             )
             assert [s["name"] for s in job["steps"]] == ["building", "pushing"]
         finally:
