@@ -153,9 +153,12 @@ async def test_push_to_ready_and_commit_status(
     assert cell["target_url"] == (f"{server.url}/ui/apps/ttd/skjema#deployment-{deployment['id']}")
     assert "tt02" in cell["description"]
     assert "v1.1.0" in built["description"]
+    # One release of that commit: the tag's build gave the digest the branch deploy recorded.
     releases = await admin.call("GET", f"/api/apps/{APP}/releases")
-    tagged = [r for r in releases if r["ref"] == "v1.1.0"]
-    assert [(r["commit"], r["digest"]) for r in tagged] == [(commit, deployment["digest"])]
+    of_commit = [r for r in releases if r["commit"] == commit]
+    assert [(r["id"], r["digest"]) for r in of_commit] == [
+        (deployment["release_id"], deployment["digest"])
+    ]
 
     # Deploy by tag, branch, commit and release number.
     first = fjord_cli("deploy", APP, "--env", "tt02", "--ref", "v1.0.0", "-o", "json", env=env)
