@@ -108,3 +108,19 @@ async def test_sample_app_runs_with_its_infrastructure(
         assert cache.set(f"{prefix}probe", "1")
         with pytest.raises(redis.exceptions.NoPermissionError):
             cache.set("someone-else:probe", "1")
+
+
+def test_dev_up_says_how_to_sign_in_to_gitea(platform: Platform) -> None:
+    """The demo's service owner can sign in to Gitea with what `fjord dev up` printed, sees
+    both orgs and may push to the sample apps' repositories."""
+    url, login = platform.info["gitea_url"], platform.info["gitea_login"]
+    assert any(url in h and login["password"] in h for h in platform.info["hints"])
+    auth = (login["user"], login["password"])
+    orgs = httpx2.get(f"{url}/api/v1/user/orgs", auth=auth, timeout=30)
+    assert orgs.status_code == 200, orgs.text
+    assert sorted(o["username"] for o in orgs.json()) == ["digdir", "ttd"]
+    for name, clone in platform.info["repositories"].items():
+        assert any(f"git clone {clone}" in h for h in platform.info["hints"])
+        repo = httpx2.get(f"{url}/api/v1/repos/{name}", auth=auth, timeout=30)
+        assert repo.status_code == 200, repo.text
+        assert repo.json()["permissions"]["push"] is True

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from test_control_support import ADMIN, opened, settings
 
 from fjord.control import NotFoundError, UnauthenticatedError, apps
-from fjord.control.models import App, WebhookDelivery
+from fjord.control.models import App, Deployment, WebhookDelivery
 from fjord.control.plane import ControlPlane
 from fjord.control.webhooks import receive
 from fjord.sources.gitea import sign
@@ -66,3 +66,13 @@ async def test_unknown_forged_and_replayed_deliveries_are_refused(tmp_path: Path
         )
         assert (pushed.kind, pushed.ref, pushed.environment) == ("deploy", "main", "tt02")
         assert await _deliveries(plane) == 2
+        # Both were queued before the answer, in the delivery's transaction: a replica that
+        # stops now loses nothing (a worker anywhere claims them).
+        async with plane.db.session() as session:
+            jobs = (await session.scalars(select(Deployment).order_by(Deployment.id))).all()
+        assert [(j.kind, j.state, j.source_ref, j.source_revision) for j in jobs] == [
+            ("build", "queued", "v1.0.0", "a" * 40),
+            ("deploy", "queued", "main", "a" * 40),
+        ]
+        assert jobs[0].environment_id is None
+        assert (jobs[0].source_version, jobs[1].source_version) == ("1.0.0", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from fjord.api.deps import ActorDep, PlaneDep
 from fjord.api.metrics import metrics_of
@@ -115,12 +115,12 @@ async def get_release(
 async def gitea_webhook(
     plane: PlaneDep,
     request: Request,
-    background: BackgroundTasks,
     x_gitea_event: Annotated[str | None, Header()] = None,
     x_gitea_delivery: Annotated[str | None, Header()] = None,
     x_gitea_signature: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    """Gitea's push deliveries; authenticated by the app's hook secret, not an API token."""
+    """Gitea's push deliveries; authenticated by the app's hook secret, not an API token. What
+    a delivery asks for is queued before the answer (a worker runs it)."""
     body = await request.body()  # the HMAC covers the raw bytes
     action = await webhooks.receive(
         plane,
@@ -129,8 +129,6 @@ async def gitea_webhook(
         delivery=x_gitea_delivery,
         signature=x_gitea_signature,
     )
-    if action.kind != "none":
-        background.add_task(webhooks.run, plane, action)
     return {"app": action.app, "action": action.kind, "detail": action.detail}
 
 

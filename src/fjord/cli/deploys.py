@@ -328,6 +328,12 @@ def _health(cell: CellView | None) -> Text:
     return line(styled("failed", "red"), f": {cell.message}" if cell.message else "")
 
 
+def _source(ref: str | None, commit: str | None) -> str:
+    if commit is None:
+        return "(not built from Git)"
+    return f"{ref} ({commit[:12]})" if ref and ref != commit else commit[:12]
+
+
 def history(
     name: Annotated[str, typer.Argument(help="org/app")],
     env: Annotated[str | None, typer.Option("--env", "-e", help="only this environment")] = None,
@@ -347,10 +353,15 @@ def history(
             emit_json(result)
             return
         print(f"# {result.from_digest} → {result.to_digest}")
+        if result.from_commit or result.to_commit:
+            print(f"{_source(result.from_ref, result.from_commit)} → "
+                  f"{_source(result.to_ref, result.to_commit)}")  # fmt: skip
         if result.commits:
-            print("## commits")
+            print(f"## commits ({len(result.commits)})")
             for commit in result.commits:
                 print(f"{commit.commit[:12]} {commit.subject} ({commit.author})")
+        if result.compare_url:
+            print(f"compare: {result.compare_url}")
         print("## dynamic config")
         print(result.config or "(unchanged)")
         print("## manifests")

@@ -248,6 +248,81 @@ async def _running_commit(plane: ControlPlane, ref: catalog.AppRef, env: Environ
     return release.commit if release is not None else None
 
 
+async def queue_pushed(
+    session: AsyncSession,
+    actor: Actor,
+    ref: catalog.AppRef,
+    source: Pinned,
+    *,
+    environment: str | None,
+    key: str,
+) -> str:
+    """Queue, in the caller's transaction (a webhook delivery's), the build of a pushed tag
+    (``environment`` None: a ``build`` job) or the deploy of a pushed branch head into
+    ``environment``, with the config as it is now. Nothing is fetched here (the worker's build
+    step does that), so the delivery is answered at once and the work is already durable.
+    Returns what happened, for the delivery's record."""
+    await _lock_app(session, ref.app.id)
+    if await _by_key(session, ref.app.id, key) is not None:
+        return "already queued"
+    config = await _latest_config(session, ref.app.id)
+    version = config.version if config else None
+    if environment is None:
+        row = _build_job(actor, ref, source, key, version)
+        session.add(row)
+        await session.flush()
+        session.add(
+            TimelineEntry(
+                deployment_id=row.id,
+                reason="requested",
+                message=f"build of {source.ref} at {source.commit[:12]} requested by "
+                f"{actor.name} (config v{version or 0})",
+            )
+        )
+        audit.record(
+            session,
+            actor,
+            "release.create",
+            ref.full_name,
+            org=ref.org.name,
+            ref=source.ref,
+            commit=source.commit,
+            deployment=row.id,
+        )
+        return f"build {row.id} queued"
+    try:
+        env = await catalog.environment(session, environment)
+    except NotFoundError:  # the platform config dropped it since the rule was set
+        return f"environment {environment!r} does not exist: nothing queued"
+    if not await catalog.clusters(session, ref.org.id, env.id):
+        return f"org {ref.org.name} has no clusters in {environment}: nothing queued"
+    row = await _queue(
+        session, actor, ref, env, states.DEPLOY, key, config_version=version, source=source
+    )
+    return f"deployment {row.id} queued"
+
+
+def _build_job(
+    actor: Actor, ref: catalog.AppRef, source: Pinned, key: str, config_version: int | None
+) -> Deployment:
+    now = utcnow()
+    return Deployment(
+        app_id=ref.app.id,
+        environment_id=None,
+        kind=states.BUILD,
+        state=states.QUEUED,
+        requested_by=actor.name,
+        idempotency_key=key,
+        config_version=config_version,
+        source_revision=source.commit,
+        source_ref=source.ref,
+        source_version=source.version,
+        image=source.image,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 # ---- requests --------------------------------------------------------------------------------
 
 
@@ -425,12 +500,18 @@ async def approve(plane: ControlPlane, actor: Actor, deployment_id: int) -> Depl
         if deployment is None:
             raise NotFoundError(f"no deployment {deployment_id}")
         app = await session.get(App, deployment.app_id)
-        env = await session.get(Environment, deployment.environment_id)
-        assert app is not None and env is not None  # noqa: PT018
+        assert app is not None
         org = await session.get(Org, app.org_id)
         assert org is not None
+        env = (
+            await session.get(Environment, deployment.environment_id)
+            if deployment.environment_id is not None
+            else None
+        )
     if actor.role_in(org.name) is None:
         raise NotFoundError(f"no deployment {deployment_id}")
+    if env is None:
+        raise InvalidError(f"deployment {deployment_id} is a {deployment.kind}: nothing to approve")
     if not actor.can(org.name, Role.app_admin):
         raise ForbiddenError(f"approving needs the app-admin role in org {org.name!r}")
     async with plane.db.session() as session:

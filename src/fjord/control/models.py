@@ -188,9 +188,10 @@ class Deployment(Base):
     __tablename__ = "deployments"
     id: Mapped[int] = mapped_column(primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"))
-    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    # None only for a ``build`` (a release built from a pushed tag, into no environment).
+    environment_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"))
     release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"), default=None)
-    kind: Mapped[str] = mapped_column(String(20))  # deploy|promote|rollback|undeploy|rotate
+    kind: Mapped[str] = mapped_column(String(20))  # deploy|promote|rollback|undeploy|rotate|build
     state: Mapped[str] = mapped_column(String(20))  # see states.py
     step: Mapped[str | None] = mapped_column(String(40), default=None)  # the one running now
     reason: Mapped[str | None] = mapped_column(Text, default=None)

@@ -64,8 +64,8 @@ class Job:
     app_id: int
     app: str
     source: str
-    environment_id: int
-    environment: str
+    environment_id: int | None  # None: a build (``states.BUILD``) goes to no environment
+    environment: str | None
     release_id: int | None
     config_version: int | None
     source_revision: str | None  # the commit, pinned at request time
@@ -74,6 +74,12 @@ class Job:
     image: str | None
     approved_by: str | None
     built: BuiltRelease | None = None
+
+    def target(self) -> tuple[int, str]:
+        """The environment (id, name) of a step that needs one."""
+        if self.environment_id is None or self.environment is None:
+            raise InvalidError(f"{self.kind} {self.id} has no environment")
+        return self.environment_id, self.environment
 
 
 StepRun = Callable[[ControlPlane, Job], Awaitable[Outcome]]
@@ -119,15 +125,23 @@ async def build(plane: ControlPlane, job: Job) -> Outcome:
     dynamic = await _pinned_config(plane, job)
     async with plane.db.session() as session:
         ref = await catalog.app(session, job.org, job.app)
+    commit, version = job.source_revision, job.source_version
+    if job.kind == states.BUILD or (version is None and job.image is None):
+        # Queued without a fetch (a webhook's pushed sha, for an annotated tag the tag object):
+        # peeled to its commit, and the version from the tags there, now.
+        found = await builds.resolve(plane, ref, commit)
+        commit = found.commit
+        if version is None and job.image is None:
+            version = builds.image_version(found)
     resolved = Resolved(
         repository=ref.app.source,
-        ref=job.source_ref or job.source_revision,
+        ref=job.source_ref or commit,
         kind="pinned",
-        commit=job.source_revision,
+        commit=commit,
         tags=(),
     )
     done = await builds.build(
-        plane, ref, resolved, dynamic=dynamic, image=job.image, version=job.source_version
+        plane, ref, resolved, dynamic=dynamic, image=job.image, version=version
     )
     release = await builds.record(plane, ref, done, dynamic)
     async with plane.db.session() as session:
@@ -170,7 +184,8 @@ async def push(plane: ControlPlane, job: Job) -> Outcome:
 
 async def approval(plane: ControlPlane, job: Job) -> Outcome:
     """Into an environment that needs it, wait for an app-admin's approval."""
-    if job.approved_by is not None or not plane.settings.needs_approval(job.environment):
+    _, environment = job.target()
+    if job.approved_by is not None or not plane.settings.needs_approval(environment):
         return DONE
     async with plane.db.session() as session:
         deployment = await session.get(Deployment, job.id)
@@ -186,7 +201,7 @@ async def approval(plane: ControlPlane, job: Job) -> Outcome:
             TimelineEntry(
                 deployment_id=job.id,
                 reason="awaiting-approval",
-                message=f"{job.environment} needs an app-admin's approval",
+                message=f"{environment} needs an app-admin's approval",
             )
         )
     return WAIT
@@ -194,19 +209,21 @@ async def approval(plane: ControlPlane, job: Job) -> Outcome:
 
 async def place(plane: ControlPlane, job: Job) -> Outcome:
     """The app belongs in its org's sync root for this environment."""
+    environment_id, environment = job.target()
     async with plane.db.session() as session:
         release = await session.get(Release, job.release_id)
         assert release is not None
-        if job.environment not in release.environments:
-            raise InvalidError(f"release {release.digest} has no manifests for {job.environment}")
-        if await session.get(Placement, (job.app_id, job.environment_id)) is None:
-            session.add(Placement(app_id=job.app_id, environment_id=job.environment_id))
+        if environment not in release.environments:
+            raise InvalidError(f"release {release.digest} has no manifests for {environment}")
+        if await session.get(Placement, (job.app_id, environment_id)) is None:
+            session.add(Placement(app_id=job.app_id, environment_id=environment_id))
     return DONE
 
 
 async def unplace(plane: ControlPlane, job: Job) -> Outcome:
+    environment_id, _ = job.target()
     async with plane.db.session() as session:
-        placement = await session.get(Placement, (job.app_id, job.environment_id))
+        placement = await session.get(Placement, (job.app_id, environment_id))
         if placement is not None:
             await session.delete(placement)
     return DONE
@@ -214,8 +231,9 @@ async def unplace(plane: ControlPlane, job: Job) -> Outcome:
 
 async def sync_root(plane: ControlPlane, job: Job) -> Outcome:
     """Publish the org's sync root from the committed placements (serialised per org+env)."""
+    environment_id, environment = job.target()
     digest = await publishing.publish_sync_root(
-        plane, job.org_id, job.org, job.environment_id, job.environment
+        plane, job.org_id, job.org, environment_id, environment
     )
     async with plane.db.session() as session:
         deployment = await session.get(Deployment, job.id)
@@ -229,18 +247,20 @@ async def tag(plane: ControlPlane, job: Job) -> Outcome:
     async with plane.db.session() as session:
         release = await session.get(Release, job.release_id)
         assert release is not None
+    _, environment = job.target()
     await publishing.move_tag(
-        plane, job.org, repository(job.org, job.app), release.digest, job.environment
+        plane, job.org, repository(job.org, job.app), release.digest, environment
     )
     return DONE
 
 
 async def notify(plane: ControlPlane, job: Job) -> Outcome:
     """Ask each cluster's Receiver to pull now. Best effort: the interval pulls anyway."""
+    environment_id, _ = job.target()
     async with plane.db.session() as session:
         targets = [
             receivers.Target(c.id, c.receiver_url, plane.cipher.decrypt(c.token_cipher))
-            for c in await org_clusters(session, job.org_id, job.environment_id)
+            for c in await org_clusters(session, job.org_id, environment_id)
             if c.receiver_url and c.token_cipher
         ]
     try:
@@ -291,6 +311,9 @@ PIPELINES: dict[str, tuple[Step, ...]] = {
     states.PROMOTE: (APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
     states.ROLLBACK: (PLACE, SYNC_ROOT, TAG, NOTIFY),
     states.UNDEPLOY: (UNPLACE, SYNC_ROOT_PUBLISHES, NOTIFY),
+    # A pushed tag's release: built and pushed (signed) by whichever replica claims it, so a
+    # replica that stops after the webhook was answered loses nothing.
+    states.BUILD: (BUILD, PUSH),
 }
 
 

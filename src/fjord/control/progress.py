@@ -56,7 +56,7 @@ def _sync_verdict(cluster: Cluster, sync_digest: str) -> ClusterVerdict:
 
 async def evaluate(session: AsyncSession, deployment: Deployment) -> None:
     """Update per-cluster rows and the deployment's state from the latest cluster reports."""
-    if deployment.state != states.PROGRESSING:
+    if deployment.state != states.PROGRESSING or deployment.environment_id is None:
         return
     app = deployment.app_id
     app_row = await session.get(App, app)

@@ -40,7 +40,7 @@ from fjord.control.views import (
     StepView,
     TimelineView,
 )
-from fjord.sources.gitea import commit_url
+from fjord.sources.gitea import commit_url, compare_url
 
 
 def _commit_url(release: Release | None) -> str | None:
@@ -81,13 +81,17 @@ async def deployment_view(
     session: AsyncSession, deployment: Deployment, *, detail: bool = True
 ) -> DeploymentView:
     app = await session.get(App, deployment.app_id)
-    env = await session.get(Environment, deployment.environment_id)
+    env = (
+        await session.get(Environment, deployment.environment_id)
+        if deployment.environment_id is not None
+        else None
+    )
     assert app is not None
-    assert env is not None
     org = await session.get(Org, app.org_id)
     assert org is not None
     release = await session.get(Release, deployment.release_id) if deployment.release_id else None
-    view = _view(deployment, org.name, app.name, env.name, release)
+    # A build (a pushed tag's release) goes to no environment.
+    view = _view(deployment, org.name, app.name, env.name if env else "", release)
     if detail:
         clusters = (
             await session.scalars(
@@ -343,10 +347,20 @@ async def diff(
         json.dumps(new.config, indent=2, sort_keys=True) + "\n",
         "dynamic-config.json",
     )
-    commits = []
+    commits, compare = [], None
     if old.commit and new.commit and old.commit != new.commit:
         rows = await builds.commit_range(plane, ref, old.commit, new.commit)
-        commits = [CommitView(**row) for row in rows]
+        commits = [CommitView(**row, url=commit_url(new.source, row["commit"])) for row in rows]
+        compare = compare_url(new.source, old.commit, new.commit)
     return DiffView(
-        from_digest=old.digest, to_digest=new.digest, files=files, config=config, commits=commits
+        from_digest=old.digest,
+        to_digest=new.digest,
+        files=files,
+        config=config,
+        commits=commits,
+        from_ref=old.ref,
+        to_ref=new.ref,
+        from_commit=old.commit,
+        to_commit=new.commit,
+        compare_url=compare,
     )

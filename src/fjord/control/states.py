@@ -24,6 +24,9 @@ PROMOTE = "promote"
 ROLLBACK = "rollback"
 UNDEPLOY = "undeploy"
 ROTATE = "rotate"  # a deploy whose config raises the credentials rotation of one environment
+# A release built (pushed, signed) from a tag Gitea delivered; no environment, no tag moves.
+# Done is ``ready``; it never progresses.
+BUILD = "build"
 
 # Per cluster
 PENDING = "pending"

@@ -149,6 +149,7 @@ class CommitView(BaseModel):
     commit: str
     author: str
     subject: str
+    url: str | None = None  # the commit's page on the Git server
 
 
 class DiffView(BaseModel):
@@ -159,6 +160,12 @@ class DiffView(BaseModel):
     # The commits in the newer release's source that the older one lacks (newest first);
     # empty when either release was not built from Git or the range cannot be read.
     commits: list[CommitView] = []
+    # Where each release came from, and the Git server's compare page between the two commits.
+    from_ref: str | None = None
+    to_ref: str | None = None
+    from_commit: str | None = None
+    to_commit: str | None = None
+    compare_url: str | None = None
 
 
 class TokenView(BaseModel):

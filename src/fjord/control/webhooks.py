@@ -7,8 +7,12 @@ hook secrets, and its ``X-Gitea-Delivery`` id was never seen (forged or replayed
 * a pushed tag matching the app's ``tag_pattern`` builds a release from that tag;
 * a push to the app's ``deploy_branch`` deploys the pushed commit to ``deploy_environment``.
 
-Receiving only decides (:func:`receive` returns the :class:`Action`); the caller runs the action
-after answering, because Gitea gives a delivery a few seconds.
+What it asks for is queued in the same transaction that records the delivery: a ``build`` job
+(a tag) or a deployment (a branch head) with the pushed commit pinned, run by the worker of
+whichever replica claims it (``pipeline.py``, ``worker.py``). Nothing is fetched or built while
+Gitea waits for the answer, and a replica that stops after answering loses nothing: the job is in
+the database before the 202. Failures of the job reach Gitea as a ``failure`` commit status
+(``statuses.py``).
 """
 
 from __future__ import annotations
@@ -16,20 +20,20 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fjord.control import builds, catalog, deploys
 from fjord.control.errors import InvalidError, NotFoundError, UnauthenticatedError
 from fjord.control.models import App, Org, WebhookDelivery
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import Actor, system_actor
-from fjord.errors import FjordError
-from fjord.sources import SourceError
-from fjord.sources.gitea import STATUS_FAILURE, Gitea, repository_of, verify_signature
+from fjord.sources import Resolved
+from fjord.sources.gitea import Gitea, repository_of, verify_signature
 from fjord.sources.mirror import display_url
 
 log = logging.getLogger(__name__)
@@ -159,66 +163,43 @@ async def receive(
         action = decide(app, f"{org_name}/{app.name}", event or "", payload)
         try:
             async with session.begin_nested():
-                session.add(
-                    WebhookDelivery(
-                        delivery=delivery[:100],
-                        app_id=app.id,
-                        event=(event or "")[:40],
-                        ref=str(payload.get("ref") or "")[:300] or None,
-                        outcome=f"{action.kind}: {action.detail}",
-                    )
+                record = WebhookDelivery(
+                    delivery=delivery[:100],
+                    app_id=app.id,
+                    event=(event or "")[:40],
+                    ref=str(payload.get("ref") or "")[:300] or None,
+                    outcome=f"{action.kind}: {action.detail}",
                 )
+                session.add(record)
         except IntegrityError:
             raise UnauthenticatedError(
                 f"webhook delivery {delivery} was already received"
             ) from None
+        if action.kind != "none":
+            queued = await _queue(session, org_name, app, action)
+            action = replace(action, detail=f"{action.detail}; {queued}")
+            record.outcome = f"{action.kind}: {action.detail}"
+    plane.work_queued()
     log.info("webhook %s for %s: %s %s", delivery, action.app, action.kind, action.detail)
     return action
 
 
-async def run(plane: ControlPlane, action: Action) -> None:
-    """Do what a delivery asked for, as the webhook actor. Runs after the delivery was answered,
-    so failures go to the log, the deployment's record and (for a failed release build) a
-    ``failure`` commit status in Gitea."""
-    actor = webhook_actor()
-    try:
-        if action.kind == "release" and action.ref:
-            await builds.create_release(plane, actor, action.app, action.ref)
-        elif action.kind == "deploy" and action.ref and action.environment:
-            await deploys.deploy(
-                plane,
-                actor,
-                action.app,
-                action.environment,
-                git_ref=action.ref,
-                commit=action.commit,
-                idempotency_key=f"gitea:{action.environment}:{action.commit}",
-            )
-    except FjordError as exc:
-        log.warning("webhook %s for %s failed: %s", action.kind, action.app, exc)
-        await _report_failure(plane, action, str(exc))
-    except Exception:
-        log.exception("webhook %s for %s failed", action.kind, action.app)
-        await _report_failure(plane, action, "internal error; see the control plane's log")
-
-
-async def _report_failure(plane: ControlPlane, action: Action, message: str) -> None:
-    gitea = gitea_of(plane)
-    if gitea is None or not action.commit:
-        return
-    async with plane.db.session() as session:
-        org_name, app_name = catalog.split_app(action.app)
-        ref = await catalog.app(session, org_name, app_name)
-    repository = repository_of(ref.app.source, gitea.url)
-    if repository is None:
-        return
-    try:
-        await gitea.set_status(
-            repository,
-            action.commit,
-            STATUS_FAILURE,
-            f"{action.kind} {action.ref}: {message}",
-            f"{plane.settings.public_url}/ui/apps/{action.app}",
+async def _queue(session: AsyncSession, org_name: str, app: App, action: Action) -> str:
+    """Queue ``action``'s job in the delivery's transaction (see the module's doc)."""
+    assert action.ref is not None and action.commit is not None  # noqa: PT018
+    ref = await catalog.app(session, org_name, app.name)
+    if action.kind == "release":
+        # The tag names the version; the commit is the one Gitea says the tag points at.
+        version = builds.image_version(
+            Resolved(app.source, action.ref, "tag", action.commit, (action.ref,))
         )
-    except SourceError as exc:
-        log.warning("commit status for %s: %s", action.app, exc)
+        source = deploys.Pinned(action.ref, action.commit, version, None)
+        key = f"gitea-tag:{action.ref}:{action.commit}"
+        return await deploys.queue_pushed(
+            session, webhook_actor(), ref, source, environment=None, key=key
+        )
+    source = deploys.Pinned(action.ref, action.commit, None, None)
+    key = f"gitea:{action.environment}:{action.commit}"
+    return await deploys.queue_pushed(
+        session, webhook_actor(), ref, source, environment=action.environment, key=key
+    )

@@ -85,8 +85,12 @@ def _claimable() -> ColumnElement[bool]:
 
 async def _job(session: AsyncSession, deployment: Deployment) -> pipeline.Job:
     app = await session.get(App, deployment.app_id)
-    env = await session.get(Environment, deployment.environment_id)
-    assert app is not None and env is not None  # noqa: PT018
+    env = (
+        await session.get(Environment, deployment.environment_id)
+        if deployment.environment_id is not None
+        else None
+    )
+    assert app is not None
     org = await session.get(Org, app.org_id)
     assert org is not None
     return pipeline.Job(
@@ -98,8 +102,8 @@ async def _job(session: AsyncSession, deployment: Deployment) -> pipeline.Job:
         app_id=app.id,
         app=app.name,
         source=app.source,
-        environment_id=env.id,
-        environment=env.name,
+        environment_id=env.id if env else None,
+        environment=env.name if env else None,
         release_id=deployment.release_id,
         config_version=deployment.config_version,
         source_revision=deployment.source_revision,
@@ -203,7 +207,10 @@ async def _end(plane: ControlPlane, job: pipeline.Job, position: int, *, last: b
         row = await session.get(DeploymentStep, (job.id, position))
         assert row is not None
         row.finished_at = utcnow()
-        if last:
+        if last and deployment.environment_id is None:  # a build: nothing for clusters to run
+            deployment.step = None
+            finish(session, deployment, states.READY, f"release {deployment.release_id} built")
+        elif last:
             await _start_following(session, plane, deployment)
 
 

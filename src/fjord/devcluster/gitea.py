@@ -238,12 +238,8 @@ class LocalGitea:
             ok=(409,),
         )  # fmt: skip
 
-    def reader_token(self, org: str) -> str:
-        """A token that can only read ``org``'s repositories (a member of its ``readers`` team).
-
-        The control plane's per-org fetch credential: it can clone, nothing else.
-        """
-        user = f"{org}-reader"
+    def _user(self, user: str) -> str:
+        """Create ``user`` (or give an existing one a fresh password); its password."""
         password = secrets.token_urlsafe(18)
         self.api(
             "POST",
@@ -263,6 +259,24 @@ class LocalGitea:
             {"login_name": user, "source_id": 0, "password": password,
              "must_change_password": False},
         )  # fmt: skip
+        return password
+
+    def developer(self, user: str, orgs: Sequence[str]) -> str:
+        """A person in each org's ``Owners`` team (they push to the apps' repositories and see
+        fjord's webhooks and commit statuses there); their password. The demo's service owner."""
+        password = self._user(user)
+        for org in orgs:
+            owners = next(t for t in self.api("GET", f"/orgs/{org}/teams") if t["name"] == "Owners")
+            self.api("PUT", f"/teams/{owners['id']}/members/{user}")
+        return password
+
+    def reader_token(self, org: str) -> str:
+        """A token that can only read ``org``'s repositories (a member of its ``readers`` team).
+
+        The control plane's per-org fetch credential: it can clone, nothing else.
+        """
+        user = f"{org}-reader"
+        password = self._user(user)
         teams = self.api("GET", f"/orgs/{org}/teams")
         team = next((t for t in teams if t["name"] == "readers"), None)
         if team is None:

@@ -56,6 +56,7 @@ CRD_DIR = REPO_ROOT / "deploy" / "crds"
 EXAMPLES = REPO_ROOT / "examples"
 STATE_FILE = "platform.json"
 SYSTEM_NAMESPACE = "fjord-system"
+DEMO_USER = "demo"  # the demo's service owner in Gitea
 CREDENTIALS_ADMIN_SECRET = "fjord-credentials-admin"  # noqa: S105  (a Secret name)
 SUPPLIER_SECRET = "fjord-maskinporten-supplier"  # noqa: S105  (a Secret name)
 SUPPLIER_CLIENT_ID = "fjord-supplier"
@@ -108,6 +109,8 @@ class PlatformState:
     gitea_url: str | None = None
     # org/app → the clone URL of its repository in the local Gitea
     repositories: dict[str, str] = field(default_factory=dict)
+    # The demo's service owner in Gitea (``user``, ``password``): a member of every org.
+    gitea_login: dict[str, str] = field(default_factory=dict)
     real_nodes: bool = False
 
     @property
@@ -132,6 +135,7 @@ class PlatformState:
             "token": self.token,
             "gitea_url": self.gitea_url,
             "repositories": self.repositories,
+            "gitea_login": self.gitea_login,
             "real_nodes": self.real_nodes,
         }
         write_state(self.file, data)
@@ -155,6 +159,7 @@ class PlatformState:
             token=data["token"],
             gitea_url=data.get("gitea_url"),
             repositories=data.get("repositories") or {},
+            gitea_login=data.get("gitea_login") or {},
             real_nodes=bool(data.get("real_nodes", False)),
         )
 
@@ -280,6 +285,10 @@ def _start(
         state.emulator, state.emulator_url = emulator_job.result()
         gitea, repositories, reader_tokens = gitea_job.result()
         state.gitea_url = gitea.url
+        state.gitea_login = {
+            "user": DEMO_USER,
+            "password": gitea.developer(DEMO_USER, sorted(topology.orgs)),
+        }
         state.repositories = {name: repo.clone_url for name, repo in repositories.items()}
         state.save()
         say("starting the control plane")
@@ -718,10 +727,16 @@ def status(root: Path) -> dict[str, Any]:
     if state.control_url and state.token:
         hints.append(f"web UI: {state.control_url}/  (sign in with the token below)")
         hints.append(f"export FJORD_SERVER={state.control_url} FJORD_TOKEN={state.token}")
-    if gitea is not None:
+    if gitea is not None and state.gitea_login:
+        login = state.gitea_login
         hints.append(
-            f"Gitea: {gitea.url}/  (user {gitea.admin}; password in {gitea.state_dir}/gitea.json)"
+            f"Gitea: {gitea.url}/  (sign in as {login['user']}, password {login['password']}; "
+            f"a member of {', '.join(sorted(state.topology))}; the admin is {gitea.admin}, "
+            f"password in {gitea.state_dir}/gitea.json)"
         )
+        for name, clone in sorted(state.repositories.items()):
+            hints.append(f"{name}: git clone {clone}")
+        hints.append("register an app by repository: fjord app create ORG/APP --repo CLONE_URL")
     hints.append("stop everything with: make down  (or: .venv/bin/fjord dev down)")
     return {
         "running": bool(parts) and all(p["running"] for p in parts),
@@ -734,6 +749,7 @@ def status(root: Path) -> dict[str, Any]:
         "registries": {org: r["host"] for org, r in state.registries.items()},
         "gitea_url": state.gitea_url,
         "repositories": state.repositories,
+        "gitea_login": state.gitea_login,
         "urls": urls,
         "real_nodes": state.real_nodes,
         "hints": hints,

@@ -52,11 +52,21 @@ def repository_of(clone_url: str, gitea_url: str) -> str | None:
     return path if len(parts) == 2 and all(parts) else None
 
 
-def commit_url(clone_url: str, commit: str) -> str:
-    """The commit's page on the Git server (Gitea's, and GitHub's, URL layout)."""
+def _web_base(clone_url: str) -> str:
+    """The repository's web page from its clone URL (Gitea's, and GitHub's, URL layout)."""
     base = clone_url.split("://", 1)[-1].split("@")[-1]  # no credentials, ever
     scheme = clone_url.split("://", 1)[0] if "://" in clone_url else "https"
-    return f"{scheme}://{base.removesuffix('/').removesuffix('.git')}/commit/{commit}"
+    return f"{scheme}://{base.removesuffix('/').removesuffix('.git')}"
+
+
+def commit_url(clone_url: str, commit: str) -> str:
+    """The commit's page on the Git server."""
+    return f"{_web_base(clone_url)}/commit/{commit}"
+
+
+def compare_url(clone_url: str, old: str, new: str) -> str:
+    """The Git server's page of the commits from ``old`` to ``new`` and their diff."""
+    return f"{_web_base(clone_url)}/compare/{old}...{new}"
 
 
 @dataclass(frozen=True)
@@ -111,14 +121,21 @@ class Gitea:
         await self._call("DELETE", f"/repos/{repository}/hooks/{hook_id}")
 
     async def set_status(
-        self, repository: str, commit: str, state: str, description: str, target_url: str
+        self,
+        repository: str,
+        commit: str,
+        state: str,
+        description: str,
+        target_url: str,
+        *,
+        context: str = STATUS_CONTEXT,
     ) -> None:
         await self._call(
             "POST",
             f"/repos/{repository}/statuses/{commit}",
             {
                 "state": state,
-                "context": STATUS_CONTEXT,
+                "context": context,
                 "description": description[:250],
                 "target_url": target_url,
             },

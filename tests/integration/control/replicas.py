@@ -110,7 +110,9 @@ class Replicas:
         return Replica(index, f"http://127.0.0.1:{port}", process)
 
     @staticmethod
-    def _wait_ready(replica: Replica, timeout: float = 60.0) -> None:
+    def _wait_ready(replica: Replica, timeout: float = 300.0) -> None:
+        # Generous: on a loaded 2-core machine importing the server alone took 80 s (3 s of CPU);
+        # a replica that dies is noticed at once.
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from fjord.api import ApiSettings
 from fjord.api.server import ApiServer
 from fjord.control import ControlPlane, ControlSettings, Role
-from fjord.control.models import App
+from fjord.control.models import App, Deployment
 from fjord.sources.gitea import sign
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
@@ -136,6 +136,43 @@ async def test_release_at_tag_branch_and_commit(
     )
     assert "{version}" in refused["error"]
     assert "--image" in refused["error"]
+
+    # Where two releases came from and the commits between them: API, CLI and the web UI.
+    later = await admin.call(
+        "POST",
+        "/api/apps/ttd/skjema/releases",
+        {"ref": untagged, "image": "ghcr.io/fjord-demo/skjema:1.0.1"},
+        expect=201,
+    )
+    path = f"/api/apps/ttd/skjema/diff?from={release['digest']}&to={later['digest']}"
+    diff = await admin.call("GET", path)
+    assert [(c["commit"], c["subject"]) for c in diff["commits"]] == [(untagged, "untagged")]
+    assert diff["commits"][0]["url"] == f"{gitea.url}/{repo.repository}/commit/{untagged}"
+    compare = f"{gitea.url}/{repo.repository}/compare/{repo.commit}...{untagged}"
+    assert (diff["from_ref"], diff["to_commit"], diff["compare_url"]) == (
+        "v1.0.0",
+        untagged,
+        compare,
+    )
+    cli_diff = fjord_cli(
+        "history", "ttd/skjema", "--diff", release["digest"], later["digest"], env=env
+    )
+    assert cli_diff.returncode == 0, cli_diff.stderr
+    assert f"v1.0.0 ({repo.commit[:12]}) → {untagged[:12]}" in cli_diff.stdout
+    assert f"{untagged[:12]} untagged" in cli_diff.stdout
+    assert f"compare: {compare}" in cli_diff.stdout
+    async with httpx2.AsyncClient(base_url=server.url) as browser:
+        signed_in = await browser.post("/ui/login", data={"token": admin.token})
+        assert signed_in.status_code == 303, signed_in.text
+        page = await browser.get(
+            "/ui/apps/ttd/skjema/diff", params={"from": release["digest"], "to": later["digest"]}
+        )
+        assert page.status_code == 200, page.text
+        assert f'href="{compare}"' in page.text
+        assert f'href="{diff["commits"][0]["url"]}"' in page.text
+        app_page = await browser.get("/ui/apps/ttd/skjema")
+        assert f'href="{release["commit_url"]}"' in app_page.text  # the releases table
+        assert "ghcr.io/fjord-demo/skjema:1.0.1" in app_page.text
 
 
 async def test_bad_refs_and_credentials_build_nothing(
@@ -277,3 +314,71 @@ async def test_webhooks_build_tags_and_refuse_forgeries(
     # the repository's first push is processed after the hook exists.)
     assert refs.count("v1.2.0") == 1, builds
     assert "v1.1.0" in refs
+
+
+async def _queued_builds(settings: ControlSettings) -> list[Deployment]:
+    plane = await ControlPlane.open(settings, migrate_db=False)
+    try:
+        async with plane.db.session() as session:
+            rows = await session.scalars(select(Deployment).where(Deployment.kind == "build"))
+            return list(rows.all())
+    finally:
+        await plane.close()
+
+
+async def test_a_pushed_tag_survives_the_replica_that_answered(
+    gitea: SessionGitea, settings: ControlSettings, tmp_path: Path
+) -> None:
+    """The replica that answers Gitea's delivery stops at once, before any worker ran: the tag's
+    build is a queued job in the database, and the next replica's worker builds it."""
+    repo = gitea.push_app("ttd", versioned_app(tmp_path), name="skjema")
+    answering = ApiServer(ApiSettings(control=settings, run_worker=False, sweep_seconds=0.5))
+    with answering:
+        admin = Client(
+            answering.url, await make_token(settings, "admin", {"*": Role.platform_admin})
+        )
+        try:
+            await admin.call("PUT", "/api/orgs/ttd/credential", {"token": gitea.tokens["ttd"]}, 204)
+            await admin.call(
+                "POST", "/api/apps", {"name": "ttd/skjema", "repo": repo.clone_url}, 201
+            )
+            source = versioned_app(tmp_path)
+            (source / "CHANGELOG").write_text("2.0.0\n")
+            commit = gitea.push(repo, source, message="2.0.0", tag="v2.0.0")
+
+            async def queued() -> Any:
+                jobs = await _queued_builds(settings)
+                return next((j for j in jobs if j.source_ref == "v2.0.0"), None)
+
+            pending = await _wait(queued, "the delivery of v2.0.0 answered and queued")
+            assert (pending.state, pending.source_revision) == ("queued", commit)
+            assert await admin.call("GET", "/api/apps/ttd/skjema/releases") == []
+        finally:
+            await admin.aclose()
+
+    with ApiServer(ApiSettings(control=settings, sweep_seconds=0.5)) as next_replica:
+        admin = Client(
+            next_replica.url, await make_token(settings, "admin2", {"*": Role.platform_admin})
+        )
+        try:
+
+            async def finished() -> Any:
+                job = await admin.call("GET", f"/api/deployments/{pending.id}")
+                return job if job["state"] in ("ready", "failed") else None
+
+            job = await _wait(finished, "the next replica's worker builds v2.0.0", timeout=180)
+            assert (job["kind"], job["state"], job["ref"], job["commit"]) == (
+                "build",
+                "ready",
+                "v2.0.0",
+                commit,
+            )
+            release = await admin.call("GET", f"/api/apps/ttd/skjema/releases/{job['release_id']}")
+            assert (release["ref"], release["commit"], release["image"]) == (
+                "v2.0.0",
+                commit,
+                "ghcr.io/fjord-demo/skjema:2.0.0",
+            )
+            assert [s["name"] for s in job["steps"]] == ["building", "pushing"]
+        finally:
+            await admin.aclose()

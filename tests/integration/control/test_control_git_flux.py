@@ -136,21 +136,29 @@ async def test_push_to_ready_and_commit_status(
     assert kustomization is not None
     assert kustomization["status"]["lastAppliedRevision"] == f"tt02@{deployment['digest']}"
 
-    # The tag's build is the same commit and config: the same release as the one deployed.
+    # The tag's build (a queued job of the webhook) is the same commit and config: the same
+    # release as the one deployed.
     audit_has_tag = await _until(lambda: _audit_release(admin, "v1.1.0"), "the tag's release build")
     assert audit_has_tag["detail"]["commit"] == commit
-    assert audit_has_tag["detail"]["digest"] == deployment["digest"]
+    assert audit_has_tag["actor"] == "gitea-webhook"
 
-    # fjord reports the deployment in Gitea: success, with the link to it.
+    # fjord reports the deployment and the tag's build in Gitea: success, with links.
     async def status() -> Any:
         found = gitea.server.api("GET", f"/repos/{repo.repository}/commits/{commit}/status")
         states = {s["context"]: s for s in found.get("statuses") or []}
-        cell = states.get("fjord/deploy")
-        return cell if cell and cell["status"] == "success" else None
+        cells = [states.get("fjord/deploy/tt02"), states.get("fjord/release")]
+        return cells if all(c and c["status"] == "success" for c in cells) else None
 
-    cell = await _until(status, "the success commit status")
+    cell, built = await _until(status, "the success commit statuses")
     assert cell["target_url"] == (f"{server.url}/ui/apps/ttd/skjema#deployment-{deployment['id']}")
     assert "tt02" in cell["description"]
+    assert "v1.1.0" in built["description"]
+    # One release of that commit: the tag's build gave the digest the branch deploy recorded.
+    releases = await admin.call("GET", f"/api/apps/{APP}/releases")
+    of_commit = [r for r in releases if r["commit"] == commit]
+    assert [(r["id"], r["digest"]) for r in of_commit] == [
+        (deployment["release_id"], deployment["digest"])
+    ]
 
     # Deploy by tag, branch, commit and release number.
     first = fjord_cli("deploy", APP, "--env", "tt02", "--ref", "v1.0.0", "-o", "json", env=env)

@@ -29,6 +29,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("source_ref", sa.String(300), nullable=True))
         batch_op.add_column(sa.Column("source_version", sa.String(200), nullable=True))
         batch_op.add_column(sa.Column("image", sa.String(512), nullable=True))
+        # A build of a pushed tag is a queued job of the pipeline with no environment.
+        batch_op.alter_column("environment_id", existing_type=sa.Integer(), nullable=True)
     with op.batch_alter_table("releases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ref", sa.String(300), nullable=True))
         batch_op.add_column(sa.Column("commit", sa.String(64), nullable=True))
@@ -81,7 +83,17 @@ def downgrade() -> None:
         batch_op.drop_column("image")
         batch_op.drop_column("commit")
         batch_op.drop_column("ref")
+    op.execute(
+        "DELETE FROM deployment_steps WHERE deployment_id IN "
+        "(SELECT id FROM deployments WHERE environment_id IS NULL)"
+    )
+    op.execute(
+        "DELETE FROM timeline WHERE deployment_id IN "
+        "(SELECT id FROM deployments WHERE environment_id IS NULL)"
+    )
+    op.execute("DELETE FROM deployments WHERE environment_id IS NULL")
     with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.alter_column("environment_id", existing_type=sa.Integer(), nullable=False)
         batch_op.drop_column("image")
         batch_op.drop_column("source_version")
         batch_op.drop_column("source_ref")
