@@ -591,7 +591,7 @@ async def test_a_valid_signature_copied_onto_a_tampered_artifact_is_refused_by_f
     name = "e2e-bundle"
     namespace = f"{ORG}-{name}"
     source_name = f"{ORG}-{name}"
-    app = await register(admin, tmp_path, name)
+    app = await register(platform, admin, tmp_path, name)
     deployed = await deploy_ready(platform, admin, app)
     good_digest = deployed["digest"]
     good_revision = f"tt02@{good_digest}"

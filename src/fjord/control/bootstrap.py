@@ -8,6 +8,7 @@ them, registry credentials. Applied once per cluster; everything else arrives th
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,10 @@ def _cosign_keys(given: BootstrapInput) -> dict[str, bytes]:
     if given.legacy_public_key_pem is not None:
         keys["legacy.pub"] = given.legacy_public_key_pem
     return keys
+
+
+def _token_mark(token: str) -> str:
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[Obj]:
@@ -135,7 +140,15 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
         {
             "apiVersion": flux.RECEIVER_API,
             "kind": "Receiver",
-            "metadata": {"name": flux.RECEIVER_NAME, "namespace": flux.FLUX_NAMESPACE},
+            "metadata": {
+                "name": flux.RECEIVER_NAME,
+                "namespace": flux.FLUX_NAMESPACE,
+                # Flux computes the webhook path from the token only when the Receiver
+                # reconciles, and a changed Secret does not trigger that: a re-bootstrap with a
+                # new token would answer 404 for up to the Receiver's interval. A request
+                # annotation that changes with the token makes it reconcile at once.
+                "annotations": {"reconcile.fluxcd.io/requestedAt": _token_mark(given.token)},
+            },
             "spec": {
                 "type": "generic-hmac",
                 "secretRef": {"name": flux.WEBHOOK_SECRET},
