@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from fjord import __version__
 from fjord.api import errors, metrics, routes, ui
+from fjord.api.auth import Authenticator
 from fjord.api.limits import BodySizeLimit
 from fjord.api.params import reject_nul
 from fjord.api.settings import ApiSettings
@@ -71,7 +72,9 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
         dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
+    app.state.authenticator = Authenticator(settings.control)
     app.state.metrics = metrics.ApiMetrics()
+    app.middleware("http")(ui.security_headers)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.RequestTimer)
     if plane is not None:
