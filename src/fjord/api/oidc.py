@@ -28,9 +28,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from fjord.control.errors import UnauthenticatedError
+from fjord.control.errors import UnauthenticatedError, UnavailableError
 from fjord.control.settings import OidcSettings
-from fjord.errors import FjordError
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +39,8 @@ LEEWAY_SECONDS = 30
 _ATTEMPTS = 3
 
 
-class ProviderUnavailableError(FjordError):
+class ProviderUnavailableError(UnavailableError):
     """The OpenID provider did not answer (after retries) or answered nonsense."""
-
-    status = 502
 
 
 @dataclass(frozen=True)

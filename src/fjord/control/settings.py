@@ -74,7 +74,9 @@ class OidcSettings:
 
     issuer: str
     client_id: str
-    client_secret: str
+    # None: the UI is a public client too (PKCE only), e.g. the local Gitea's, whose loopback
+    # redirects then match on any port.
+    client_secret: str | None = None
     cli_client_id: str | None = None
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     # The ID token claim that lists the caller's groups (Gitea: ``org`` and ``org:team``).
@@ -94,13 +96,14 @@ def _oidc_from_env(env: Mapping[str, str]) -> OidcSettings | None:
     issuer = env.get("FJORD_OIDC_ISSUER", "").strip().rstrip("/")
     if not issuer:
         return None
-    missing = [v for v in ("FJORD_OIDC_CLIENT_ID", "FJORD_OIDC_CLIENT_SECRET") if not env.get(v)]
-    if missing:
+    if not env.get("FJORD_OIDC_CLIENT_ID"):
         raise ValueError(
-            f"FJORD_OIDC_ISSUER is set but {' and '.join(missing)} not: set the client the"
-            " provider registered for fjord's web UI"
+            "FJORD_OIDC_ISSUER is set but FJORD_OIDC_CLIENT_ID not: set the client the provider"
+            " registered for fjord's web UI"
         )
     kwargs: dict[str, object] = {}
+    if env.get("FJORD_OIDC_CLIENT_SECRET"):
+        kwargs["client_secret"] = env["FJORD_OIDC_CLIENT_SECRET"].strip()
     if env.get("FJORD_OIDC_CLI_CLIENT_ID"):
         kwargs["cli_client_id"] = env["FJORD_OIDC_CLI_CLIENT_ID"].strip()
     if env.get("FJORD_OIDC_SCOPES"):
@@ -119,7 +122,6 @@ def _oidc_from_env(env: Mapping[str, str]) -> OidcSettings | None:
     return OidcSettings(
         issuer=issuer,
         client_id=env["FJORD_OIDC_CLIENT_ID"].strip(),
-        client_secret=env["FJORD_OIDC_CLIENT_SECRET"].strip(),
         **kwargs,  # type: ignore[arg-type]
     )
 
