@@ -18,6 +18,7 @@ import base64
 import json
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -312,8 +313,13 @@ async def test_a_manifest_only_the_apiserver_refuses_fails_with_fluxs_message(
 
 
 async def promote_and_approve(platform: Platform, admin: FjordClient, app: str) -> dict[str, Any]:
-    promo = await platform.wait(admin, (await admin.promote(app, "production")).id)
-    assert promo["state"] == "awaiting_approval"
+    # Four eyes in production: another admin than the requester approves.
+    second = (
+        await admin.create_token(f"e2e-approver-{uuid.uuid4().hex[:6]}", {"*": "platform-admin"})
+    ).token
+    async with platform.api(second) as approver:
+        promo = await platform.wait(approver, (await approver.promote(app, "production")).id)
+        assert promo["state"] == "awaiting_approval"
     await admin.approve(promo["id"])
     return await platform.wait(admin, promo["id"])
 

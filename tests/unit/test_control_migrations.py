@@ -33,11 +33,16 @@ def test_sqlite_migrates_up_and_down_and_matches_the_models(tmp_path: Path) -> N
     url = f"sqlite+aiosqlite:///{tmp_path / 'fjord.db'}"
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == "0004"
+    assert migrate.current(url) == migrate.head()
     assert tables(url) == set(Base.metadata.tables)
     assert schema_drift(url) == []
     migrate.downgrade(url)
     assert migrate.current(url) is None
     assert tables(url) == set()
     migrate.upgrade(url)  # and up again on the emptied database
-    assert migrate.current(url) == "0004"
+    assert migrate.current(url) == migrate.head()
+
+
+def test_the_migrations_are_one_chain_ending_at_the_newest_file() -> None:
+    files = sorted(p.name for p in (migrate.MIGRATIONS / "versions").glob("[0-9]*.py"))
+    assert migrate.head() == files[-1].split("_", 1)[0]

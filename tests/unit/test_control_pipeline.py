@@ -25,7 +25,17 @@ from typer.testing import CliRunner
 
 import gitea_support
 from fjord.cli.main import app
-from fjord.control import ConflictError, apps, deploys, locks, pipeline, queries, states
+from fjord.control import (
+    ConflictError,
+    ForbiddenError,
+    apps,
+    deploys,
+    locks,
+    pipeline,
+    queries,
+    states,
+    system_actor,
+)
 from fjord.control.models import ConfigVersion, Deployment, Lock
 from fjord.control.worker import claim, drain, renew, run_job
 from fjord.stores import LocalStore
@@ -126,10 +136,13 @@ async def test_the_approval_gate_gives_the_claim_up_and_approve_queues_it_again(
             row = await session.get(Deployment, waiting.id)
             assert row is not None
             assert row.owner is None
-        approved = await deploys.approve(plane, ADMIN, waiting.id)
+        # Four eyes in production: the requester may not approve, another admin may.
+        with pytest.raises(ForbiddenError, match="four eyes"):
+            await deploys.approve(plane, ADMIN, waiting.id)
+        approved = await deploys.approve(plane, system_actor("bob"), waiting.id)
         assert approved.state == "queued"
         with pytest.raises(ConflictError, match="not awaiting approval"):
-            await deploys.approve(plane, ADMIN, waiting.id)
+            await deploys.approve(plane, system_actor("bob"), waiting.id)
         await drain(plane)
         done = await queries.get_deployment(plane, ADMIN, waiting.id)
         assert done.state == "progressing"

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from fjord import __version__
 from fjord.api import errors, health, metrics, routes, ui
+from fjord.api.auth import Authenticator
 from fjord.api.limits import BodySizeLimit
 from fjord.api.params import reject_nul
 from fjord.api.settings import ApiSettings
@@ -71,8 +72,12 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
         dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
+    app.state.authenticator = Authenticator(settings.control)
     app.state.metrics = metrics.ApiMetrics()
+    # Innermost first. The size limit raises from ``receive`` and answers 413 itself, so it must
+    # sit inside the header middleware (a BaseHTTPMiddleware wraps such errors in a group).
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.middleware("http")(ui.security_headers)
     app.add_middleware(metrics.RequestTimer)
     if plane is not None:
         app.state.plane = plane  # usable without running the lifespan (in-process transport)

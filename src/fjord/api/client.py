@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
@@ -408,8 +408,19 @@ class FjordClient:
     async def list_tokens(self) -> list[TokenView]:
         return await self._call(_TOKENS, "GET", "/api/tokens")
 
-    async def create_token(self, name: str, grants: Mapping[str, str]) -> CreatedToken:
-        body = {"name": name, "grants": dict(grants)}
+    async def create_token(
+        self,
+        name: str,
+        grants: Mapping[str, str],
+        *,
+        expires_in_days: float | None = None,
+        environments: Sequence[str] | None = None,
+    ) -> CreatedToken:
+        body: dict[str, Any] = {"name": name, "grants": dict(grants)}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        if environments:
+            body["environments"] = list(environments)
         return await self._call(_TOKEN, "POST", "/api/tokens", json=body)
 
     async def revoke_token(self, token_id: int) -> None:

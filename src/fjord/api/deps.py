@@ -6,11 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from fjord.api.auth import Authenticator
 from fjord.api.settings import ApiSettings
 from fjord.control import Actor, ControlPlane, UnauthenticatedError, system_actor
-from fjord.control.tokens import authenticate
-
-TOKEN_COOKIE = "fjord_token"  # noqa: S105 (a cookie's name)
 
 
 def get_plane(request: Request) -> ControlPlane:
@@ -21,6 +19,11 @@ def get_plane(request: Request) -> ControlPlane:
 def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
 
 
 def bearer(request: Request) -> str | None:
@@ -35,14 +38,17 @@ async def get_actor(
     request: Request,
     plane: Annotated[ControlPlane, Depends(get_plane)],
     settings: Annotated[ApiSettings, Depends(get_settings)],
+    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> Actor:
     token = bearer(request)
     if token is None:
         if settings.local_actor is not None:
             return system_actor(settings.local_actor)
-        raise UnauthenticatedError("an API token is required (Authorization: Bearer …)")
-    async with plane.db.session() as session:
-        return await authenticate(session, token)
+        raise UnauthenticatedError(
+            "a token is required (Authorization: Bearer …): an fjt_ API token, or an ID token"
+            " from fjord login"
+        )
+    return await authenticator.bearer(plane, token)
 
 
 PlaneDep = Annotated[ControlPlane, Depends(get_plane)]

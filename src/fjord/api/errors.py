@@ -24,6 +24,7 @@ from fjord.control.errors import (
     NotFoundError,
     PreconditionRequiredError,
     UnauthenticatedError,
+    UnavailableError,
 )
 from fjord.errors import FjordError
 
@@ -34,6 +35,7 @@ STATUS: dict[type[ControlError], int] = {
     ConflictError: 409,
     PreconditionRequiredError: 428,
     InvalidError: 422,
+    UnavailableError: 503,
 }
 
 _WHERE = {"path": "path parameter", "query": "query parameter", "header": "header"}

@@ -149,6 +149,12 @@ class BootstrapRequest(RequestBody):
 class CreateToken(RequestBody):
     name: str = Field(min_length=1, max_length=KEY_LENGTH)
     grants: dict[str, Role] = Field(description='org (or "*") → role')
+    expires_in_days: float | None = Field(
+        default=None, gt=0, le=3650, description="valid this long; default: until revoked"
+    )
+    environments: list[str] | None = Field(
+        default=None, max_length=50, description="act only in these environments"
+    )
 
 
 class IngestResponse(BaseModel):
@@ -158,4 +164,14 @@ class IngestResponse(BaseModel):
 
 class WhoAmI(BaseModel):
     name: str
-    grants: dict[str, str]
+    grants: dict[str, str]  # org (or org/environment) → role
+    subject: str | None = None
+    provider: str | None = None
+
+
+class AuthConfig(BaseModel):
+    """The OpenID provider and public client ``fjord login`` uses; nulls: API tokens only."""
+
+    issuer: str | None
+    client_id: str | None
+    scopes: list[str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -11,6 +12,7 @@ from fjord.api.metrics import metrics_of
 from fjord.api.models import (
     KEY_LENGTH,
     MAX_ROW_ID,
+    AuthConfig,
     BootstrapRequest,
     CreateApp,
     CreateRelease,
@@ -68,7 +70,18 @@ def _name(org: str, app: str) -> str:
 
 @router.get("/whoami")
 async def whoami(actor: ActorDep) -> WhoAmI:
-    return WhoAmI(name=actor.name, grants={o: r.value for o, r in actor.grants.items()})
+    return WhoAmI(
+        name=actor.name, grants=actor.describe(), subject=actor.subject, provider=actor.provider
+    )
+
+
+@router.get("/auth/config")
+async def auth_config(plane: PlaneDep) -> AuthConfig:
+    """How a CLI signs in here (``fjord login``): the provider and the public client; no token."""
+    oidc = plane.settings.oidc
+    if oidc is None or oidc.cli_client_id is None:
+        return AuthConfig(issuer=None, client_id=None, scopes=[])
+    return AuthConfig(issuer=oidc.issuer, client_id=oidc.cli_client_id, scopes=list(oidc.scopes))
 
 
 @router.get("/apps")
@@ -395,7 +408,10 @@ async def list_tokens(plane: PlaneDep, actor: ActorDep) -> list[TokenView]:
 
 @router.post("/tokens", status_code=201)
 async def create_token(plane: PlaneDep, actor: ActorDep, body: CreateToken) -> CreatedToken:
-    return await tokens.create_token(plane, actor, body.name, body.grants)
+    expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    return await tokens.create_token(
+        plane, actor, body.name, body.grants, expires_in=expires, environments=body.environments
+    )
 
 
 @router.delete("/tokens/{token_id}", status_code=204)

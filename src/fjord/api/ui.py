@@ -1,23 +1,37 @@
 """The web UI: server-rendered pages, no JavaScript build.
 
-Sign-in stores the API token in an HttpOnly, SameSite=Strict cookie. Every POST form carries a
-CSRF token (a MAC of the session's token under the server's secret), checked before anything
-changes; together with SameSite=Strict a cross-site form can neither read nor forge it.
+Sign-in: through the OpenID provider (authorization code + PKCE, :mod:`fjord.api.oidc`) or by
+pasting an ``fjt_`` API token. Either way the session lives in one cookie, encrypted with the
+control plane's key (Fernet), HttpOnly and SameSite=Lax (Lax, not Strict: the provider's
+redirect back is a cross-site navigation). An OIDC session holds the ID and refresh tokens; the
+ID token is verified on every request and refreshed after ``session_refresh_seconds``, so team
+changes reach the UI within that time. Every POST form carries the session's random CSRF token,
+checked before anything changes, and every page sets a content-security policy that allows
+only this origin's stylesheet and script.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import secrets
+import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
+from cryptography.fernet import InvalidToken
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fjord.api.deps import TOKEN_COOKIE, get_plane, get_settings
+from fjord.api.auth import Authenticator
+from fjord.api.deps import get_authenticator, get_plane, get_settings
 from fjord.api.errors import status_of
 from fjord.api.models import nul_at
+from fjord.api.oidc import Flow, new_flow
 from fjord.api.params import RowId
 from fjord.api.settings import ApiSettings
 from fjord.control import Actor, ControlPlane, catalog, deploys, queries, system_actor
@@ -32,6 +46,15 @@ templates = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 
+SESSION_COOKIE = "fjord_session"
+FLOW_COOKIE = "fjord_oidc_flow"
+FLOW_SECONDS = 600  # a sign-in at the provider must finish within this
+CALLBACK_PATH = "/ui/oidc/callback"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
 
 def short(digest: str | None) -> str:
     return digest.removeprefix("sha256:")[:12] if digest else "–"
@@ -40,31 +63,97 @@ def short(digest: str | None) -> str:
 templates.filters["short"] = short
 
 
+@dataclass(frozen=True)
 class Session:
-    def __init__(self, actor: Actor, token: str) -> None:
-        self.actor = actor
-        self.token = token
+    actor: Actor
+    csrf: str
+    via: str  # "oidc", "token" or "local"
+
+
+def _seal(plane: ControlPlane, data: dict[str, Any]) -> str:
+    return plane.cipher.encrypt(json.dumps(data, separators=(",", ":")))
+
+
+def _unseal(plane: ControlPlane, value: str, max_age: int | None = None) -> dict[str, Any] | None:
+    try:
+        if max_age is not None:
+            text = plane.cipher.decrypt_fresh(value, max_age)
+        else:
+            text = plane.cipher.decrypt(value)
+        data = json.loads(text)
+    except (InvalidToken, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _set_session_cookie(response: Response, value: str) -> None:
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="lax", path="/")
+
+
+async def _oidc_actor(
+    request: Request, plane: ControlPlane, authenticator: Authenticator, data: dict[str, Any]
+) -> Actor:
+    provider, oidc = authenticator.provider, plane.settings.oidc
+    if provider is None or oidc is None:
+        raise UnauthenticatedError("sign-in through an OpenID provider is not configured")
+    now = time.time()
+    if now >= float(data["refresh_at"]) or now >= float(data["expires_at"]) - 30:
+        tokens = await provider.refresh(data["refresh_token"], oidc.client_id, oidc.client_secret)
+        data = {
+            **data,
+            "id_token": tokens.id_token,
+            "refresh_token": tokens.refresh_token or data["refresh_token"],
+            "expires_at": tokens.expires_at,
+            "refresh_at": now + oidc.session_refresh_seconds,
+        }
+        request.state.session_cookie = _seal(plane, data)  # set by the middleware below
+    return authenticator.actor_for(await provider.verify(data["id_token"]))
 
 
 async def _session(
     request: Request,
     plane: Annotated[ControlPlane, Depends(get_plane)],
     settings: Annotated[ApiSettings, Depends(get_settings)],
+    authenticator: Annotated[Authenticator, Depends(get_authenticator)],
 ) -> Session | None:
-    token = request.cookies.get(TOKEN_COOKIE)
-    if token:
+    raw = request.cookies.get(SESSION_COOKIE)
+    data = _unseal(plane, raw) if raw else None
+    if data is not None:
         try:
-            async with plane.db.session() as session:
-                return Session(await authenticate(session, token), token)
-        except UnauthenticatedError:
+            if data.get("via") == "oidc":
+                actor = await _oidc_actor(request, plane, authenticator, data)
+            else:
+                async with plane.db.session() as session:
+                    actor = await authenticate(session, str(data.get("token", "")))
+            return Session(actor, str(data["csrf"]), str(data["via"]))
+        except (UnauthenticatedError, KeyError):
+            request.state.session_cookie = ""  # gone stale: sign in again
             return None
     if settings.local_actor is not None:
-        return Session(system_actor(settings.local_actor), "local")
+        return Session(system_actor(settings.local_actor), plane.cipher.mac("local"), "local")
     return None
 
 
 SessionDep = Annotated[Session | None, Depends(_session)]
 PlaneDep = Annotated[ControlPlane, Depends(get_plane)]
+AuthDep = Annotated[Authenticator, Depends(get_authenticator)]
+
+
+async def security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """CSP and friends on every page, and a refreshed (or cleared) session cookie."""
+    response = await call_next(request)
+    if not request.url.path.startswith("/api/"):
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+    cookie = getattr(request.state, "session_cookie", None)
+    if cookie:
+        _set_session_cookie(response, cookie)
+    elif cookie == "":
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 def _page(template: str, code: int = 200, **context: Any) -> HTMLResponse:
@@ -76,11 +165,11 @@ def _login() -> RedirectResponse:
 
 
 def _csrf(plane: ControlPlane, session: Session) -> str:
-    return plane.cipher.mac(f"csrf:{session.token}")
+    return session.csrf
 
 
 def _check_csrf(plane: ControlPlane, session: Session, given: str) -> None:
-    if not hmac.compare_digest(_csrf(plane, session), given):
+    if not hmac.compare_digest(session.csrf.encode(), given.encode()):
         raise ForbiddenError("the form's CSRF token is missing or wrong; reload the page")
 
 
@@ -88,9 +177,20 @@ def _error(exc: FjordError, session: Session | None) -> HTMLResponse:
     return _page("error.html", status_of(exc), error=exc.message, hint=exc.hint, session=session)
 
 
+def _login_page(plane: ControlPlane, code: int = 200, error: str | None = None) -> HTMLResponse:
+    oidc = plane.settings.oidc
+    return _page(
+        "login.html",
+        code,
+        error=error,
+        session=None,
+        provider=oidc.display_name if oidc else None,
+    )
+
+
 @router.get("/ui/login")
-async def login_form() -> HTMLResponse:
-    return _page("login.html", error=None, session=None)
+async def login_form(plane: PlaneDep) -> HTMLResponse:
+    return _login_page(plane)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -107,6 +207,12 @@ async def _form(request: Request) -> dict[str, str]:
     return form
 
 
+def _signed_in(plane: ControlPlane, data: dict[str, Any]) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    _set_session_cookie(response, _seal(plane, {**data, "csrf": secrets.token_urlsafe(32)}))
+    return response
+
+
 @router.post("/ui/login")
 async def login(plane: PlaneDep, request: Request) -> Response:
     token = (await _form(request)).get("token", "")
@@ -114,16 +220,86 @@ async def login(plane: PlaneDep, request: Request) -> Response:
         async with plane.db.session() as session:
             await authenticate(session, token)
     except UnauthenticatedError:
-        return _page("login.html", 401, error="that token is not valid", session=None)
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+        return _login_page(plane, 401, "that token is not valid")
+    return _signed_in(plane, {"via": "token", "token": token})
+
+
+def _redirect_uri(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + CALLBACK_PATH
+
+
+@router.get("/ui/oidc/start")
+async def oidc_start(plane: PlaneDep, authenticator: AuthDep, request: Request) -> Response:
+    """Off to the provider with a fresh state, nonce and PKCE verifier (kept, encrypted, in a
+    short-lived cookie until the provider sends the browser back)."""
+    oidc = plane.settings.oidc
+    if authenticator.provider is None or oidc is None:
+        return _login_page(plane, 404, "sign-in through an OpenID provider is not configured")
+    flow = new_flow()
+    try:
+        url = await authenticator.provider.authorization_url(
+            flow, _redirect_uri(request), oidc.client_id
+        )
+    except FjordError as exc:
+        return _login_page(plane, status_of(exc), exc.message)
+    response = RedirectResponse(url, status_code=303)
+    sealed = _seal(plane, {"state": flow.state, "nonce": flow.nonce, "verifier": flow.verifier})
+    response.set_cookie(
+        FLOW_COOKIE, sealed, max_age=FLOW_SECONDS, httponly=True, samesite="lax", path="/ui/oidc"
+    )
+    return response
+
+
+@router.get(CALLBACK_PATH)
+async def oidc_callback(
+    plane: PlaneDep,
+    authenticator: AuthDep,
+    request: Request,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> Response:
+    oidc, provider = plane.settings.oidc, authenticator.provider
+    if provider is None or oidc is None:
+        return _login_page(plane, 404, "sign-in through an OpenID provider is not configured")
+    if error is not None:
+        refused = error_description or error
+        return _login_page(plane, 401, f"the provider refused the sign-in: {refused}")
+    raw = request.cookies.get(FLOW_COOKIE)
+    data = _unseal(plane, raw, FLOW_SECONDS) if raw else None
+    if data is None or not code or not state:
+        return _login_page(plane, 400, "the sign-in expired or was not started here; try again")
+    if not hmac.compare_digest(str(data["state"]).encode(), state.encode()):
+        return _login_page(plane, 400, "the sign-in's state does not match; try again")
+    flow = Flow(state=data["state"], nonce=data["nonce"], verifier=data["verifier"])
+    try:
+        tokens = await provider.exchange(
+            code, flow, _redirect_uri(request), oidc.client_id, oidc.client_secret
+        )
+        await provider.verify(tokens.id_token, nonce=flow.nonce, audiences=[oidc.client_id])
+    except FjordError as exc:
+        return _login_page(plane, status_of(exc), exc.message)
+    if tokens.refresh_token is None:
+        return _login_page(plane, 502, "the provider issued no refresh token")
+    response = _signed_in(
+        plane,
+        {
+            "via": "oidc",
+            "id_token": tokens.id_token,
+            "refresh_token": tokens.refresh_token,
+            "expires_at": tokens.expires_at,
+            "refresh_at": time.time() + oidc.session_refresh_seconds,
+        },
+    )
+    response.delete_cookie(FLOW_COOKIE, path="/ui/oidc")
     return response
 
 
 @router.post("/ui/logout")
 async def logout() -> Response:
     response = _login()
-    response.delete_cookie(TOKEN_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -148,15 +324,30 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         releases = await queries.releases(plane, session.actor, name)
     except FjordError as exc:
         return _error(exc, session)
+    environments = [e.environment for e in status.environments]
+    allowed = {e: deploys.allowed_actions(session.actor, org, e) for e in environments}
     return _page(
         "app.html",
         name=name,
         status=status,
         history=history,
         releases=releases,
+        allowed=allowed,
+        first_environment=environments[0] if environments else None,
+        may_approve=lambda d: _may_approve(plane, session, allowed, d),
         csrf=_csrf(plane, session),
         session=session,
     )
+
+
+def _may_approve(
+    plane: ControlPlane, session: Session, allowed: dict[str, frozenset[str]], d: Any
+) -> bool:
+    """The approve button: an app-admin there who is not the requester where four eyes hold."""
+    if "approve" not in allowed.get(d.environment, frozenset()):
+        return False
+    own = d.requested_by_identity == session.actor.identity
+    return not (own and plane.settings.four_eyes(d.environment))
 
 
 @router.get("/ui/apps/{org}/{app}/diff")
@@ -192,6 +383,76 @@ async def approve(
     except FjordError as exc:
         return _error(exc, session)
     return RedirectResponse(f"/ui/apps/{view.org}/{view.app}", status_code=303)
+
+
+async def _act(
+    plane: ControlPlane,
+    session: Session | None,
+    request: Request,
+    org: str,
+    app: str,
+    action: Callable[[Actor, dict[str, str]], Awaitable[object]],
+) -> Response:
+    """A POSTed form: CSRF first, then the service call as the signed-in actor."""
+    if session is None:
+        return _login()
+    try:
+        form = await _form(request)
+        _check_csrf(plane, session, form.get("csrf", ""))
+        await action(session.actor, form)
+    except FjordError as exc:
+        return _error(exc, session)
+    return RedirectResponse(f"/ui/apps/{org}/{app}", status_code=303)
+
+
+@router.post("/ui/apps/{org}/{app}/deploy")
+async def deploy(
+    plane: PlaneDep, session: SessionDep, org: str, app: str, request: Request
+) -> Response:
+    """Deploy a Git ref (or, with ``release``, a built release) to an environment."""
+
+    async def run(actor: Actor, form: dict[str, str]) -> object:
+        release = form.get("release", "").strip()
+        if release and not release.isdigit():
+            raise InvalidError(f"release: expected a release number, got {release!r}")
+        return await deploys.deploy(
+            plane,
+            actor,
+            f"{org}/{app}",
+            form.get("environment", ""),
+            git_ref=form.get("ref", "").strip() or None if not release else None,
+            release_id=int(release) if release else None,
+        )
+
+    return await _act(plane, session, request, org, app, run)
+
+
+@router.post("/ui/apps/{org}/{app}/promote")
+async def promote(
+    plane: PlaneDep, session: SessionDep, org: str, app: str, request: Request
+) -> Response:
+    async def run(actor: Actor, form: dict[str, str]) -> object:
+        return await deploys.promote(plane, actor, f"{org}/{app}", to=form.get("to") or None)
+
+    return await _act(plane, session, request, org, app, run)
+
+
+@router.post("/ui/apps/{org}/{app}/undeploy")
+async def undeploy(
+    plane: PlaneDep, session: SessionDep, org: str, app: str, request: Request
+) -> Response:
+    async def run(actor: Actor, form: dict[str, str]) -> object:
+        return await deploys.undeploy(plane, actor, f"{org}/{app}", form.get("environment", ""))
+
+    return await _act(plane, session, request, org, app, run)
+
+
+@router.get("/ui/static/fjord.css")
+async def stylesheet() -> Response:
+    return Response(_STYLESHEET, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
+_STYLESHEET = (Path(__file__).parent / "static" / "fjord.css").read_text()
 
 
 @router.post("/ui/apps/{org}/{app}/rollback")

@@ -44,8 +44,25 @@ ServerOption = typer.Option(
 TokenOption = typer.Option(None, "--token", envvar="FJORD_TOKEN", help="API token for --server")
 
 
+async def _signed_in(server: str | None) -> tuple[str, str] | None:
+    """The server and a fresh ID token of a ``fjord login`` context (for ``server``, else the
+    current one); None without one."""
+    from fjord.cli.contexts import UserConfig, fresh_token
+
+    config = UserConfig.load()
+    found = config.find(server)
+    if found is None:
+        return None
+    name, context = found
+    return context.server, await fresh_token(config, name)
+
+
 @asynccontextmanager
 async def connect(server: str | None, token: str | None) -> AsyncIterator[FjordClient]:
+    if token is None:
+        signed_in = await _signed_in(server)
+        if signed_in is not None:
+            server, token = signed_in
     if server:
         async with FjordClient.remote(server, token) as api:
             yield api
@@ -97,7 +114,11 @@ def run(server: str | None, token: str | None, work: Callable[[FjordClient], Awa
         async with connect(server, token) as api:
             return await work(api)
 
+    from fjord.cli.contexts import ContextError
+
     try:
         return asyncio.run(main())
     except ClientError as exc:
         raise fail(str(exc), exit_code(exc)) from exc
+    except ContextError as exc:
+        raise fail(f"{exc.message} ({exc.hint})" if exc.hint else exc.message, EXIT_DENIED) from exc

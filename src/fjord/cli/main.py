@@ -71,6 +71,17 @@ class RootGroup(LazyGroup):
         "cluster": LazyCommand(
             "fjord.cli.clusters", "cluster_app", "The clusters of each org and environment."
         ),
+        "login": LazyCommand(
+            "fjord.cli.login",
+            "login",
+            "Sign in to a fjord server through its OpenID provider; it becomes the current"
+            " context.",
+        ),
+        "context": LazyCommand(
+            "fjord.cli.login",
+            "context_app",
+            "Signed-in servers (fjord login); like kubectl's contexts.",
+        ),
         "token": LazyCommand(
             "fjord.cli.tokens", "token_app", "API tokens (stored hashed; shown once)."
         ),

@@ -18,8 +18,17 @@ def create(
     name: Annotated[str, typer.Option(help="who or what the token is for")],
     role: Annotated[
         list[str],
-        typer.Option(help="ORG=ROLE (developer, app-admin, platform-admin); ORG may be '*'"),
+        typer.Option(
+            help="ORG=ROLE (reader, developer, app-admin, platform-admin); ORG may be '*'"
+        ),
     ],
+    expires_days: Annotated[
+        float | None, typer.Option("--expires-days", help="valid this many days; default: forever")
+    ] = None,
+    environment: Annotated[
+        list[str] | None,
+        typer.Option("--environment", help="act only in this environment (repeatable)"),
+    ] = None,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
     output: Output = OutputOption,
@@ -32,7 +41,13 @@ def create(
         if not sep:
             raise fail(f"--role wants ORG=ROLE, got {item!r}", EXIT_INVALID)
         grants[org] = value
-    result = run(server, token, lambda api: api.create_token(name, grants))
+    result = run(
+        server,
+        token,
+        lambda api: api.create_token(
+            name, grants, expires_in_days=expires_days, environments=environment
+        ),
+    )
     if output == Output.json:
         emit_json(result)
         return

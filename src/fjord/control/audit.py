@@ -23,7 +23,17 @@ def record(
     **detail: Any,
 ) -> None:
     """Add an entry in the caller's transaction, so the change and its record commit together."""
-    session.add(AuditEntry(actor=actor.name, org=org, action=action, target=target, detail=detail))
+    session.add(
+        AuditEntry(
+            actor=actor.name,
+            actor_subject=actor.subject or actor.name,
+            actor_provider=actor.provider,
+            org=org,
+            action=action,
+            target=target,
+            detail=detail,
+        )
+    )
 
 
 async def entries(
@@ -62,6 +72,8 @@ async def entries(
             id=r.id,
             at=r.at,
             actor=r.actor,
+            subject=r.actor_subject,
+            provider=r.actor_provider,
             org=r.org,
             action=r.action,
             target=r.target,

@@ -35,6 +35,21 @@ from fjord.control.roles import Actor, Role
 from fjord.control.views import DeploymentView
 from fjord.spec import DynamicConfig, SpecError
 
+# The role each operation needs in the environment it acts on (the UI shows only the buttons
+# these allow; the services below enforce them).
+ROLE_FOR = {
+    "deploy": Role.developer,
+    "promote": Role.developer,
+    "rotate": Role.developer,
+    "rollback": Role.app_admin,
+    "undeploy": Role.app_admin,
+    "approve": Role.app_admin,
+}
+
+
+def allowed_actions(actor: Actor, org: str, environment: str) -> frozenset[str]:
+    return frozenset(a for a, role in ROLE_FOR.items() if actor.can(org, role, environment))
+
 
 async def _view(plane: ControlPlane, deployment_id: int) -> DeploymentView:
     async with plane.db.session() as session:
@@ -47,7 +62,7 @@ async def _resolve(
     plane: ControlPlane, actor: Actor, full_name: str, environment: str, role: Role
 ) -> tuple[catalog.AppRef, Environment]:
     org_name, app_name = catalog.split_app(full_name)
-    actor.require(org_name, role)
+    actor.require(org_name, role, environment)
     async with plane.db.session() as session:
         ref = await catalog.app(session, org_name, app_name)
         env = await catalog.environment(session, environment)
@@ -121,6 +136,7 @@ async def _queue(
         kind=kind,
         state=states.QUEUED,
         requested_by=actor.name,
+        requested_by_identity=actor.identity,
         idempotency_key=key,
         config_version=config_version,
         source_revision=source.commit if source else None,
@@ -344,7 +360,7 @@ async def deploy(
     Into an environment that needs approval it waits."""
     if git_ref is not None and release_id is not None:
         raise InvalidError("deploy either a ref or a release, not both")
-    ref, env = await _resolve(plane, actor, full_name, environment, Role.developer)
+    ref, env = await _resolve(plane, actor, full_name, environment, ROLE_FOR["deploy"])
     if release_id is not None:
         async with plane.db.session() as session:
             existing = await session.get(Release, release_id)
@@ -371,7 +387,7 @@ async def rotate(
     """New PostgreSQL and Redis credentials in one environment: a new config version with the
     rotation counter raised and a deployment pinned to it, in one transaction (no lost update:
     a concurrent config write makes this one retry on the newer version)."""
-    ref, env = await _resolve(plane, actor, full_name, environment, Role.developer)
+    ref, env = await _resolve(plane, actor, full_name, environment, ROLE_FOR["rotate"])
     if not reason.strip():
         raise InvalidError("say why the credentials rotate (--reason)")
     # The same source as what runs there now; only the config changes.
@@ -479,7 +495,7 @@ async def promote(
     if index == 0:
         raise InvalidError(f"{to} is the first environment; deploy to it instead")
     source = order[index - 1]
-    ref, env = await _resolve(plane, actor, full_name, to, Role.developer)
+    ref, env = await _resolve(plane, actor, full_name, to, ROLE_FOR["promote"])
     async with plane.db.session() as session:
         release = await _latest_ready_release(session, ref.app.id, source.id)
     if release is None:
@@ -512,8 +528,15 @@ async def approve(plane: ControlPlane, actor: Actor, deployment_id: int) -> Depl
         raise NotFoundError(f"no deployment {deployment_id}")
     if env is None:
         raise InvalidError(f"deployment {deployment_id} is a {deployment.kind}: nothing to approve")
-    if not actor.can(org.name, Role.app_admin):
-        raise ForbiddenError(f"approving needs the app-admin role in org {org.name!r}")
+    if not actor.can(org.name, ROLE_FOR["approve"], env.name):
+        raise ForbiddenError(
+            f"approving needs the app-admin role in org {org.name!r} in {env.name}"
+        )
+    if plane.settings.four_eyes(env.name) and deployment.requested_by_identity == actor.identity:
+        raise ForbiddenError(
+            f"{env.name} needs four eyes: {actor.name} requested deployment {deployment_id},"
+            " so another app-admin must approve it"
+        )
     async with plane.db.session() as session:
         approved = await session.execute(
             update(Deployment)
@@ -552,7 +575,7 @@ async def rollback(
 ) -> DeploymentView:
     """Queue pointing ``environment`` at an earlier release (``to``: a digest or prefix;
     default: the release that was ready there before the current one)."""
-    ref, env = await _resolve(plane, actor, full_name, environment, Role.app_admin)
+    ref, env = await _resolve(plane, actor, full_name, environment, ROLE_FOR["rollback"])
     async with plane.db.session() as session:
         if to is not None:
             release = await queries.find_release(session, ref.app.id, to)
@@ -599,7 +622,7 @@ async def undeploy(
     idempotency_key: str | None = None,
 ) -> DeploymentView:
     """Queue removing the app from the org's sync root there; Flux prunes it everywhere."""
-    ref, env = await _resolve(plane, actor, full_name, environment, Role.app_admin)
+    ref, env = await _resolve(plane, actor, full_name, environment, ROLE_FOR["undeploy"])
     return await _request(plane, actor, ref, env, states.UNDEPLOY, idempotency_key)
 
 

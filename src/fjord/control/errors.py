@@ -49,3 +49,7 @@ class InvalidError(ControlError):
 
 class UnauthenticatedError(ControlError):
     """No or a wrong credential (HTTP 401)."""
+
+
+class UnavailableError(ControlError):
+    """A service the control plane depends on (e.g. the OpenID provider) does not answer."""

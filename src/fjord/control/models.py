@@ -196,6 +196,8 @@ class Deployment(Base):
     step: Mapped[str | None] = mapped_column(String(40), default=None)  # the one running now
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     requested_by: Mapped[str] = mapped_column(String(200))
+    # The requester's identity (``provider#subject``): four eyes compares it, not the name.
+    requested_by_identity: Mapped[str | None] = mapped_column(String(400), default=None)
     approved_by: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     # The replica whose worker holds the claim, until ``lease_expires`` (renewed by heartbeat).
@@ -330,6 +332,10 @@ class ApiToken(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # None: every environment of the granted orgs; else only these (comma-free names).
+    environments: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
 
 class Grant(Base):
@@ -346,6 +352,10 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
+    # Who it really was: the identity provider (an OIDC issuer, or ``fjord`` for API tokens
+    # and the control plane itself) and the subject there.
+    actor_subject: Mapped[str | None] = mapped_column(String(200), default=None)
+    actor_provider: Mapped[str | None] = mapped_column(String(300), default=None)
     org: Mapped[str | None] = mapped_column(String(63), index=True)
     action: Mapped[str] = mapped_column(String(60))
     target: Mapped[str] = mapped_column(String(300))

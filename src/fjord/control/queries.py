@@ -63,6 +63,7 @@ def _view(
         revision=release.revision if release else None,
         config_version=release.config_version if release else deployment.config_version,
         requested_by=deployment.requested_by,
+        requested_by_identity=deployment.requested_by_identity,
         approved_by=deployment.approved_by,
         created_at=deployment.created_at,
         updated_at=deployment.updated_at,

@@ -47,6 +47,10 @@ class Cipher:
     def decrypt(self, ciphertext: str) -> str:
         return self._fernet.decrypt(ciphertext.encode()).decode()
 
+    def decrypt_fresh(self, ciphertext: str, max_age: int) -> str:
+        """Like :meth:`decrypt`, refusing what was encrypted more than ``max_age`` seconds ago."""
+        return self._fernet.decrypt(ciphertext.encode(), ttl=max_age).decode()
+
 
 def new_token() -> str:
     """A random token: 256 bits, URL-safe."""

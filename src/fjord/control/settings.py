@@ -59,6 +59,77 @@ class RegistryCredentials:
     password: str
 
 
+DEFAULT_SCOPES = ("openid", "profile", "email", "groups")
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Sign-in through an OpenID provider (Gitea locally; any standard one by configuration).
+
+    The web UI uses the authorization code flow with PKCE as the confidential client
+    ``client_id``; the CLI (``fjord login``) as the public client ``cli_client_id`` through a
+    loopback redirect. API bearer tokens are the provider's ID tokens, verified against its JWKS
+    with an audience of either client.
+    """
+
+    issuer: str
+    client_id: str
+    # None: the UI is a public client too (PKCE only), e.g. the local Gitea's, whose loopback
+    # redirects then match on any port.
+    client_secret: str | None = None
+    cli_client_id: str | None = None
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    # The ID token claim that lists the caller's groups (Gitea: ``org`` and ``org:team``).
+    groups_claim: str = "groups"
+    # A signed-in browser session asks the provider for fresh tokens (and so fresh groups)
+    # after this long: a team membership change takes effect within it.
+    session_refresh_seconds: float = 300.0
+    # What the UI's sign-in button says.
+    display_name: str = "Gitea"
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return (self.client_id, self.cli_client_id) if self.cli_client_id else (self.client_id,)
+
+
+def _oidc_from_env(env: Mapping[str, str]) -> OidcSettings | None:
+    issuer = env.get("FJORD_OIDC_ISSUER", "").strip().rstrip("/")
+    if not issuer:
+        return None
+    if not env.get("FJORD_OIDC_CLIENT_ID"):
+        raise ValueError(
+            "FJORD_OIDC_ISSUER is set but FJORD_OIDC_CLIENT_ID not: set the client the provider"
+            " registered for fjord's web UI"
+        )
+    kwargs: dict[str, object] = {}
+    if env.get("FJORD_OIDC_CLIENT_SECRET"):
+        kwargs["client_secret"] = env["FJORD_OIDC_CLIENT_SECRET"].strip()
+    if env.get("FJORD_OIDC_CLI_CLIENT_ID"):
+        kwargs["cli_client_id"] = env["FJORD_OIDC_CLI_CLIENT_ID"].strip()
+    if env.get("FJORD_OIDC_SCOPES"):
+        scopes = tuple(env["FJORD_OIDC_SCOPES"].replace(",", " ").split())
+        if "openid" not in scopes:
+            raise ValueError(f"FJORD_OIDC_SCOPES={env['FJORD_OIDC_SCOPES']!r} lacks openid")
+        kwargs["scopes"] = scopes
+    if env.get("FJORD_OIDC_GROUPS_CLAIM"):
+        kwargs["groups_claim"] = env["FJORD_OIDC_GROUPS_CLAIM"].strip()
+    if env.get("FJORD_OIDC_SESSION_REFRESH"):
+        kwargs["session_refresh_seconds"] = _positive(
+            "FJORD_OIDC_SESSION_REFRESH", env["FJORD_OIDC_SESSION_REFRESH"]
+        )
+    if env.get("FJORD_OIDC_DISPLAY_NAME"):
+        kwargs["display_name"] = env["FJORD_OIDC_DISPLAY_NAME"].strip()
+    return OidcSettings(
+        issuer=issuer,
+        client_id=env["FJORD_OIDC_CLIENT_ID"].strip(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in text.split(",") if n.strip())
+
+
 @dataclass(frozen=True)
 class ControlSettings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -78,6 +149,11 @@ class ControlSettings:
     receiver_timeout_seconds: float = 10.0
     # Environments where promotion needs an app-admin's approval; None: the last environment.
     approval_environments: frozenset[str] | None = None
+    # Environments where the approver must be another person than the requester; None: the
+    # environments that need approval.
+    four_eyes_environments: frozenset[str] | None = None
+    # Sign-in through an OpenID provider; None: API tokens only.
+    oidc: OidcSettings | None = None
     # Per registry host (``host:port``): credentials for pushing and for clusters to pull.
     registry_credentials: Mapping[str, RegistryCredentials] = field(default_factory=dict)
     # Flux intervals written into sync roots and bootstrap manifests.
@@ -123,6 +199,11 @@ class ControlSettings:
             return environment in self.approval_environments
         return environment == self.platform.environment_names[-1]
 
+    def four_eyes(self, environment: str) -> bool:
+        if self.four_eyes_environments is not None:
+            return environment in self.four_eyes_environments
+        return self.needs_approval(environment)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ControlSettings:
         """Settings from ``FJORD_*`` variables; unset ones keep their defaults."""
@@ -167,6 +248,11 @@ class ControlSettings:
             kwargs["legacy_signatures"] = _switch(
                 "FJORD_LEGACY_SIGNATURES", env["FJORD_LEGACY_SIGNATURES"]
             )
+        if env.get("FJORD_APPROVAL_ENVIRONMENTS"):
+            kwargs["approval_environments"] = _names(env["FJORD_APPROVAL_ENVIRONMENTS"])
+        if "FJORD_FOUR_EYES_ENVIRONMENTS" in env:  # empty: nowhere
+            kwargs["four_eyes_environments"] = _names(env["FJORD_FOUR_EYES_ENVIRONMENTS"])
+        kwargs["oidc"] = _oidc_from_env(env)
         if env.get("FJORD_REGISTRY_AUTH"):
             # host=user:password[,host=user:password]
             creds = {}

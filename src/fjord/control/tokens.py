@@ -6,21 +6,25 @@ brute-force, and a fast hash keeps per-request authentication cheap.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fjord.control import audit
 from fjord.control.errors import InvalidError, NotFoundError, UnauthenticatedError
-from fjord.control.models import ApiToken, Grant
+from fjord.control.models import ApiToken, Grant, utcnow
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import ALL_ORGS, Actor, Role
 from fjord.control.views import CreatedToken, TokenView
 
 PREFIX = "fjt_"
+# last_used_at is written at most this often per token: a busy automation does not turn every
+# request into a write.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
 def hash_token(token: str) -> str:
@@ -35,20 +39,44 @@ def _view(row: ApiToken, grants: list[Grant]) -> TokenView:
         created_by=row.created_by,
         created_at=row.created_at,
         revoked=row.revoked,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        environments=row.environments,
     )
 
 
 async def create_token(
-    plane: ControlPlane, actor: Actor, name: str, grants: Mapping[str, Role]
+    plane: ControlPlane,
+    actor: Actor,
+    name: str,
+    grants: Mapping[str, Role],
+    *,
+    expires_in: dt.timedelta | None = None,
+    environments: Sequence[str] | None = None,
 ) -> CreatedToken:
-    """A new token with ``grants`` (org or ``*`` → role); platform-admins only."""
+    """A new token with ``grants`` (org or ``*`` → role), valid for ``expires_in`` (None:
+    until revoked) and, with ``environments``, acting only there; platform-admins only."""
     for org in grants:
         actor.require(org if org != ALL_ORGS else ALL_ORGS, Role.platform_admin)
     if not grants:
         raise InvalidError("a token needs at least one grant (--role ORG=ROLE)")
+    if expires_in is not None and expires_in <= dt.timedelta(0):
+        raise InvalidError(f"expires_in must be positive, got {expires_in}")
+    known = plane.settings.platform.environment_names
+    unknown = sorted(set(environments or ()) - set(known))
+    if unknown:
+        raise InvalidError(
+            f"environments: unknown {unknown}", hint=f"known environments: {', '.join(known)}"
+        )
     token = PREFIX + secrets.token_urlsafe(32)
     async with plane.db.session() as session:
-        row = ApiToken(name=name, token_hash=hash_token(token), created_by=actor.name)
+        row = ApiToken(
+            name=name,
+            token_hash=hash_token(token),
+            created_by=actor.name,
+            expires_at=utcnow() + expires_in if expires_in is not None else None,
+            environments=sorted(set(environments)) if environments is not None else None,
+        )
         session.add(row)
         await session.flush()
         rows = [Grant(token_id=row.id, org=org, role=role.value) for org, role in grants.items()]
@@ -60,6 +88,8 @@ async def create_token(
             f"token/{row.id}",
             name=name,
             grants={o: r.value for o, r in grants.items()},
+            expires_at=row.expires_at.isoformat() if row.expires_at else None,
+            environments=row.environments,
         )
     return CreatedToken(token=token, info=_view(row, rows))
 
@@ -70,8 +100,24 @@ async def authenticate(session: AsyncSession, token: str) -> Actor:
     ).one_or_none()
     if row is None or row.revoked:
         raise UnauthenticatedError("invalid or revoked API token")
-    grants = (await session.scalars(select(Grant).where(Grant.token_id == row.id))).all()
-    return Actor(name=f"token:{row.name}", grants={g.org: Role(g.role) for g in grants})
+    now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        raise UnauthenticatedError(
+            f"API token {row.name!r} expired at {row.expires_at.isoformat()}",
+            hint="ask a platform-admin for a new one (fjord token create)",
+        )
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    grants = {
+        g.org: Role(g.role)
+        for g in (await session.scalars(select(Grant).where(Grant.token_id == row.id))).all()
+    }
+    subject = f"token/{row.id}"
+    if row.environments is None:
+        return Actor(name=f"token:{row.name}", grants=grants, subject=subject)
+    # Scoped to environments: the grants hold only there (and as developer for org reads).
+    scoped = {(org, env): role for org, role in grants.items() for env in row.environments}
+    return Actor(name=f"token:{row.name}", environment_grants=scoped, subject=subject)
 
 
 async def list_tokens(plane: ControlPlane, actor: Actor) -> list[TokenView]:

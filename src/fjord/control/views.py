@@ -92,6 +92,8 @@ class DeploymentView(BaseModel):
     commit: str | None = None
     commit_url: str | None = None
     image: str | None = None
+    # provider#subject of the requester: four eyes compares it (None: requested before 0006)
+    requested_by_identity: str | None = None
     clusters: list[ClusterStateView] = []
     timeline: list[TimelineView] = []
     steps: list[StepView] = []
@@ -175,6 +177,9 @@ class TokenView(BaseModel):
     created_by: str
     created_at: dt.datetime
     revoked: bool
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
+    environments: list[str] | None = None  # None: every environment of the granted orgs
 
 
 class CreatedToken(BaseModel):
@@ -188,6 +193,8 @@ class AuditView(BaseModel):
     id: int
     at: dt.datetime
     actor: str
+    subject: str | None = None  # the actor at its identity provider (None: recorded before)
+    provider: str | None = None
     org: str | None
     action: str
     target: str

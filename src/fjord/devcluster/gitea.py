@@ -89,6 +89,9 @@ REQUIRE_SIGNIN_VIEW = false
 [oauth2]
 ENABLED = true
 JWT_SECRET = {keys["jwt"]}
+; ID tokens (and so the groups fjord maps to roles) live five minutes: a team change reaches
+; fjord at the next refresh, within that.
+ACCESS_TOKEN_EXPIRATION_TIME = 300
 
 [session]
 PROVIDER = memory
@@ -118,6 +121,8 @@ class LocalGitea:
     password: str
     token: str
     record: ProcessRecord
+    # fjord's OAuth2 applications (:meth:`register_fjord`): ids, client ids, the UI's secret.
+    oidc: dict[str, Any] | None = None
 
     admin = ADMIN_USER
 
@@ -183,6 +188,7 @@ class LocalGitea:
             "password": self.password,
             "token": self.token,
             "record": self.record.to_json(),
+            "oidc": self.oidc,
         }
         write_state(self.state_dir / STATE_FILE, data)
 
@@ -198,6 +204,7 @@ class LocalGitea:
             str(data["password"]),
             str(data["token"]),
             ProcessRecord.from_json(data["record"]),
+            data.get("oidc"),
         )
 
     def running(self) -> bool:
@@ -292,6 +299,71 @@ class LocalGitea:
             )
         self.api("PUT", f"/teams/{team['id']}/members/{user}")
         return _create_token(self.url, user, password, ["read:repository"])
+
+    # ---- sign-in: users, teams, OAuth2 applications -------------------------------------------
+
+    def create_user(self, username: str, password: str, *, full_name: str = "") -> None:
+        self.api(
+            "POST",
+            "/admin/users",
+            {
+                "username": username,
+                "full_name": full_name,
+                "email": f"{username}@fjord.localhost",
+                "password": password,
+                "must_change_password": False,
+            },
+            ok=(422,),
+        )
+
+    def team_id(self, org: str, team: str) -> int:
+        """The id of ``org``'s team ``team``, created (read access to every repo) if missing."""
+        found = next((t for t in self.api("GET", f"/orgs/{org}/teams") if t["name"] == team), None)
+        if found is None:
+            found = self.api(
+                "POST",
+                f"/orgs/{org}/teams",
+                {
+                    "name": team,
+                    "includes_all_repositories": True,
+                    "units": ["repo.code"],
+                    "units_map": {"repo.code": "read"},
+                },
+            )
+        return int(found["id"])
+
+    def add_to_team(self, org: str, team: str, user: str) -> None:
+        self.api("PUT", f"/teams/{self.team_id(org, team)}/members/{user}")
+
+    def remove_from_team(self, org: str, team: str, user: str) -> None:
+        self.api("DELETE", f"/teams/{self.team_id(org, team)}/members/{user}")
+
+    def register_fjord(self) -> dict[str, Any]:
+        """fjord's two OAuth2 applications, registered once and kept in the state file: the web
+        UI and the CLI. Both are public clients (PKCE, no secret): Gitea matches a public
+        client's loopback redirect on any port, so fjord's port need not be known here."""
+        if self.oidc is None:
+            ui = self._oauth_app("fjord", ["http://127.0.0.1/ui/oidc/callback"])
+            cli = self._oauth_app("fjord-cli", ["http://127.0.0.1/callback"])
+            self.oidc = {
+                "issuer": self.url,
+                "client_id": ui["client_id"],
+                "cli_client_id": cli["client_id"],
+            }
+            self._save()
+        return self.oidc
+
+    def _oauth_app(self, name: str, redirects: list[str]) -> Any:
+        return self.api(
+            "POST",
+            "/user/applications/oauth2",
+            {
+                "name": name,
+                "redirect_uris": redirects,
+                "confidential_client": False,
+                "skip_secondary_authorization": True,  # fjord's own: no consent page
+            },
+        )
 
     def git(self, work: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
         """Run git in ``work`` with the admin's token as an HTTP header (never in a URL)."""

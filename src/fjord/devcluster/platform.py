@@ -425,6 +425,11 @@ def _control_env(state: PlatformState) -> dict[str, str]:
     if gitea is not None:
         # The admin's token: fjord registers webhooks and posts commit statuses with it.
         env["FJORD_GITEA_URL"], env["FJORD_GITEA_TOKEN"] = gitea.url, gitea.token
+        # Sign-in through Gitea: fjord is its OAuth2 application (UI and CLI).
+        oidc = gitea.register_fjord()
+        env["FJORD_OIDC_ISSUER"] = oidc["issuer"]
+        env["FJORD_OIDC_CLIENT_ID"] = oidc["client_id"]
+        env["FJORD_OIDC_CLI_CLIENT_ID"] = oidc["cli_client_id"]
     return env
 
 

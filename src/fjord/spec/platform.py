@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, field_validator, model_validator
 
+from fjord.spec.access import Access
 from fjord.spec.app import ENV_NAME
 from fjord.spec.base import DnsLabel, SpecModel
 
@@ -157,6 +158,7 @@ class PlatformConfig(SpecModel):
     orgs: dict[DnsLabel, Org] = Field(min_length=1)
     routing: Routing = TraefikRouting()
     security: Security = Security()
+    access: Access = Access()
     kubernetes_version: str = Field(
         default=DEFAULT_KUBERNETES_VERSION,
         pattern=r"^[0-9]+\.[0-9]+$",

@@ -14,11 +14,21 @@ from pathlib import Path
 
 import psycopg
 
-from fjord.control import ControlPlane, ControlSettings, Role, system_actor
+from fjord.api.client import FjordClient
+from fjord.control import ControlPlane, ControlSettings, Role, clusters, events, system_actor
 from fjord.control.tokens import create_token
 from fjord.devcluster.postgres import LocalPostgres
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CLUSTER = "ttd.tt02.tt02-1"
 
 
 @contextmanager
@@ -57,3 +67,25 @@ def fjord_cli(
         env={**os.environ, **env},
         check=False,
     )
+
+
+PUBLISHED = ("progressing", "ready", "failed")
+
+
+async def cluster_token(settings: ControlSettings) -> str:
+    plane = await ControlPlane.open(settings)
+    try:
+        await clusters.bootstrap(plane, system_actor("setup"), "ttd", "tt02", "tt02-1")
+        return await clusters.cluster_token(plane, system_actor("setup"), CLUSTER)
+    finally:
+        await plane.close()
+
+
+async def report_ready(client: FjordClient, token: str, digest: str) -> None:
+    body = (
+        '{"involvedObject":{"kind":"Kustomization","namespace":"ttd-skjema","name":"skjema"},'
+        '"severity":"info","reason":"ReconciliationSucceeded","message":"applied",'
+        f'"metadata":{{"revision":"tt02@{digest}"}}}}'
+    ).encode()
+    ingested = await client.flux_event(CLUSTER, body, events.sign(token, body))
+    assert ingested.recorded

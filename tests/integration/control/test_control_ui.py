@@ -8,27 +8,23 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from control_support import make_token
+from control_support import (
+    CHROMIUM_ARGS,
+    CLUSTER,
+    PUBLISHED,
+    cluster_token,
+    make_token,
+    report_ready,
+)
 from playwright.async_api import Browser, async_playwright
 
 import gitea_support
 from fjord.api import ApiSettings
 from fjord.api.client import FjordClient
 from fjord.api.server import ApiServer
-from fjord.control import ControlSettings, Role, clusters, events, system_actor
-from fjord.control.plane import ControlPlane
+from fjord.control import ControlSettings, Role
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-CLUSTER = "ttd.tt02.tt02-1"
 
 
 @pytest.fixture
@@ -55,28 +51,6 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-PUBLISHED = ("progressing", "ready", "failed")
-
-
-async def cluster_token(settings: ControlSettings) -> str:
-    plane = await ControlPlane.open(settings)
-    try:
-        await clusters.bootstrap(plane, system_actor("setup"), "ttd", "tt02", "tt02-1")
-        return await clusters.cluster_token(plane, system_actor("setup"), CLUSTER)
-    finally:
-        await plane.close()
-
-
-async def report_ready(client: FjordClient, token: str, digest: str) -> None:
-    body = (
-        '{"involvedObject":{"kind":"Kustomization","namespace":"ttd-skjema","name":"skjema"},'
-        '"severity":"info","reason":"ReconciliationSucceeded","message":"applied",'
-        f'"metadata":{{"revision":"tt02@{digest}"}}}}'
-    ).encode()
-    ingested = await client.flux_event(CLUSTER, body, events.sign(token, body))
-    assert ingested.recorded
-
-
 async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     settings: ControlSettings, server: ApiServer, browser: Browser, tmp_path: Path
 ) -> None:
@@ -99,8 +73,11 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
         second = await lead.deploy("ttd/skjema", "tt02")
         v2 = (await lead.wait_deployment(second.id, until=PUBLISHED)).model_dump()
         await report_ready(lead, flux_token, v2["digest"])
-        promo = await lead.promote("ttd/skjema", "production")
-        promo = await lead.wait_deployment(promo.id, until=("awaiting_approval",))
+    # Four eyes in production: a developer asks, the lead approves in the browser.
+    dev_token = await make_token(settings, "dev", {"ttd": Role.developer})
+    async with FjordClient.remote(server.url, dev_token) as dev:
+        promo = await dev.promote("ttd/skjema", "production")
+        promo = await dev.wait_deployment(promo.id, until=("awaiting_approval",))
         assert promo.state == "awaiting_approval"
 
     page = await browser.new_page()
