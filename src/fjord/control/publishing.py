@@ -12,10 +12,10 @@ from sqlalchemy import select
 from fjord.control import flux, locks
 from fjord.control.models import App, Placement, SyncRoot, utcnow
 from fjord.control.plane import ControlPlane
-from fjord.control.stores import open_store, repository_prefix, store_repository
+from fjord.control.stores import is_bucket, open_store, repository_prefix, store_repository
 from fjord.control.syncroot import sync_root_artifact
 from fjord.releases import Release, publish
-from fjord.stores import sign
+from fjord.stores import Store, sign
 
 
 async def push_release(plane: ControlPlane, org: str, release: Release) -> None:
@@ -29,10 +29,27 @@ async def move_tag(plane: ControlPlane, org: str, repository: str, digest: str, 
         await store.tag(store_repository(plane.settings, org, repository), digest, tag)
 
 
+async def _reported_revision(
+    plane: ControlPlane, org: str, store: Store, repository: str, digest: str
+) -> str:
+    """What the clusters' root Kustomization will report once it applies ``digest``: the digest
+    itself (an OCIRepository's ``current@sha256:…``) or the Bucket revision of its tree."""
+    if not is_bucket(plane.settings, org):
+        return digest
+    from fjord.stores.azure import AzureBlobStore  # the Azure SDK is slow to import
+
+    assert isinstance(store, AzureBlobStore)
+    state = await store.tree_state(repository, flux.SYNC_TAG)
+    if state is None or state.digest != digest:
+        raise RuntimeError(f"the tree of {repository}:{flux.SYNC_TAG} does not hold {digest}")
+    return state.revision
+
+
 async def publish_sync_root(
     plane: ControlPlane, org_id: int, org: str, environment_id: int, environment: str
 ) -> str:
-    """Publish the sync root listing the placed apps; returns its digest.
+    """Publish the sync root listing the placed apps; returns what the clusters will report
+    when they apply it (its digest, or for Bucket sources the revision of its tree).
 
     Serialised per org and environment, and computed from the committed placements inside the
     lock, so two apps deploying at once can never publish a list missing either of them.
@@ -65,10 +82,11 @@ async def publish_sync_root(
                 # Signing is idempotent; this adds what a sync root published before an upgrade
                 # lacks (a bundle), so closing the legacy-signature window needs no new list.
                 await sign(store, repository, artifact.digest, plane.signer)
-                return artifact.digest
+                return await _reported_revision(plane, org, store, repository, artifact.digest)
             digest = await store.push(repository, artifact)
             await sign(store, repository, digest, plane.signer)
             await store.tag(repository, digest, flux.SYNC_TAG)
+            reported = await _reported_revision(plane, org, store, repository, digest)
         async with plane.db.session() as session:
             row = await session.get(SyncRoot, (org_id, environment_id))
             if row is None:
@@ -77,4 +95,4 @@ async def publish_sync_root(
                 )
             else:
                 row.digest, row.apps, row.updated_at = digest, apps, utcnow()
-        return digest
+        return reported
