@@ -12,9 +12,10 @@ each store what a deploy's store steps do (``control/publishing.py``):
 
 Each store gets a fresh repository per app, so both upload the same artifact from scratch. The
 stores run interleaved app by app, in alternating order, so a shared machine's noise hits both
-alike. Prints one JSON document: medians per store and step, and Azure over OCI as ratios.
+alike. Requests are counted on each client's transport (noise-free). Prints one JSON document:
+medians per store and step (time and requests), and Azure over OCI as ratios.
 
-    .venv/bin/python bench/azure.py [--apps 30]
+    .venv/bin/python bench/stores_azure.py [--apps 30]
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx2
+from azure.core.pipeline import PipelineRequest
+from azure.storage.blob.aio import ContainerClient
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fjord.devcluster.azurite import Azurite
 from fjord.devcluster.registry import LocalRegistry
 from fjord.releases import Release, build_release, publish
 from fjord.stores import RegistryStore, Signer, Store
-from fjord.stores.azure import AzureBlobStore
+from fjord.stores.azure import DEFAULT_API_VERSION, AzureBlobStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from releases import REVISION, bench_platform, write_apps  # the sibling benchmark's apps
@@ -45,42 +49,86 @@ STEPS = ("push", "tag", "retag")
 ENVIRONMENT = "tt02"
 
 
-async def timed(samples: list[float], action: Callable[[], Awaitable[object]]) -> None:
-    started = time.perf_counter()
+class Counter:
+    """Requests a store's client sent (both clients call it once per HTTP request)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def azure_hook(self, _request: PipelineRequest) -> None:  # type: ignore[type-arg]
+        self.count += 1
+
+
+class CountingTransport(httpx2.AsyncBaseTransport):
+    def __init__(self, counter: Counter) -> None:
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.counter = counter
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.counter.count += 1
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+Samples = dict[str, dict[str, list[float]]]
+
+
+async def measured(
+    samples: Samples, step: str, counter: Counter, action: Callable[[], Awaitable[object]]
+) -> None:
+    before, started = counter.count, time.perf_counter()
     await action()
-    samples.append(time.perf_counter() - started)
+    samples["ms"][step].append((time.perf_counter() - started) * 1000)
+    samples["requests"][step].append(counter.count - before)
 
 
 async def deploy_steps(
-    store: Store, release: Release, signer: Signer, prefix: str, samples: dict[str, list[float]]
+    store: Store, counter: Counter, release: Release, signer: Signer, prefix: str, samples: Samples
 ) -> None:
     repository = f"{prefix}/{release.repository}"
-    await timed(
-        samples["push"],
-        lambda: publish(store, release, signer=signer, repository_prefix=prefix),
-    )
-    await timed(samples["tag"], lambda: store.tag(repository, release.digest, ENVIRONMENT))
-    await timed(samples["retag"], lambda: store.tag(repository, release.digest, ENVIRONMENT))
+
+    def push() -> Awaitable[object]:
+        return publish(store, release, signer=signer, repository_prefix=prefix)
+
+    def tag() -> Awaitable[object]:
+        return store.tag(repository, release.digest, ENVIRONMENT)
+
+    await measured(samples, "push", counter, push)
+    await measured(samples, "tag", counter, tag)
+    await measured(samples, "retag", counter, tag)
 
 
 async def publish_all(
     registry_url: str, connection_string: str, releases: list[Release], signer: Signer
-) -> dict[str, dict[str, list[float]]]:
-    samples = {name: {step: [] for step in STEPS} for name in STORES}
+) -> dict[str, Samples]:
+    samples = {
+        name: {what: {step: [] for step in STEPS} for what in ("ms", "requests")} for name in STORES
+    }
+    counters = {name: Counter() for name in STORES}
+    container = ContainerClient.from_connection_string(
+        connection_string,
+        "bench",
+        api_version=DEFAULT_API_VERSION,
+        raw_request_hook=counters["azure"].azure_hook,
+    )
     async with (
-        RegistryStore(registry_url) as oci,
-        AzureBlobStore.from_connection_string(connection_string, "bench") as azure,
+        RegistryStore(registry_url, transport=CountingTransport(counters["oci"])) as oci,
+        AzureBlobStore(container) as azure,
     ):
         stores: dict[str, Store] = {"oci": oci, "azure": azure}
         for index, release in enumerate(releases):
             order = STORES if index % 2 == 0 else STORES[::-1]
             for name in order:
-                await deploy_steps(stores[name], release, signer, f"r{index}", samples[name])
+                await deploy_steps(
+                    stores[name], counters[name], release, signer, f"r{index}", samples[name]
+                )
     return samples
 
 
-def median_ms(samples: list[float]) -> float:
-    return round(statistics.median(samples) * 1000, 2)
+def median(samples: list[float]) -> float:
+    return round(statistics.median(samples), 2)
 
 
 def main() -> int:
@@ -106,8 +154,12 @@ def main() -> int:
                 )
         finally:
             registry.stop()
-    medians = {name: {s: median_ms(v) for s, v in steps.items()} for name, steps in samples.items()}
-    deploy = {name: round(m["push"] + m["tag"], 2) for name, m in medians.items()}
+    medians = {
+        name: {what: {s: median(v) for s, v in steps.items()} for what, steps in kinds.items()}
+        for name, kinds in samples.items()
+    }
+    ms = {name: m["ms"] for name, m in medians.items()}
+    deploy = {name: round(m["push"] + m["tag"], 2) for name, m in ms.items()}
     print(
         json.dumps(
             {
@@ -117,10 +169,11 @@ def main() -> int:
                     "oci": "Debian docker-registry (Distribution 2.8) on loopback",
                     "azure": "Azurite 3.35 blob service on loopback (one container)",
                 },
-                "median_ms": medians,
+                "median_ms": ms,
+                "median_requests": {name: m["requests"] for name, m in medians.items()},
                 "push_plus_tag_ms": deploy,
-                "azure_over_oci": {
-                    **{s: round(medians["azure"][s] / medians["oci"][s], 3) for s in STEPS},
+                "azure_over_oci_ms": {
+                    **{s: round(ms["azure"][s] / ms["oci"][s], 3) for s in STEPS},
                     "push_plus_tag": round(deploy["azure"] / deploy["oci"], 3),
                 },
             },
