@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 
 from fjord import __version__
-from fjord.api import errors, metrics, routes, ui
+from fjord.api import errors, health, metrics, routes, ui
 from fjord.api.limits import BodySizeLimit
 from fjord.api.params import reject_nul
 from fjord.api.settings import ApiSettings
@@ -80,4 +80,5 @@ def create_app(settings: ApiSettings, plane: ControlPlane | None = None) -> Fast
     app.include_router(routes.router)
     app.include_router(ui.router)
     app.include_router(metrics.router)
+    app.include_router(health.router)
     return app

@@ -57,11 +57,11 @@ FJORD_MODULES = ("__init__.py", "errors.py", "retry.py", "maskinporten")
 _SKIPPED_FJORD = ("emulator",)  # the emulator needs FastAPI; apps never load it
 
 
-def _mmdebstrap_args(output: Path) -> list[str]:
+def _mmdebstrap_args(output: Path, packages: tuple[str, ...] = BASE_PACKAGES) -> list[str]:
     return [
         "mmdebstrap",
         "--variant=essential",
-        f"--include={','.join(BASE_PACKAGES)}",
+        f"--include={','.join(packages)}",
         # Documentation and translations are of no use in an app image.
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/man/*",
@@ -71,22 +71,23 @@ def _mmdebstrap_args(output: Path) -> list[str]:
     ]
 
 
-def _base_dir() -> Path:
-    recipe = " ".join(_mmdebstrap_args(Path("OUT"))).encode()
-    name = f"base-{BASE_SUITE}-{'-'.join(BASE_PACKAGES)}-{hashlib.sha256(recipe).hexdigest()[:12]}"
+def _base_dir(packages: tuple[str, ...]) -> Path:
+    recipe = " ".join(_mmdebstrap_args(Path("OUT"), packages)).encode()
+    name = f"base-{BASE_SUITE}-{'-'.join(packages)}-{hashlib.sha256(recipe).hexdigest()[:12]}"
     return cache_root() / "images" / name
 
 
-def base_layer() -> Layer:
-    """The Debian rootfs layer, built once per recipe and then read from the cache."""
-    directory = _base_dir()
+def base_layer(packages: tuple[str, ...] = BASE_PACKAGES) -> Layer:
+    """The Debian rootfs layer with ``packages``, built once per recipe, then read from the
+    cache (fjord's own image asks for more than the sample apps need)."""
+    directory = _base_dir(packages)
     blob, diff_id = directory / "layer.tar.gz", directory / "diff_id"
     if not (blob.is_file() and diff_id.is_file()):
-        _build_base(directory)
+        _build_base(directory, packages)
     return Layer(blob.read_bytes(), diff_id.read_text().strip())
 
 
-def _build_base(directory: Path) -> None:
+def _build_base(directory: Path, packages: tuple[str, ...]) -> None:
     if shutil.which("mmdebstrap") is None:
         raise ImageBuildError(
             "mmdebstrap is not installed; it builds the sample apps' Debian base image",
@@ -97,7 +98,7 @@ def _build_base(directory: Path) -> None:
         tar = Path(scratch) / "rootfs.tar"
         env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}  # mmdebstrap clamps times to it
         built = subprocess.run(
-            _mmdebstrap_args(tar), capture_output=True, text=True, env=env, check=False
+            _mmdebstrap_args(tar, packages), capture_output=True, text=True, env=env, check=False
         )
         if built.returncode != 0:
             raise ImageBuildError(

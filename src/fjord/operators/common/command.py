@@ -41,7 +41,9 @@ def run_command(
     kubeconfig: Annotated[
         Path | None, typer.Option(envvar="KUBECONFIG", help="Default: in-cluster config.")
     ] = None,
-    liveness: str = typer.Option("127.0.0.1:8080", help="HOST:PORT of /healthz ('' to disable)."),
+    liveness: str = typer.Option(
+        "127.0.0.1:8080", help="HOST:PORT of /healthz and /readyz ('' to disable)."
+    ),
     metrics: str = typer.Option("127.0.0.1:9090", help="HOST:PORT of /metrics ('' to disable)."),
     admin_secret: Annotated[
         str | None,

@@ -8,9 +8,10 @@ which adds its handlers to the given registry (never kopf's global default regis
 its runtime state in objects it creates there or in ``context``. Modules are imported by name only
 when selected, so a missing operator is a clear error, not an import failure of the others.
 
-kopf runs standalone (no peering: one replica, ``Recreate`` deployment strategy), with a liveness
-endpoint, without kopf's own Event posting (operators post their own, scrubbed) and without CRD
-scanning (so its RBAC needs no access to CustomResourceDefinitions).
+kopf runs standalone (no peering: one replica, ``Recreate`` deployment strategy), with the probes
+of :mod:`.health` (``/healthz``, ``/readyz``), without kopf's own Event posting (operators post
+their own, scrubbed) and without CRD scanning (so its RBAC needs no access to
+CustomResourceDefinitions).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from fjord.errors import FjordError
+from fjord.operators.common import health
 from fjord.operators.common.metrics import OperatorMetrics, serve
 from fjord.operators.common.nudges import Nudges
 
@@ -153,21 +155,36 @@ async def run(
     if config.metrics:
         metrics_host, metrics_port = _host_port(config.metrics)
         serve(metrics.registry, metrics_port, metrics_host)
-    liveness = None
+    log.info("operator_starting", operators=list(config.operators), namespaces=config.namespaces)
+    started = asyncio.Event()  # kopf raises it once the startup handlers have run
+    probes = None
     if config.liveness:
         host, port = _host_port(config.liveness)
-        liveness = f"http://{host}:{port}/healthz"
-    log.info("operator_starting", operators=list(config.operators), namespaces=config.namespaces)
-    await kopf.operator(
-        registry=registry,
-        settings=settings(),
-        standalone=True,
-        clusterwide=not config.namespaces,
-        namespaces=list(config.namespaces),
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+        probes = await health.start(host, port, started)
+    relay = asyncio.create_task(_relay(started, ready_flag))
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=settings(),
+            standalone=True,
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            stop_flag=stop_flag,
+            ready_flag=started,
+        )
+    finally:
+        relay.cancel()
+        if probes is not None:
+            await probes.cleanup()
+
+
+async def _relay(
+    started: asyncio.Event, ready_flag: asyncio.Event | threading.Event | None
+) -> None:
+    """Pass kopf's readiness on to the caller's flag (an asyncio or a threading event)."""
+    await started.wait()
+    if ready_flag is not None:
+        ready_flag.set()
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, str]:
