@@ -11,7 +11,8 @@
   copied onto tampered content are refused by Flux itself — the digest-bound Sigstore bundle
   always, the legacy ``.sig`` once the signature migration window is closed (during the window
   Flux accepts a copied ``.sig`` and only fjord flags the revision);
-* org digdir's cluster cannot pull from org ttd's registry, and holds no credentials for it;
+* org digdir's cluster (releases in its own Azurite container) cannot pull from org ttd's
+  registry and holds no registry credentials; its read-only SAS reads no other container;
 * Flux events that are unsigned, wrongly signed or signed with another cluster's token are
   refused and change nothing.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
@@ -37,6 +39,8 @@ import httpx2
 import psycopg
 import pytest
 import yaml
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob.aio import ContainerClient
 from e2e_support import REPO_ROOT, Platform, dumped, status_of
 
 from fjord.api.client import ApiError, FjordClient
@@ -50,10 +54,12 @@ from fjord.artifact.oci import (
 )
 from fjord.artifact.signing import signature_tag
 from fjord.control.events import sign
+from fjord.devcluster.azurite import Azurite
 from fjord.devcluster.postgres import LocalPostgres
 from fjord.devcluster.redis import LocalRedis
 from fjord.kube import Kube, condition, has_artifact, is_true
 from fjord.stores import RegistryStore
+from fjord.stores.azure import DEFAULT_API_VERSION
 
 pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
 
@@ -650,97 +656,100 @@ async def test_a_valid_signature_copied_onto_a_tampered_artifact_is_refused_by_f
             await kube.patch("v1", "Secret", "fjord-cosign", {"data": restore}, FLUX_NS)
 
 
-# ---- 3b. tenant isolation of the registries ------------------------------------------------
+# ---- 3b. tenant isolation of the stores ----------------------------------------------------
 
 
-async def test_the_other_orgs_cluster_cannot_pull_this_orgs_artifacts(
+async def test_the_other_orgs_cluster_cannot_read_this_orgs_artifacts(
     platform: Platform,
 ) -> None:
+    """digdir keeps its releases in its own Azurite container: its cluster holds no registry
+    credentials at all, and its read-only SAS reads its own container and no other."""
     ttd = platform.state.registries["ttd"]
-    digdir = platform.state.registries["digdir"]
-    assert ttd["host"] != digdir["host"]
+    own_container = platform.info["azure_orgs"]["digdir"]
+    azurite = Azurite.load(platform.root / "azurite")
+    assert azurite is not None
+    # Another container of the same storage account, written with the account key.
+    other_container = "e2e-other-org"
+    async with ContainerClient.from_connection_string(
+        azurite.connection_string, other_container, api_version=DEFAULT_API_VERSION
+    ) as other:
+        with contextlib.suppress(ResourceExistsError):
+            await other.create_container()
+        await other.upload_blob("tree/x/tt02/manifests.yaml", b"---\nx: 1\n", overwrite=True)
 
-    def source(name: str, host: str, repository: str, *, credentials: bool) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "url": f"oci://{host}/{repository}",
-            "ref": {"tag": "tt02"},
-            "interval": "10m",
-            "insecure": True,
-        }
-        if credentials:
-            spec["secretRef"] = {"name": "fjord-registry"}
+    def bucket(name: str, container: str, prefix: str) -> dict[str, Any]:
         return {
             "apiVersion": OCI,
-            "kind": "OCIRepository",
+            "kind": "Bucket",
             "metadata": {"name": name, "namespace": FLUX_NS},
-            "spec": spec,
+            "spec": {
+                "provider": "azure",
+                "endpoint": azurite.blob_endpoint,
+                "bucketName": container,
+                "prefix": prefix,
+                "interval": "10m",
+                "secretRef": {"name": "fjord-azure"},
+            },
         }
 
-    probes = {
-        # The cluster's own registry credentials, used against ttd's registry.
-        "e2e-steal-with-own-credentials": source(
-            "e2e-steal-with-own-credentials",
-            ttd["host"],
-            "ttd/apps/skjema",
-            credentials=True,
-        ),
-        # No credentials at all.
-        "e2e-steal-anonymously": source(
-            "e2e-steal-anonymously", ttd["host"], "ttd/apps/skjema", credentials=False
-        ),
-        # Control: the same Secret does pull from the cluster's own org's registry.
-        "e2e-own-org": source(
-            "e2e-own-org", digdir["host"], "digdir/apps/varsel", credentials=True
+    stealing = {
+        # ttd's registry, anonymously (the cluster has no registry credentials to try).
+        ("OCIRepository", "e2e-steal-anonymously"): {
+            "apiVersion": OCI,
+            "kind": "OCIRepository",
+            "metadata": {"name": "e2e-steal-anonymously", "namespace": FLUX_NS},
+            "spec": {
+                "url": f"oci://{ttd['host']}/ttd/apps/skjema",
+                "ref": {"tag": "tt02"},
+                "interval": "10m",
+                "insecure": True,
+            },
+        },
+        # The cluster's own SAS, used on another container.
+        ("Bucket", "e2e-steal-with-own-sas"): bucket(
+            "e2e-steal-with-own-sas", other_container, "tree/"
         ),
     }
+    # Control: the same SAS reads the app's tree from the org's own container.
+    own = bucket("e2e-own-org", own_container, "tree/digdir/apps/varsel/tt02/")
     async with platform.kube(OTHER_ORG_CLUSTER) as kube:
-        # The cluster's registry Secret names only digdir's registry, with digdir's account.
-        dockerconfig = json.loads(
-            secret_data(await kube.get("v1", "Secret", "fjord-registry", FLUX_NS))[
-                ".dockerconfigjson"
-            ]
-        )
-        assert set(dockerconfig["auths"]) == {digdir["host"]}
-        auth = base64.b64decode(dockerconfig["auths"][digdir["host"]]["auth"]).decode()
-        assert auth == f"{digdir['username']}:{digdir['password']}"
+        assert await kube.get("v1", "Secret", "fjord-registry", FLUX_NS) is None
+        sas = secret_data(await kube.get("v1", "Secret", "fjord-azure", FLUX_NS))["sasKey"]
+        query = dict(item.split("=", 1) for item in sas.removeprefix("?").split("&"))
+        assert (query["sp"], query["sr"]) == ("rl", "c")  # read + list, one container
         # No Secret anywhere in the cluster carries ttd's registry password.
         for secret in await kube.items("v1", "Secret"):
             for value in secret_data(secret).values():
                 assert ttd["password"] not in value, secret["metadata"]
 
         try:
-            for probe in probes.values():
+            for probe in [*stealing.values(), own]:
                 await kube.apply(probe, field_manager="e2e")
-            for name in ("e2e-steal-with-own-credentials", "e2e-steal-anonymously"):
+            for kind, name in stealing:
                 failed = await kube.wait_for(
                     OCI,
-                    "OCIRepository",
+                    kind,
                     name,
                     FLUX_NS,
                     until=lambda o: (condition(o, "Ready") or {}).get("status") == "False",
                     timeout=120,
                     what="failed",
                 )
-                ready = condition(failed, "Ready") or {}
-                assert ready.get("reason") == "OCIArtifactPullFailed", ready
-                message = str(ready.get("message"))
-                assert "UNAUTHORIZED" in message or "authentication required" in message, message
                 assert failed is not None
+                message = str((condition(failed, "Ready") or {}).get("message"))
+                if kind == "OCIRepository":
+                    assert "UNAUTHORIZED" in message or "authentication required" in message
+                else:
+                    assert "AuthenticationFailed" in message or "403" in message, message
                 assert "artifact" not in failed.get("status", {}), name
-            own = await kube.wait_for(
-                OCI,
-                "OCIRepository",
-                "e2e-own-org",
-                FLUX_NS,
-                until=has_artifact,
-                timeout=120,
-                what="Ready",
+            read = await kube.wait_for(
+                OCI, "Bucket", "e2e-own-org", FLUX_NS, until=has_artifact, timeout=120, what="Ready"
             )
-            assert own is not None
-            assert own["status"]["artifact"]["revision"].startswith("tt02@sha256:")
+            assert read is not None
+            assert read["status"]["artifact"]["revision"].startswith("sha256:")
         finally:
-            for name in probes:
-                await kube.delete(OCI, "OCIRepository", name, FLUX_NS)
+            for kind, name in [*stealing, ("Bucket", "e2e-own-org")]:
+                await kube.delete(OCI, kind, name, FLUX_NS)
 
 
 # ---- 3c. forged Flux events ----------------------------------------------------------------

@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
 import yaml
+from pydantic import ValidationError
 from test_control_support import ADMIN, CLUSTER, opened, settings, with_app
 
 from fjord.control import ControlSettings, RegistryCredentials, clusters
 from fjord.control.bootstrap import BootstrapInput, bootstrap_objects
+from fjord.control.errors import InvalidError
 from fjord.control.models import Cluster
 from fjord.control.receivers import webhook_path
 from fjord.control.syncroot import sync_root_artifact, sync_root_files
-from fjord.spec.platform import OciStore
+from fjord.spec import PlatformConfig
+from fjord.spec.platform import AzureStore, OciStore
 
 
 def oci_settings(tmp_path: Path, *, auth: bool = False) -> ControlSettings:
@@ -147,3 +151,86 @@ async def test_each_cluster_gets_its_own_token_encrypted_at_rest(tmp_path: Path)
         # Bootstrapping again rotates the token.
         await clusters.bootstrap(plane, ADMIN, "ttd", "tt02", "tt02-1")
         assert await clusters.cluster_token(plane, ADMIN, CLUSTER) != tokens[CLUSTER]
+
+
+ACCOUNT_URL = "http://127.0.0.1:10000/devstoreaccount1"
+# Azurite's published development key (not a secret).
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def azure_settings(tmp_path: Path) -> ControlSettings:
+    base = settings(tmp_path)
+    org = base.platform.orgs["digdir"].model_copy(
+        update={"store": AzureStore(kind="azure", account_url=ACCOUNT_URL, container="c-digdir")}
+    )
+    platform = base.platform.model_copy(update={"orgs": {"digdir": org}})
+    return ControlSettings(
+        data_dir=base.data_dir,
+        platform=platform,
+        public_url="http://fjord.test:8650",
+        azure_keys={ACCOUNT_URL: ACCOUNT_KEY},
+    )
+
+
+def test_an_azure_org_is_read_through_buckets_with_a_read_only_sas(tmp_path: Path) -> None:
+    config = azure_settings(tmp_path)
+    objects = bootstrap_objects(
+        config, BootstrapInput("digdir", "tt02", CLUSTER, token="t", public_key_pem=b"PEM")
+    )
+    named = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    assert ("OCIRepository", "fjord-sync") not in named
+    assert ("Secret", "fjord-registry") not in named
+    root = named[("Bucket", "fjord-sync")]["spec"]
+    assert root["provider"] == "azure"
+    assert (root["endpoint"], root["bucketName"]) == (ACCOUNT_URL, "c-digdir")
+    assert root["prefix"] == "tree/digdir/sync/tt02/current/"
+    assert root["secretRef"] == {"name": "fjord-azure"}
+    sync = named[("Kustomization", "fjord-sync")]["spec"]
+    assert sync["sourceRef"] == {"kind": "Bucket", "name": "fjord-sync"}
+    assert sync["path"] == "./tree/digdir/sync/tt02/current"
+    receiver = named[("Receiver", "fjord")]["spec"]
+    assert {r["kind"] for r in receiver["resources"]} == {"Bucket"}
+    # The SAS: read + list, on this container only; never the account key.
+    sas = base64.b64decode(named[("Secret", "fjord-azure")]["data"]["sasKey"]).decode()
+    query = dict(item.split("=", 1) for item in sas.removeprefix("?").split("&"))
+    assert (query["sp"], query["sr"]) == ("rl", "c")
+    assert ACCOUNT_KEY not in sas
+
+    files = sync_root_files(config, "digdir", "tt02", ["varsel"])
+    app = by_kind(list(yaml.safe_load_all(files["apps/varsel.yaml"])))
+    assert "OCIRepository" not in app
+    assert app["Bucket"]["spec"]["prefix"] == "tree/digdir/apps/varsel/tt02/"  # type: ignore[index]
+    assert app["Kustomization"]["spec"]["sourceRef"]["kind"] == "Bucket"  # type: ignore[index]
+    assert app["Kustomization"]["spec"]["path"] == "./tree/digdir/apps/varsel/tt02"  # type: ignore[index]
+    # The Azure store writes the tree of tag ``current`` from the artifact's ``current/``.
+    artifact = sync_root_artifact(config, "digdir", "tt02", ["varsel"])
+    assert sorted(artifact.files()) == ["current/alert.yaml", "current/apps/varsel.yaml"]
+
+
+def test_an_azure_org_without_an_account_key_is_refused_by_name(tmp_path: Path) -> None:
+    config = azure_settings(tmp_path)
+    keyless = ControlSettings(data_dir=config.data_dir, platform=config.platform)
+    given = BootstrapInput("digdir", "tt02", CLUSTER, token="t", public_key_pem=b"PEM")
+    with pytest.raises(InvalidError) as refused:
+        bootstrap_objects(keyless, given)
+    assert ACCOUNT_URL in str(refused.value)
+    assert "FJORD_AZURE_KEYS" in (refused.value.hint or "")
+
+
+def test_two_orgs_may_not_share_a_container(tmp_path: Path) -> None:
+    config = azure_settings(tmp_path)
+    digdir = config.platform.orgs["digdir"]
+    with pytest.raises(ValidationError) as refused:
+        PlatformConfig.model_validate(
+            config.platform.model_dump() | {"orgs": {"digdir": digdir, "ttd": digdir}}
+        )
+    assert "'c-digdir' is already org 'digdir'" in str(refused.value)
+
+
+def test_azure_keys_from_the_environment() -> None:
+    parsed = ControlSettings.from_env({"FJORD_AZURE_KEYS": f"{ACCOUNT_URL}/={ACCOUNT_KEY}"})
+    assert parsed.azure_keys == {ACCOUNT_URL: ACCOUNT_KEY}
+    with pytest.raises(ValueError, match="FJORD_AZURE_KEYS: 'http://a' has no key"):
+        ControlSettings.from_env({"FJORD_AZURE_KEYS": "http://a"})

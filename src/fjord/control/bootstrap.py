@@ -2,7 +2,8 @@
 
 The only place Secrets appear: the cosign public key, the per-cluster HMAC token (used by the
 Provider to sign events and by the Receiver to check fjord's calls) and, if the store needs
-them, registry credentials. Applied once per cluster; everything else arrives through Flux.
+them, registry credentials or (Azure Blob) a read-only SAS for the org's container. Applied
+once per cluster; everything else arrives through Flux.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from fjord.control import flux
 from fjord.control.settings import ControlSettings
-from fjord.control.stores import flux_source
+from fjord.control.stores import BucketSource, flux_source, read_sas
 
 Obj = dict[str, Any]
 
@@ -84,7 +85,11 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
         _secret(flux.COSIGN_SECRET, _cosign_keys(given)),
         _secret(flux.WEBHOOK_SECRET, {"token": given.token.encode()}),
     ]
-    if source.needs_credentials:
+    if isinstance(source, BucketSource):
+        # Read + list on the org's container only; the account key never leaves fjord.
+        sas = read_sas(settings, org)
+        objects.append(_secret(flux.AZURE_SECRET, {"sasKey": f"?{sas}".encode()}))
+    elif source.needs_credentials:
         creds = settings.registry_credentials[source.registry]
         auth = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
         config = {"auths": {source.registry: {"auth": auth}}}
@@ -97,7 +102,7 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
         )
     meta = {"name": flux.SYNC_NAME, "namespace": flux.FLUX_NAMESPACE}
     objects += [
-        flux.oci_repository(
+        flux.source_object(
             source, name=flux.SYNC_NAME, tag=flux.SYNC_TAG, interval=settings.flux_interval
         ),
         {
@@ -105,8 +110,8 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
             "kind": "Kustomization",
             "metadata": meta,
             "spec": {
-                "sourceRef": {"kind": "OCIRepository", "name": flux.SYNC_NAME},
-                "path": "./",
+                "sourceRef": {"kind": flux.source_kind(source), "name": flux.SYNC_NAME},
+                "path": flux.kustomization_path(source, flux.SYNC_TAG, ""),
                 "prune": True,
                 "interval": settings.flux_interval,
                 "timeout": settings.kustomization_timeout,
@@ -133,7 +138,7 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
                 "eventSeverity": "info",
                 "eventSources": [
                     {"kind": "Kustomization", "name": "*"},
-                    {"kind": "OCIRepository", "name": "*"},
+                    {"kind": flux.source_kind(source), "name": "*"},
                 ],
             },
         },
@@ -153,10 +158,14 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
                 "type": "generic-hmac",
                 "secretRef": {"name": flux.WEBHOOK_SECRET},
                 "resources": [
-                    {"apiVersion": flux.OCI_API, "kind": "OCIRepository", "name": flux.SYNC_NAME},
                     {
                         "apiVersion": flux.OCI_API,
-                        "kind": "OCIRepository",
+                        "kind": flux.source_kind(source),
+                        "name": flux.SYNC_NAME,
+                    },
+                    {
+                        "apiVersion": flux.OCI_API,
+                        "kind": flux.source_kind(source),
                         "name": "*",
                         "matchLabels": {flux.MANAGED_LABEL: "fjord"},
                     },

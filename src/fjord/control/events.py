@@ -4,10 +4,17 @@ Each cluster signs its events with its own token (``X-Signature: sha256=<HMAC of
 body>``, Flux's generic-hmac provider). A missing or wrong signature, or an unknown cluster,
 gets the same 401 and nothing is written. The SHA-256 of the body identifies an event, so a
 replay is recorded once and changes nothing.
+
+An OCIRepository's revision names the digest it pulled (``tt02@sha256:…``); a Bucket's is a
+hash of its objects' keys and ETags. For orgs on Bucket sources the digest behind an app's
+revision is read from the tree blob itself (``control.stores.tree_digest``): only while the tree
+still is that revision, so an event about a tree replaced since names no digest (and never
+looks like a release fjord did not make).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -26,6 +33,7 @@ from fjord.control.models import (
     Cluster,
     ClusterApp,
     Deployment,
+    Environment,
     FluxEvent,
     Org,
     Release,
@@ -35,6 +43,8 @@ from fjord.control.models import (
 from fjord.control.plane import ControlPlane
 from fjord.control.progress import evaluate
 from fjord.control.roles import Actor
+from fjord.control.stores import is_bucket, tree_digest
+from fjord.releases import repository as app_repository
 
 _DIGESTS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha512": hashlib.sha512}
 _REFUSED = "missing or invalid event signature"
@@ -69,9 +79,14 @@ class FluxEventData:
     message: str
     revision: str | None
     at: dt.datetime | None = None  # the cluster's clock, second precision
+    # A Bucket's revision is no digest: then ``digest`` is the one read from the store, if any.
+    bucket: bool = False
+    bucket_digest: str | None = None
 
     @property
     def digest(self) -> str | None:
+        if self.bucket:
+            return self.bucket_digest
         if self.revision and "sha256:" in self.revision:
             return "sha256:" + self.revision.rsplit("sha256:", 1)[1]
         return None
@@ -177,12 +192,37 @@ async def ingest(
                 # Nothing is written before this check passes.
                 if token is None or not signature_valid(token, body, signature):
                     raise UnauthenticatedError(_REFUSED)
-                event = parse_event(body)
+                event = await _with_bucket_digest(plane, session, cluster, parse_event(body))
                 return await _apply(session, cluster_id, event, hashlib.sha256(body).hexdigest())
         except IntegrityError:
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _with_bucket_digest(
+    plane: ControlPlane, session: AsyncSession, cluster: Cluster | None, event: FluxEventData
+) -> FluxEventData:
+    """For an org on Bucket sources: the event, with the digest its app's tree holds."""
+    if cluster is None:
+        return event
+    org = await session.get(Org, cluster.org_id)
+    if org is None or org.name not in plane.settings.platform.orgs:
+        return event
+    if not is_bucket(plane.settings, org.name):
+        return event
+    app = _app_of(org.name, event)
+    environment = await session.get(Environment, cluster.environment_id)
+    digest = None
+    if app is not None and environment is not None and event.revision:
+        digest = await tree_digest(
+            plane.settings,
+            org.name,
+            app_repository(org.name, app),
+            environment.name,
+            event.revision,
+        )
+    return dataclasses.replace(event, bucket=True, bucket_digest=digest)
 
 
 async def _apply(
@@ -236,7 +276,7 @@ def _app_of(org: str, event: FluxEventData) -> str | None:
         return event.name
     prefix = f"{org}-"
     if (
-        event.kind == "OCIRepository"
+        event.kind in flux.SOURCE_KINDS
         and event.namespace == flux.FLUX_NAMESPACE
         and event.name.startswith(prefix)
     ):
@@ -257,8 +297,8 @@ def _is_success(event: FluxEventData) -> bool:
 def _source_recovered(row: ClusterApp, event: FluxEventData) -> bool:
     return (
         row.ready is False
-        and (row.reason or "").startswith("OCIRepository/")
-        and event.kind == "OCIRepository"
+        and (row.reason or "").split("/")[0] in flux.SOURCE_KINDS
+        and event.kind in flux.SOURCE_KINDS
         and event.reason == "Succeeded"
         and event.digest is not None
         and event.digest == row.applied_digest

@@ -2,10 +2,11 @@
 
 Where things live in a cluster (one org per cluster, so app names are unique in it):
 
-* ``flux-system``: the root OCIRepository + Kustomization ``fjord-sync``, one OCIRepository per
-  app (``{org}-{app}``), the cosign public key, registry credentials and HMAC Secrets, the
-  notification Provider, Alerts and Receiver. Secrets are created once by the bootstrap and are
-  never in an artifact.
+* ``flux-system``: the root source + Kustomization ``fjord-sync``, one source per app
+  (``{org}-{app}``), the cosign public key, registry or storage credentials and HMAC Secrets,
+  the notification Provider, Alerts and Receiver. Secrets are created once by the bootstrap and
+  are never in an artifact. Sources are OCIRepositories (cosign-verified) for OCI stores and
+  Buckets for Azure Blob stores (one tree blob per tag, read with the org's SAS).
 * ``{org}-{app}``: the app's Namespace, its deployer ServiceAccount + RoleBinding, and its
   Kustomization, which runs as that ServiceAccount and references the OCIRepository across
   namespaces; the app's own objects.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fjord.control.stores import FluxSource
+from fjord.control.stores import BucketSource, FluxSource
 from fjord.render.podsecurity import DEPLOYER_SERVICE_ACCOUNT
 
 OCI_API = "source.toolkit.fluxcd.io/v1"
@@ -29,6 +30,7 @@ SYNC_TAG = "current"
 COSIGN_SECRET = "fjord-cosign"  # noqa: S105 (a Secret's name)
 WEBHOOK_SECRET = "fjord-webhook"  # noqa: S105 (a Secret's name)
 REGISTRY_SECRET = "fjord-registry"  # noqa: S105 (a Secret's name)
+AZURE_SECRET = "fjord-azure"  # noqa: S105 (a Secret's name: the org's read-only SAS)
 PROVIDER_NAME = "fjord"
 RECEIVER_NAME = "fjord"
 # The checks refuse workloads running as it; one name for both.
@@ -43,7 +45,7 @@ def app_namespace(org: str, app: str) -> str:
 
 
 def app_source_name(org: str, app: str) -> str:
-    """The app's OCIRepository in flux-system."""
+    """The app's source (OCIRepository or Bucket) in flux-system."""
     return f"{org}-{app}"
 
 
@@ -78,3 +80,64 @@ def oci_repository(
     if labels:
         metadata["labels"] = labels
     return {"apiVersion": OCI_API, "kind": "OCIRepository", "metadata": metadata, "spec": spec}
+
+
+def bucket(
+    source: BucketSource,
+    *,
+    name: str,
+    tag: str,
+    interval: str,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Bucket in flux-system that reads the tree of ``tag`` from the org's container.
+
+    The one shape for the sync root and every app, read with the org's SAS. Flux does not
+    verify Bucket contents; only the control plane holds a key that can write the container.
+    """
+    metadata: dict[str, Any] = {"name": name, "namespace": FLUX_NAMESPACE}
+    if labels:
+        metadata["labels"] = labels
+    return {
+        "apiVersion": OCI_API,
+        "kind": "Bucket",
+        "metadata": metadata,
+        "spec": {
+            "provider": "azure",
+            "endpoint": source.endpoint,
+            "bucketName": source.container,
+            "prefix": source.prefix(tag),
+            "interval": interval,
+            "secretRef": {"name": AZURE_SECRET},
+        },
+    }
+
+
+def source_object(
+    source: FluxSource | BucketSource,
+    *,
+    name: str,
+    tag: str,
+    interval: str,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The source following ``tag``: an OCIRepository or a Bucket, by the org's store."""
+    if isinstance(source, BucketSource):
+        return bucket(source, name=name, tag=tag, interval=interval, labels=labels)
+    return oci_repository(source, name=name, tag=tag, interval=interval, labels=labels)
+
+
+def source_kind(source: FluxSource | BucketSource) -> str:
+    return "Bucket" if isinstance(source, BucketSource) else "OCIRepository"
+
+
+def kustomization_path(source: FluxSource | BucketSource, tag: str, directory: str) -> str:
+    """Where a Kustomization finds ``directory`` of the artifact behind ``tag``: the directory
+    itself in an OCI artifact; the tag's tree (that directory, as one blob) in a Bucket."""
+    if isinstance(source, BucketSource):
+        return source.path(tag)
+    return f"./{directory}" if directory else "./"
+
+
+# Source kinds fjord creates; events from them are about the app (or the root) they follow.
+SOURCE_KINDS = ("OCIRepository", "Bucket")

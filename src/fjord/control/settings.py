@@ -156,6 +156,11 @@ class ControlSettings:
     oidc: OidcSettings | None = None
     # Per registry host (``host:port``): credentials for pushing and for clusters to pull.
     registry_credentials: Mapping[str, RegistryCredentials] = field(default_factory=dict)
+    # Per Azure Storage account URL (as orgs' ``account_url`` name it): the account key fjord
+    # writes with. Clusters never get it: they read with a container SAS (read + list) signed
+    # by it, valid for ``azure_sas_days``.
+    azure_keys: Mapping[str, str] = field(default_factory=dict)
+    azure_sas_days: float = 365.0
     # Flux intervals written into sync roots and bootstrap manifests.
     flux_interval: str = "10m"
     kustomization_timeout: str = "5m"
@@ -261,4 +266,20 @@ class ControlSettings:
                 user, _, password = userpass.partition(":")
                 creds[host.strip()] = RegistryCredentials(user, password)
             kwargs["registry_credentials"] = creds
+        if env.get("FJORD_AZURE_KEYS"):
+            # account_url=key[,account_url=key] (account keys are base64: no ',')
+            keys = {}
+            for item in env["FJORD_AZURE_KEYS"].split(","):
+                url, sep, key = item.partition("=")
+                if not sep or not key:
+                    raise ValueError(
+                        f"FJORD_AZURE_KEYS: {item.split('=')[0]!r} has no key"
+                        " (use account_url=key[,account_url=key])"
+                    )
+                keys[url.strip().rstrip("/")] = key.strip()
+            kwargs["azure_keys"] = keys
+        if env.get("FJORD_AZURE_SAS_DAYS"):
+            kwargs["azure_sas_days"] = _positive(
+                "FJORD_AZURE_SAS_DAYS", env["FJORD_AZURE_SAS_DAYS"], "days (e.g. 365)"
+            )
         return cls(**kwargs)  # type: ignore[arg-type]

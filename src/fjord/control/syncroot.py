@@ -1,9 +1,10 @@
 """The sync root of an org in an environment: what its clusters should run, as an artifact.
 
 Per app: the Namespace (labelled for Pod Security Admission), a deployer ServiceAccount bound
-to the ``admin`` ClusterRole by a RoleBinding in that namespace only, the app's OCIRepository
-(following tag = environment, cosign-verified) and its Kustomization (``./{env}``, prune,
-wait, timeout, run as the deployer).
+to the ``admin`` ClusterRole by a RoleBinding in that namespace only, the app's source
+(following tag = environment: a cosign-verified OCIRepository, or a Bucket on the tag's tree
+for an Azure Blob store) and its Kustomization (``./{env}`` or the tree's path, prune, wait,
+timeout, run as the deployer).
 Plus one Alert listing every app namespace, because Flux Alerts have no namespace wildcard.
 
 Pure functions: the same app list always gives the same bytes, so an unchanged list republishes
@@ -18,7 +19,7 @@ from typing import Any
 from fjord.artifact.oci import Artifact, build_artifact
 from fjord.control import flux
 from fjord.control.settings import ControlSettings
-from fjord.control.stores import flux_source
+from fjord.control.stores import flux_source, is_bucket
 from fjord.releases import repository
 from fjord.render import podsecurity
 from fjord.render.yamlout import dump_all
@@ -74,7 +75,7 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
             },
             "subjects": [{"kind": "ServiceAccount", "name": flux.DEPLOYER, "namespace": ns}],
         },
-        flux.oci_repository(
+        flux.source_object(
             source,
             name=flux.app_source_name(org, app),
             tag=environment,
@@ -87,11 +88,11 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
             "metadata": {"name": app, "namespace": ns, "labels": labels},
             "spec": {
                 "sourceRef": {
-                    "kind": "OCIRepository",
+                    "kind": flux.source_kind(source),
                     "name": flux.app_source_name(org, app),
                     "namespace": flux.FLUX_NAMESPACE,
                 },
-                "path": f"./{environment}",
+                "path": flux.kustomization_path(source, environment, environment),
                 "prune": True,
                 "wait": True,
                 "timeout": settings.kustomization_timeout,
@@ -139,9 +140,15 @@ def sync_root_files(
 def sync_root_artifact(
     settings: ControlSettings, org: str, environment: str, apps: Sequence[str]
 ) -> Artifact:
+    """The sync root as an artifact. For Bucket sources its files sit under ``current/``, the
+    directory an Azure store writes as the tree of tag ``current``; OCI sources apply the
+    artifact's root."""
     names = sorted(set(apps))
+    files = sync_root_files(settings, org, environment, names)
+    if is_bucket(settings, org):
+        files = {f"{flux.SYNC_TAG}/{path}": content for path, content in files.items()}
     return build_artifact(
-        sync_root_files(settings, org, environment, names),
+        files,
         source=f"fjord:{org}/{environment}",
         revision=f"apps:{','.join(names)}",
     )

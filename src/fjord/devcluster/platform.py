@@ -3,9 +3,11 @@
 Two orgs with their own clusters (org ``ttd``: one tt02 cluster and two identical production
 clusters; org ``digdir``: one tt02 cluster), each cluster a real local Kubernetes with Flux and
 fjord's operators; one OCI registry per org (each with its own credentials, so a cluster can only
-pull its own org's artifacts); PostgreSQL and Redis for the apps' credentials; the Maskinporten
-emulator; and the control plane with its web UI. Then the sample apps are deployed the way a
-service owner would, and the status matrix is printed.
+pull its own org's artifacts and images); Azurite, where org ``digdir`` keeps its releases (its
+own container, read by its clusters' Flux Bucket sources with a SAS for that container only,
+while ``ttd``'s releases stay in its registry); PostgreSQL and Redis for the apps' credentials;
+the Maskinporten emulator; and the control plane with its web UI. Then the sample apps are
+deployed the way a service owner would, and the status matrix is printed.
 
 Every part records itself in ``platform.json`` under one root directory, so ``down`` and
 ``status`` work from any later process, and ``down`` after a crash still stops everything.
@@ -35,6 +37,8 @@ from fjord.api.client import ClientError, FjordClient
 from fjord.control import states
 from fjord.control.views import AppStatusView
 from fjord.devcluster import hostledger, processes, sampleapps
+from fjord.devcluster.azurite import ACCOUNT_KEY as AZURITE_ACCOUNT_KEY
+from fjord.devcluster.azurite import Azurite
 from fjord.devcluster.cluster import ClusterState, LocalCluster
 from fjord.devcluster.gitea import LocalGitea, SeededRepo, seed
 from fjord.devcluster.kubeclient import KubeAPIError, KubeREST
@@ -70,6 +74,8 @@ class Topology:
 
     orgs: Mapping[str, Mapping[str, tuple[str, ...]]]
     apps: tuple[tuple[str, str], ...] = ()  # (org/app, example directory) deployed to tt02
+    # Orgs whose releases live in Azure Blob Storage (Azurite); the others' in their registry.
+    azure_orgs: tuple[str, ...] = ()
 
     def clusters(self) -> list[tuple[str, str, str]]:
         return [
@@ -86,6 +92,7 @@ DEMO = Topology(
         "digdir": {"tt02": ("tt02-1",)},
     },
     apps=(("ttd/skjema", "platform-app"), ("digdir/varsel", "app-with-chart")),
+    azure_orgs=("digdir",),
 )
 
 
@@ -99,6 +106,7 @@ class PlatformState:
     root: Path
     topology: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     registries: dict[str, dict[str, Any]] = field(default_factory=dict)  # org → user/password
+    azure_orgs: list[str] = field(default_factory=list)  # orgs whose store is Azurite
     clusters: dict[str, str] = field(default_factory=dict)  # cluster id → state directory
     operators: dict[str, ProcessRecord] = field(default_factory=dict)
     emulator: ProcessRecord | None = None
@@ -126,6 +134,7 @@ class PlatformState:
         data = {
             "topology": self.topology,
             "registries": self.registries,
+            "azure_orgs": self.azure_orgs,
             "clusters": self.clusters,
             "operators": {k: v.to_json() for k, v in self.operators.items()},
             "emulator": self.emulator.to_json() if self.emulator else None,
@@ -150,6 +159,7 @@ class PlatformState:
             root=root,
             topology=data["topology"],
             registries=data["registries"],
+            azure_orgs=list(data.get("azure_orgs") or []),
             clusters=data["clusters"],
             operators={k: record(v) for k, v in data["operators"].items()},
             emulator=record(data["emulator"]) if data["emulator"] else None,
@@ -169,6 +179,15 @@ class PlatformState:
 
 def _gitea_dir(root: Path) -> Path:
     return root / "gitea"
+
+
+def _azurite_dir(root: Path) -> Path:
+    return root / "azurite"
+
+
+def azure_container(org: str) -> str:
+    """The container an org's releases live in (one per org)."""
+    return f"fjord-{org}"
 
 
 def _registry_dir(root: Path, org: str) -> Path:
@@ -227,6 +246,7 @@ def up(
             org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
         },
         real_nodes=real_nodes,
+        azure_orgs=list(topology.azure_orgs),
     )
     state.save()
     try:
@@ -268,6 +288,7 @@ def _start(
         postgres_job = pool.submit(LocalPostgres.start, root / "postgres", also_listen=also_listen)
         redis_job = pool.submit(LocalRedis.start, root / "redis", also_listen=also_listen)
         emulator_job = pool.submit(_start_emulator, root, supplier_key, state.host)
+        azurite_job = pool.submit(Azurite.start, _azurite_dir(root)) if state.azure_orgs else None
         images_job = pool.submit(sampleapps.build_images) if state.real_nodes else None
         cluster_jobs = {
             cid: pool.submit(_start_cluster, root, cid, registry_jobs[cid.split(".")[0]], state)
@@ -282,6 +303,8 @@ def _start(
             }
             state.save()
         postgres, redis = postgres_job.result(), redis_job.result()
+        if azurite_job is not None:
+            azurite_job.result()  # recorded in its directory; the config below reads it there
         state.emulator, state.emulator_url = emulator_job.result()
         gitea, repositories, reader_tokens = gitea_job.result()
         state.gitea_url = gitea.url
@@ -396,10 +419,20 @@ def _start_emulator(
 def platform_config(state: PlatformState) -> dict[str, Any]:
     """The platform config the control plane serves (as a YAML-able mapping)."""
     orgs: dict[str, Any] = {}
+    azurite = Azurite.load(_azurite_dir(state.root))
     for org, envs in state.topology.items():
         registry = state.registries[org]
+        store: dict[str, Any] = {"kind": "oci", "registry": registry["host"], "plain_http": True}
+        if org in state.azure_orgs:
+            if azurite is None:
+                raise FjordError(f"org {org} keeps its releases in Azurite, which is not running")
+            store = {
+                "kind": "azure",
+                "account_url": azurite.blob_endpoint,
+                "container": azure_container(org),
+            }
         orgs[org] = {
-            "store": {"kind": "oci", "registry": registry["host"], "plain_http": True},
+            "store": store,
             "clusters": {env: [{"name": n} for n in names] for env, names in envs.items()},
         }
     return {
@@ -421,6 +454,10 @@ def _control_env(state: PlatformState) -> dict[str, str]:
         "FJORD_REGISTRY_AUTH": auth,
         "PYTHONUNBUFFERED": "1",
     }
+    azurite = Azurite.load(_azurite_dir(state.root))
+    if azurite is not None:
+        # fjord writes with the account key; clusters get a read-only SAS per org's container.
+        env["FJORD_AZURE_KEYS"] = f"{azurite.blob_endpoint}={AZURITE_ACCOUNT_KEY}"
     gitea = LocalGitea.load(_gitea_dir(state.root))
     if gitea is not None:
         # The admin's token: fjord registers webhooks and posts commit statuses with it.
@@ -640,6 +677,10 @@ def _all_running(state: PlatformState) -> bool:
     gitea = LocalGitea.load(_gitea_dir(state.root))
     if gitea is None or not gitea.running():
         return False
+    if state.azure_orgs:
+        azurite = Azurite.load(_azurite_dir(state.root))
+        if azurite is None or not azurite.running():
+            return False
     if not state.clusters:
         return False
     return all(LocalCluster(Path(d)).status().get("running") for d in state.clusters.values())
@@ -680,6 +721,10 @@ def down(root: Path) -> list[str]:
     if redis is not None:
         redis.destroy()
         removed.append("redis")
+    azurite = Azurite.load(_azurite_dir(root))
+    if azurite is not None:
+        azurite.stop()
+        removed.append("azurite")
     if hostledger.held_slot(root) is not None:
         hostledger.release(root)
     if root.exists():
@@ -717,6 +762,13 @@ def status(root: Path) -> dict[str, Any]:
     )
     redis = LocalRedis.load(root / "redis")
     part("Redis", redis.url.split("@")[-1] if redis else "-", bool(redis and redis.running()))
+    if state.azure_orgs:
+        azurite = Azurite.load(_azurite_dir(root))
+        part(
+            f"Azurite (releases of {', '.join(state.azure_orgs)})",
+            azurite.blob_endpoint if azurite else "-",
+            bool(azurite and azurite.running()),
+        )
     gitea = LocalGitea.load(_gitea_dir(root))
     part("Gitea (apps' repositories)", gitea.url if gitea else "-", bool(gitea and gitea.running()))
     for cid, directory in state.clusters.items():
@@ -752,6 +804,7 @@ def status(root: Path) -> dict[str, Any]:
         "clusters": state.clusters,
         "emulator_url": state.emulator_url,
         "registries": {org: r["host"] for org, r in state.registries.items()},
+        "azure_orgs": {org: azure_container(org) for org in state.azure_orgs},
         "gitea_url": state.gitea_url,
         "repositories": state.repositories,
         "gitea_login": state.gitea_login,

@@ -69,8 +69,16 @@ class OciStore(SpecModel):
 
 
 class AzureStore(SpecModel):
+    """An Azure Blob container of the org's own; its clusters read it with Flux Bucket sources
+    and a SAS for this container only, so no two orgs may share one."""
+
     kind: Literal["azure"]
-    account_url: str = Field(min_length=1)
+    account_url: str = Field(
+        min_length=1,
+        pattern=r"^https?://[^\s/?#]+(/[^\s/?#]+)?/?$",
+        description="the Blob service URL: https://<account>.blob.core.windows.net, or"
+        " path-style http://127.0.0.1:10000/devstoreaccount1 (Azurite)",
+    )
     container: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -178,6 +186,17 @@ class PlatformConfig(SpecModel):
         for exception in self.security.pod_security_exceptions:
             if exception.org not in self.orgs:
                 raise ValueError(f"security.podSecurityExceptions: unknown org {exception.org!r}")
+        containers: dict[tuple[str, str], str] = {}
+        for org, config in self.orgs.items():
+            if isinstance(config.store, AzureStore):
+                where = (config.store.account_url.rstrip("/"), config.store.container)
+                if where in containers:
+                    raise ValueError(
+                        f"orgs.{org}.store.container: {where[1]!r} is already org"
+                        f" {containers[where]!r}'s; each org needs a container of its own (its"
+                        " clusters' read credential covers the whole container)"
+                    )
+                containers[where] = org
         return self
 
     @property

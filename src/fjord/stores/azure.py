@@ -7,30 +7,35 @@ Layout in one container (``<repository>`` is e.g. ``ttd/apps/app1``)::
                                              manifest media type
     oci/<repository>/tags/<tag>              text: the digest the tag points at (overwritten
                                              when the tag moves, always last)
-    tree/<repository>/<tag>/<path>           plain files: the ``<tag>/`` directory of the Flux
-                                             artifact the tag points at
+    tree/<repository>/<tag>/manifests.yaml   the ``<tag>/`` directory of the Flux artifact the
+                                             tag points at, as ONE multi-document YAML blob
 
 The ``oci/`` half gives pull, verify and tag the same semantics as the other stores. The
-``tree/`` half is for Flux: when a tag named after an environment moves, the artifact's files
-for that environment (``tt02/…``) are mirrored as plain objects, so a Bucket with
-``prefix: tree/ttd/apps/app1/`` and a Kustomization with ``path: ./tree/ttd/apps/app1/tt02``
-apply them (Flux keeps the full object key as the path; the prefix only filters). Tags whose
-artifact has no directory of that name (e.g. ``latest``, ``sha256-….sig``) get no tree.
+``tree/`` half is for Flux: when a tag named after a directory of the artifact moves (``tt02``
+for a release, ``current`` for a sync root published that way), that directory's YAML files are
+joined into one blob, so a Bucket with ``prefix: tree/ttd/apps/app1/tt02/`` and a Kustomization
+with ``path: ./tree/ttd/apps/app1/tt02`` apply them (Flux keeps the full object key as the path;
+the prefix only filters). Tags whose artifact has no directory of that name (e.g. ``latest``,
+``sha256-….sig``) get no tree.
 
-Tree objects carry their SHA-256 in the ``fjordsha256`` metadata; unchanged files are not
-re-uploaded, so their ETags, and with them the Bucket revision, stay the same on a no-op
-deploy. The tree is updated file by file (new and changed files first, stale files deleted
-last), so Flux may briefly list a mix of old and new files; the tag object is written only
-after the tree is complete.
+Why one blob: replacing a blob is atomic in Azure Storage, so a Bucket listing and downloading
+the prefix while a tag moves gets either the old release's manifests or the new one's, never a
+mix (a tree of several objects, updated one by one, can be read half-way). Flux's kustomize
+generator treats one file of many documents exactly like many files.
+
+The tree blob carries the SHA-256 of its content (``fjordsha256``) and the manifest digest it
+was made from (``fjorddigest``) as metadata. An unchanged tree is not re-uploaded, so its ETag,
+and with it the Bucket revision, stays the same on a no-op deploy; and :meth:`tree_state` maps
+the revision a Bucket reports back to the digest (see :func:`bucket_revision`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import mimetypes
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import (
@@ -44,12 +49,47 @@ from azure.storage.blob.aio import ContainerClient
 from fjord.artifact.digest import is_digest, verify_digest
 from fjord.artifact.errors import ArtifactError
 from fjord.artifact.oci import Artifact, parse_manifest, referenced_blobs
-from fjord.stores.base import BlobOutcome, Store, StoreError
+from fjord.stores.base import BlobOutcome, Store, StoreError, check_repository, check_tag
 
 # Azurite 3.35 rejects the SDK's default API version unless started with
 # --skipApiVersionCheck; pinning a version both sides know keeps either way working.
 DEFAULT_API_VERSION = "2026-06-06"
 HASH_METADATA = "fjordsha256"
+DIGEST_METADATA = "fjorddigest"
+TREE_FILE = "manifests.yaml"
+# What Flux's kustomize generator reads from a directory; anything else cannot be applied.
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def bucket_revision(etags: Mapping[str, str]) -> str:
+    """The revision a Flux Bucket reports for objects ``{key: etag}`` (source-controller's
+    ``index.Digester``: SHA-256 over ``"<key> <etag>\n"`` in key order). The ETag is the one
+    a download returns (the quoted header value): Flux re-indexes every object with it.
+    """
+    lines = "".join(f"{key} {etags[key]}\n" for key in sorted(etags))
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+
+
+def join_manifests(files: Mapping[str, bytes]) -> bytes:
+    """Files of one directory as one multi-document YAML, in path order."""
+    parts = []
+    for path in sorted(files):
+        if not path.endswith(_MANIFEST_SUFFIXES):
+            raise StoreError(
+                f"cannot publish {path!r} for Flux's Bucket source: not a manifest",
+                hint="an environment directory holds only .yaml, .yml or .json files",
+            )
+        text = files[path]
+        parts.append(text if text.endswith(b"\n") or not text else text + b"\n")
+    return b"".join(p if p.startswith(b"---") else b"---\n" + p for p in parts if p.strip())
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """A tag's tree as a Flux Bucket on ``tree_prefix(repository, tag)`` sees it now."""
+
+    revision: str  # what the Bucket reports (``bucket_revision``)
+    digest: str | None  # the manifest digest the tree blob was made from
 
 
 class AzureBlobStore(Store):
@@ -78,6 +118,24 @@ class AzureBlobStore(Store):
         client = ContainerClient.from_connection_string(connection_string, container, **options)
         return cls(client)
 
+    @classmethod
+    def from_account_key(
+        cls,
+        account_url: str,
+        container: str,
+        *,
+        account_name: str,
+        account_key: str,
+        api_version: str | None = DEFAULT_API_VERSION,
+        timeout: float = 60.0,
+    ) -> AzureBlobStore:
+        """A store on ``container`` of the account at ``account_url``, writing with its key."""
+        options: dict[str, Any] = {"connection_timeout": 10, "read_timeout": timeout}
+        if api_version:
+            options["api_version"] = api_version
+        credential = {"account_name": account_name, "account_key": account_key}
+        return cls(ContainerClient(account_url, container, credential=credential, **options))
+
     def describe(self) -> str:
         return f"azure blob {self._location}"
 
@@ -105,6 +163,39 @@ class AzureBlobStore(Store):
     def tree_prefix(repository: str, tag: str | None = None) -> str:
         """The key prefix of the plain tree of a repository (a Bucket's ``prefix``)."""
         return f"tree/{repository}/" + (f"{tag}/" if tag else "")
+
+    @classmethod
+    def tree_key(cls, repository: str, tag: str) -> str:
+        """The one blob holding a tag's tree."""
+        return cls.tree_prefix(repository, tag) + TREE_FILE
+
+    @property
+    def container_name(self) -> str:
+        return str(self._container.container_name)
+
+    async def tree_state(self, repository: str, tag: str) -> TreeState | None:
+        """The Bucket revision of a tag's tree and the digest it holds; None without a tree.
+
+        Every object under the prefix counts (as it does for Flux); the ETags are read with one
+        properties request per object, which also returns the digest metadata of the same
+        version of the blob, so revision and digest always belong together.
+        """
+        prefix = self.tree_prefix(check_repository(repository), check_tag(tag))
+        etags: dict[str, str] = {}
+        digest = None
+        for key in sorted(await self._list(prefix, repository)):
+            try:
+                props = await self._container.get_blob_client(key).get_blob_properties()
+            except ResourceNotFoundError:
+                continue  # deleted since the listing; Flux drops it the same way
+            except HttpResponseError as exc:
+                raise self._error(exc, repository, f"read properties of {key}") from exc
+            etags[key] = str(props.etag)
+            if key == self.tree_key(repository, tag):
+                digest = (props.metadata or {}).get(DIGEST_METADATA)
+        if not etags:
+            return None
+        return TreeState(revision=bucket_revision(etags), digest=digest)
 
     # ---- low-level helpers -----------------------------------------------------------------
 
@@ -234,7 +325,7 @@ class AzureBlobStore(Store):
     ) -> None:
         files = await self._environment_files(repository, tag, manifest)
         if files is not None:
-            await self._sync_tree(repository, tag, files)
+            await self._sync_tree(repository, tag, digest, join_manifests(files))
         await self._overwrite(
             self._tag_key(repository, tag), digest.encode(), "text/plain", repository
         )
@@ -267,18 +358,19 @@ class AzureBlobStore(Store):
         files = {p: c for p, c in artifact.files().items() if p.startswith(prefix)}
         return files or None
 
-    async def _sync_tree(self, repository: str, tag: str, files: dict[str, bytes]) -> None:
-        root = self.tree_prefix(repository)
+    async def _sync_tree(self, repository: str, tag: str, digest: str, content: bytes) -> None:
+        """Replace the tag's tree blob in one write (atomic for readers), then drop any other
+        object under its prefix (left by an older layout)."""
+        key = self.tree_key(repository, tag)
         existing = await self._list(self.tree_prefix(repository, tag), repository)
-        wanted = {root + path: content for path, content in files.items()}
-        for key, content in sorted(wanted.items()):
-            sha = hashlib.sha256(content).hexdigest()
-            if existing.get(key, {}).get(HASH_METADATA) == sha:
-                continue  # unchanged: keep its ETag so Flux sees no new revision
-            content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-            await self._overwrite(key, content, content_type, repository, {HASH_METADATA: sha})
-        for key in sorted(existing.keys() - wanted.keys()):
-            await self._delete(key, repository)
+        sha = hashlib.sha256(content).hexdigest()
+        current = existing.get(key, {})
+        if current.get(HASH_METADATA) != sha or current.get(DIGEST_METADATA) != digest:
+            metadata = {HASH_METADATA: sha, DIGEST_METADATA: digest}
+            await self._overwrite(key, content, "application/yaml", repository, metadata)
+        # else unchanged: keep its ETag so Flux sees no new revision
+        for stale in sorted(existing.keys() - {key}):
+            await self._delete(stale, repository)
 
     async def _resolve(self, repository: str, tag: str) -> str | None:
         data = await self._download(self._tag_key(repository, tag), repository)
