@@ -33,11 +33,11 @@ def test_sqlite_migrates_up_and_down_and_matches_the_models(tmp_path: Path) -> N
     url = f"sqlite+aiosqlite:///{tmp_path / 'fjord.db'}"
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == "0004"
+    assert migrate.current(url) == "0005"
     assert tables(url) == set(Base.metadata.tables)
     assert schema_drift(url) == []
     migrate.downgrade(url)
     assert migrate.current(url) is None
     assert tables(url) == set()
     migrate.upgrade(url)  # and up again on the emptied database
-    assert migrate.current(url) == "0004"
+    assert migrate.current(url) == "0005"

@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 600.0  # generous: a change is queued at once, but an upload can be large
 # Where following a deployment stops: final, or waiting for a person.
-SETTLED = (*states.FINAL, states.AWAITING_APPROVAL)
+SETTLED = (*states.FINAL, states.AWAITING_APPROVAL, states.HALTED)
 
 
 class ClientError(FjordError):
@@ -321,6 +321,10 @@ class FjordClient:
 
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})
+
+    async def rollout_action(self, deployment_id: int, action: str) -> DeploymentView:
+        """``resume``, ``abort`` or ``rollback`` a rollout in waves (app-admin; audited)."""
+        return await self._change(f"/api/deployments/{deployment_id}/rollout/{action}", {})
 
     # ---- reads ---------------------------------------------------------------------------------
 

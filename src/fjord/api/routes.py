@@ -41,6 +41,7 @@ from fjord.control import (
     tokens,
     webhooks,
 )
+from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.views import (
     AppStatusView,
     AppView,
@@ -367,6 +368,15 @@ async def get_deployment(plane: PlaneDep, actor: ActorDep, deployment_id: RowId)
 @router.post("/deployments/{deployment_id}/approve", status_code=202)
 async def approve(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
     return await deploys.approve(plane, actor, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/rollout/{action}", status_code=202)
+async def rollout_action(
+    plane: PlaneDep, actor: ActorDep, deployment_id: RowId, action: RolloutAction
+) -> DeploymentView:
+    """Resume, abort or roll back a rollout in waves (app-admin; audited)."""
+    await ROLLOUT_ACTIONS[action](plane, actor, deployment_id)
+    return await queries.get_deployment(plane, actor, deployment_id)
 
 
 @router.get("/clusters")

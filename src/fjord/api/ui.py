@@ -22,6 +22,7 @@ from fjord.api.params import RowId
 from fjord.api.settings import ApiSettings
 from fjord.control import Actor, ControlPlane, catalog, deploys, queries, system_actor
 from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
+from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
 from fjord.errors import FjordError
 
@@ -189,6 +190,25 @@ async def approve(
     try:
         _check_csrf(plane, session, (await _form(request)).get("csrf", ""))
         view = await deploys.approve(plane, session.actor, deployment_id)
+    except FjordError as exc:
+        return _error(exc, session)
+    return RedirectResponse(f"/ui/apps/{view.org}/{view.app}", status_code=303)
+
+
+@router.post("/ui/deployments/{deployment_id}/rollout/{action}")
+async def rollout_action(
+    plane: PlaneDep,
+    session: SessionDep,
+    deployment_id: RowId,
+    action: RolloutAction,
+    request: Request,
+) -> Response:
+    if session is None:
+        return _login()
+    try:
+        _check_csrf(plane, session, (await _form(request)).get("csrf", ""))
+        await ROLLOUT_ACTIONS[action](plane, session.actor, deployment_id)
+        view = await queries.get_deployment(plane, session.actor, deployment_id)
     except FjordError as exc:
         return _error(exc, session)
     return RedirectResponse(f"/ui/apps/{view.org}/{view.app}", status_code=303)

@@ -39,6 +39,11 @@ class RootGroup(LazyGroup):
         "approve": LazyCommand(
             "fjord.cli.deploys", "approve", "Approve a deployment (app-admin), then follow it."
         ),
+        "rollout": LazyCommand(
+            "fjord.cli.rollouts",
+            "rollout_app",
+            "Rollouts in waves: show the waves, resume, abort or roll back (app-admin).",
+        ),
         "rollback": LazyCommand(
             "fjord.cli.deploys",
             "rollback",

@@ -103,6 +103,9 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
                 "sourceRef": {"kind": "OCIRepository", "name": flux.SYNC_NAME},
                 "path": "./",
                 "prune": True,
+                # The sync root is shared by the environment's clusters; this names the cluster,
+                # for the per-cluster tags of rollouts in waves.
+                "postBuild": {"substitute": {flux.CLUSTER_VAR: given.cluster_id.rsplit(".", 1)[1]}},
                 "interval": settings.flux_interval,
                 "timeout": settings.kustomization_timeout,
             },

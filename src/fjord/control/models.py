@@ -215,6 +215,9 @@ class Deployment(Base):
     published_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     deadline: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # A ``rolling_out`` deployment is claimed again only from this time on (the next health
+    # check or the end of a soak): a scheduled time in the database, never a sleeping process.
+    not_before: Mapped[dt.datetime | None] = mapped_column(default=None)
     __table_args__ = (
         UniqueConstraint("app_id", "idempotency_key"),
         Index("ix_deployments_app_env_id", "app_id", "environment_id", "id"),
@@ -236,6 +239,35 @@ class DeploymentStep(Base):
     replica: Mapped[str] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Rollout(Base):
+    """A deployment's waves through an environment's clusters, pinned when it is first claimed
+    (a later platform-config change does not reshuffle a rollout under way)."""
+
+    __tablename__ = "rollouts"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))  # see waves.py
+    wave: Mapped[int] = mapped_column(Integer, default=1)  # the one in progress, 1-based
+    failure_budget: Mapped[int] = mapped_column(Integer, default=0)
+    rollback_on_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Clusters whose failure used the budget, and what each cluster's tag pointed at before
+    # this rollout moved it ({cluster id: digest or None}): where a roll back returns it.
+    failed: Mapped[list[Any]] = mapped_column(default=list)
+    previous: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RolloutWave(Base):
+    __tablename__ = "rollout_waves"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
+    clusters: Mapped[list[Any]] = mapped_column()  # cluster ids
+    soak_seconds: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -74,6 +74,7 @@ class Job:
     image: str | None
     approved_by: str | None
     built: BuiltRelease | None = None
+    waves: int = 0  # the rollout's waves (pinned at the first claim); 0: all clusters at once
 
 
 StepRun = Callable[[ControlPlane, Job], Awaitable[Outcome]]
@@ -87,6 +88,9 @@ class Step:
     # The step that makes the deployment visible to clusters: its first start is the moment
     # cluster reports count from (``published_at``).
     publishes: bool = False
+    # Runs again and again until done (a wave's health checks): a new run is no new attempt and
+    # adds nothing to the timeline.
+    repeats: bool = False
 
 
 # ---- the steps -------------------------------------------------------------------------------
@@ -237,11 +241,17 @@ async def tag(plane: ControlPlane, job: Job) -> Outcome:
 
 async def notify(plane: ControlPlane, job: Job) -> Outcome:
     """Ask each cluster's Receiver to pull now. Best effort: the interval pulls anyway."""
+    await nudge(plane, job)
+    return DONE
+
+
+async def nudge(plane: ControlPlane, job: Job, only: Collection[str] | None = None) -> None:
+    """Call the Receivers of the environment's clusters (``only``: of these cluster ids)."""
     async with plane.db.session() as session:
         targets = [
             receivers.Target(c.id, c.receiver_url, plane.cipher.decrypt(c.token_cipher))
             for c in await org_clusters(session, job.org_id, job.environment_id)
-            if c.receiver_url and c.token_cipher
+            if c.receiver_url and c.token_cipher and (only is None or c.id in only)
         ]
     try:
         outcomes = await receivers.trigger(targets, timeout=plane.settings.receiver_timeout_seconds)
@@ -262,7 +272,6 @@ async def notify(plane: ControlPlane, job: Job) -> Outcome:
                         message=outcome.detail,
                     )
                 )
-    return DONE
 
 
 # ---- the pipelines ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class ClusterVerdict:
     message: str | None
 
 
-def _app_verdict(row: ClusterApp | None, digest: str, since: dt.datetime) -> ClusterVerdict:
+def app_verdict(row: ClusterApp | None, digest: str, since: dt.datetime) -> ClusterVerdict:
     if row is None:
         return ClusterVerdict(states.PENDING, None, "waiting for the cluster to report")
     if row.ready is True and row.applied_digest == digest:
@@ -77,7 +77,7 @@ async def evaluate(session: AsyncSession, deployment: Deployment) -> None:
             ).all()
         }
         for cluster in clusters:
-            verdicts[cluster.id] = _app_verdict(rows.get(cluster.id), release.digest, since)
+            verdicts[cluster.id] = app_verdict(rows.get(cluster.id), release.digest, since)
 
     existing = {
         r.cluster_id: r

@@ -118,6 +118,13 @@ class ControlSettings:
         """One bare Git mirror per app repository (see :mod:`fjord.sources`)."""
         return self.data_dir / "mirrors"
 
+    def rolls_out(self, environment: str) -> bool:
+        """Whether the environment moves its clusters in waves (each following its own tag)."""
+        try:
+            return self.platform.environment(environment).rollout is not None
+        except KeyError:
+            return False
+
     def needs_approval(self, environment: str) -> bool:
         if self.approval_environments is not None:
             return environment in self.approval_environments

@@ -2,7 +2,8 @@
 
 Per app: the Namespace (labelled for Pod Security Admission), a deployer ServiceAccount bound
 to the ``admin`` ClusterRole by a RoleBinding in that namespace only, the app's OCIRepository
-(following tag = environment, cosign-verified) and its Kustomization (``./{env}``, prune,
+(following tag = environment, or ``{environment}.{cluster}`` where the environment rolls out in
+waves; cosign-verified) and its Kustomization (``./{env}``, prune,
 wait, timeout, run as the deployer).
 Plus one Alert listing every app namespace, because Flux Alerts have no namespace wildcard.
 
@@ -77,7 +78,7 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
         flux.oci_repository(
             source,
             name=flux.app_source_name(org, app),
-            tag=environment,
+            tag=flux.app_tag(environment, per_cluster=settings.rolls_out(environment)),
             interval=settings.flux_interval,
             labels=labels,
         ),

@@ -70,6 +70,32 @@ class StepView(BaseModel):
     finished_at: dt.datetime | None
 
 
+class WaveView(BaseModel):
+    """One wave of a rollout: ``pending`` → ``running`` (tags moved, gate open) → ``soaking``
+    → ``done``; ``halted`` where the rollout stopped."""
+
+    number: int  # 1-based
+    clusters: list[str]
+    soak_seconds: int
+    state: str
+    started_at: dt.datetime | None = None
+    ready_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+class RolloutView(BaseModel):
+    """A deployment's waves in an environment with a rollout strategy."""
+
+    state: str  # running | halted | rolling_back | rolled_back | aborted | done
+    wave: int  # the wave in progress (1-based)
+    waves: list[WaveView]
+    message: str | None = None
+    failure_budget: int = 0
+    failed: list[str] = []  # clusters whose failure used the budget
+    rollback_on_failure: bool = False
+    next_check: dt.datetime | None = None  # when a worker looks again (soak end, gate check)
+
+
 class DeploymentView(BaseModel):
     id: int
     org: str
@@ -95,10 +121,11 @@ class DeploymentView(BaseModel):
     clusters: list[ClusterStateView] = []
     timeline: list[TimelineView] = []
     steps: list[StepView] = []
+    rollout: RolloutView | None = None
 
     @property
     def done(self) -> bool:
-        return self.state in ("ready", "failed", "superseded")
+        return self.state in ("ready", "failed", "superseded", "aborted", "rolled_back")
 
 
 class ClusterView(BaseModel):
