@@ -155,7 +155,7 @@ def test_every_cluster_ready_records_the_moment_and_wakes_at_the_soak_end() -> N
     assert decision == waves.CheckAt(now + dt.timedelta(seconds=1), ready_at=now)
     # A short soak: woken exactly when it ends, not at the next check.
     short = waves.decide(wave(soak=0), {"a": READY}, now, 1.0)
-    assert short == waves.Finish()
+    assert short == waves.Finish(ready_at=now)
     half = waves.decide(wave(soak=1), {"a": READY}, now, 5.0)
     assert half == waves.CheckAt(now + dt.timedelta(seconds=1), ready_at=now)
 
@@ -186,9 +186,9 @@ def test_a_failure_beyond_the_budget_halts_with_the_clusters_message() -> None:
 def test_a_failure_within_the_budget_neither_blocks_nor_counts_twice() -> None:
     verdicts = {"a": FAILED, "b": READY}
     decision = waves.decide(wave(budget=1, soak=0), verdicts, T0, 1.0)
-    assert decision == waves.Finish(("a",))
+    assert decision == waves.Finish(("a",), ready_at=T0)
     # Already counted (recorded by an earlier run): not new, budget untouched.
-    again = waves.decide(wave(budget=0, soak=0), verdicts, T0, 1.0, counted=("a",))
+    again = waves.decide(wave(budget=0, soak=0, ready=T0), verdicts, T0, 1.0, counted=("a",))
     assert again == waves.Finish()
     two = waves.decide(wave(budget=1), {"a": FAILED, "b": FAILED}, T0, 1.0)
     assert isinstance(two, waves.Halt)

@@ -176,8 +176,8 @@ async def run_wave(
         case waves.Halt(message=message):
             await _halt(plane, job, number, total, message)
             return pipeline.WAIT
-        case waves.Finish(failed=failed):
-            return await _finish_wave(plane, job, number, total, failed)
+        case waves.Finish(failed=failed, ready_at=ready_at):
+            return await _finish_wave(plane, job, number, total, failed, ready_at)
     raise AssertionError(decision)  # pragma: no cover
 
 
@@ -361,7 +361,12 @@ async def _count_failures(
 
 
 async def _finish_wave(
-    plane: ControlPlane, job: pipeline.Job, number: int, total: int, failed: tuple[str, ...]
+    plane: ControlPlane,
+    job: pipeline.Job,
+    number: int,
+    total: int,
+    failed: tuple[str, ...],
+    ready_at: dt.datetime | None,
 ) -> pipeline.Outcome:
     async with plane.db.session() as session:
         deployment = await _owned(session, plane, job)
@@ -372,6 +377,7 @@ async def _finish_wave(
         rollout = await session.get(Rollout, job.id)
         assert wave is not None and rollout is not None  # noqa: PT018
         wave.finished_at = utcnow()
+        wave.ready_at = wave.ready_at or ready_at
         rollout.wave = min(number + 1, total)
         rollout.updated_at = utcnow()
         if number == total:

@@ -112,9 +112,10 @@ class Halt:
 
 @dataclass(frozen=True)
 class Finish:
-    """The wave is Ready and soaked: the step is done."""
+    """The wave is Ready and soaked: the step is done (``ready_at``: record it, no soak)."""
 
     failed: tuple[str, ...] = ()
+    ready_at: dt.datetime | None = None
 
 
 Decision = Start | CheckAt | Halt | Finish
@@ -162,6 +163,6 @@ def decide(
     ready_at = wave.ready_at or now
     soaked = ready_at + dt.timedelta(seconds=wave.soak_seconds)
     if now >= soaked:
-        return Finish(failed)
+        return Finish(failed, None if wave.ready_at else ready_at)
     # Keep watching while it soaks (a cluster failing now halts), and wake exactly at the end.
     return CheckAt(min(later, soaked), None if wave.ready_at else ready_at, failed)
