@@ -36,6 +36,7 @@ from fjord.control.views import (
     DiffView,
     ReleaseView,
     TokenView,
+    WindowView,
 )
 from fjord.errors import FjordError
 
@@ -101,6 +102,7 @@ _CONFIG: _Answer[ConfigVersionView] = _Answer(ConfigVersionView)
 _CONFIGS: _Answer[list[ConfigVersionView]] = _Answer(list[ConfigVersionView])
 _MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | None)
 _DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
+_WINDOW: _Answer[WindowView] = _Answer(WindowView)
 _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
@@ -321,6 +323,13 @@ class FjordClient:
 
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})
+
+    async def override_window(self, deployment_id: int) -> DeploymentView:
+        """Let a deployment through outside its delivery window (platform-admin; audited)."""
+        return await self._change(f"/api/deployments/{deployment_id}/window-override", {})
+
+    async def environment_window(self, environment: str) -> WindowView:
+        return await self._call(_WINDOW, "GET", f"/api/environments/{environment}/window")
 
     async def rollout_action(self, deployment_id: int, action: str) -> DeploymentView:
         """``resume``, ``abort`` or ``rollback`` a rollout in waves (app-admin; audited)."""

@@ -40,6 +40,7 @@ from fjord.control import (
     queries,
     tokens,
     webhooks,
+    windowgate,
 )
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.views import (
@@ -53,6 +54,7 @@ from fjord.control.views import (
     DiffView,
     ReleaseView,
     TokenView,
+    WindowView,
 )
 
 router = APIRouter(prefix="/api")
@@ -377,6 +379,19 @@ async def rollout_action(
     """Resume, abort or roll back a rollout in waves (app-admin; audited)."""
     await ROLLOUT_ACTIONS[action](plane, actor, deployment_id)
     return await queries.get_deployment(plane, actor, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/window-override", status_code=202)
+async def window_override(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
+    """Let a deployment through outside its environment's delivery window (platform-admin)."""
+    await windowgate.override(plane, actor, deployment_id)
+    return await queries.get_deployment(plane, actor, deployment_id)
+
+
+@router.get("/environments/{environment}/window")
+async def environment_window(plane: PlaneDep, actor: ActorDep, environment: str) -> WindowView:
+    """The environment's delivery windows now: open until when, or closed until when."""
+    return await windowgate.environment_window(plane, actor, environment)
 
 
 @router.get("/clusters")

@@ -44,6 +44,11 @@ class RootGroup(LazyGroup):
             "rollout_app",
             "Rollouts in waves: show the waves, resume, abort or roll back (app-admin).",
         ),
+        "window": LazyCommand(
+            "fjord.cli.windows",
+            "window_app",
+            "Delivery windows: when deployments may reach an environment; override one (audited).",
+        ),
         "rollback": LazyCommand(
             "fjord.cli.deploys",
             "rollback",

@@ -151,7 +151,8 @@ async def _queue(
             Deployment.app_id == ref.app.id,
             Deployment.environment_id == environment.id,
             Deployment.id < row.id,
-            Deployment.state == states.QUEUED,
+            # Waiting for a delivery window is waiting too: the newest request goes when it opens.
+            Deployment.state.in_((states.QUEUED, states.WAITING_WINDOW)),
         )
         .values(
             state=states.SUPERSEDED,

@@ -218,6 +218,8 @@ class Deployment(Base):
     # A ``rolling_out`` deployment is claimed again only from this time on (the next health
     # check or the end of a soak): a scheduled time in the database, never a sleeping process.
     not_before: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # A platform-admin let it through outside the environment's delivery windows (audited).
+    window_override_by: Mapped[str | None] = mapped_column(String(200), default=None)
     __table_args__ = (
         UniqueConstraint("app_id", "idempotency_key"),
         Index("ix_deployments_app_env_id", "app_id", "environment_id", "id"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from fjord.control import builds, catalog, publishing, receivers, states
+from fjord.control import builds, catalog, publishing, receivers, states, windows
 from fjord.control.catalog import clusters as org_clusters
 from fjord.control.errors import InvalidError
 from fjord.control.models import (
@@ -75,6 +75,7 @@ class Job:
     approved_by: str | None
     built: BuiltRelease | None = None
     waves: int = 0  # the rollout's waves (pinned at the first claim); 0: all clusters at once
+    window_override_by: str | None = None
 
 
 StepRun = Callable[[ControlPlane, Job], Awaitable[Outcome]]
@@ -196,6 +197,40 @@ async def approval(plane: ControlPlane, job: Job) -> Outcome:
     return WAIT
 
 
+async def window(plane: ControlPlane, job: Job) -> Outcome:
+    """Outside every delivery window of the environment, wait (visibly) until the next opens.
+
+    Before anything reaches a cluster (the sync root, the tags); the build and push are done, so
+    the deployment starts publishing at once when the window opens. A platform-admin's
+    override lets it through.
+    """
+    configured = plane.settings.platform.environment(job.environment).delivery_windows
+    if not configured:
+        return DONE
+    async with plane.db.session() as session:
+        deployment = await session.get(Deployment, job.id, with_for_update=True)
+        assert deployment is not None
+        if deployment.owner != plane.replica:
+            return WAIT
+        found = windows.status(configured, utcnow())
+        if deployment.window_override_by is not None or found.open:
+            if deployment.state == states.PUBLISHING and deployment.reason is not None:
+                deployment.reason = None
+            return DONE
+        assert found.opens_at is not None
+        message = windows.describe_opening(job.environment, found)
+        if deployment.reason != message:
+            session.add(TimelineEntry(deployment_id=job.id, reason="window", message=message))
+        deployment.state = states.WAITING_WINDOW
+        deployment.reason = message
+        deployment.not_before = found.opens_at
+        deployment.step = None
+        deployment.owner = None
+        deployment.lease_expires = None
+        deployment.updated_at = utcnow()
+    return WAIT
+
+
 async def place(plane: ControlPlane, job: Job) -> Outcome:
     """The app belongs in its org's sync root for this environment."""
     async with plane.db.session() as session:
@@ -287,6 +322,7 @@ BUILD = Step(
 )
 PUSH = Step("pushing", push, lambda j: "pushing and signing the release")
 APPROVAL = Step("approval", approval, lambda j: f"does {j.environment} need approval?")
+WINDOW = Step("window", window, lambda j: f"is {j.environment}'s delivery window open?")
 PLACE = Step("placing", place, lambda j: f"listing {j.app} in {j.org}/{j.environment}")
 UNPLACE = Step("unplacing", unplace, lambda j: f"removing {j.app} from {j.org}/{j.environment}")
 SYNC_ROOT = Step("sync-root", sync_root, lambda j: f"publishing sync root {j.org}/{j.environment}")
@@ -295,9 +331,9 @@ TAG = Step("tagging", tag, lambda j: f"moving tag {j.environment}", publishes=Tr
 NOTIFY = Step("receivers", notify, lambda j: "asking the clusters to pull now")
 
 PIPELINES: dict[str, tuple[Step, ...]] = {
-    states.DEPLOY: (BUILD, PUSH, APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
-    states.ROTATE: (BUILD, PUSH, APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
-    states.PROMOTE: (APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.DEPLOY: (BUILD, PUSH, APPROVAL, WINDOW, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.ROTATE: (BUILD, PUSH, APPROVAL, WINDOW, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.PROMOTE: (APPROVAL, WINDOW, PLACE, SYNC_ROOT, TAG, NOTIFY),
     states.ROLLBACK: (PLACE, SYNC_ROOT, TAG, NOTIFY),
     states.UNDEPLOY: (UNPLACE, SYNC_ROOT_PUBLISHES, NOTIFY),
 }

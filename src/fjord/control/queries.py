@@ -68,6 +68,10 @@ def _view(
         config_version=release.config_version if release else deployment.config_version,
         requested_by=deployment.requested_by,
         approved_by=deployment.approved_by,
+        window_override_by=deployment.window_override_by,
+        not_before=deployment.not_before
+        if deployment.state in (states.WAITING_WINDOW, states.ROLLING_OUT)
+        else None,
         created_at=deployment.created_at,
         updated_at=deployment.updated_at,
         finished_at=deployment.finished_at,

@@ -15,12 +15,21 @@ PROGRESSING = "progressing"
 READY = "ready"
 FAILED = "failed"
 SUPERSEDED = "superseded"
+WAITING_WINDOW = "waiting_window"  # outside the environment's delivery windows
 ROLLING_OUT = "rolling_out"
 HALTED = "halted"
 ABORTED = "aborted"
 ROLLED_BACK = "rolled_back"
 
-ACTIVE = (QUEUED, PUBLISHING, AWAITING_APPROVAL, ROLLING_OUT, HALTED, PROGRESSING)
+ACTIVE = (
+    QUEUED,
+    PUBLISHING,
+    AWAITING_APPROVAL,
+    WAITING_WINDOW,
+    ROLLING_OUT,
+    HALTED,
+    PROGRESSING,
+)
 FINAL = (READY, FAILED, SUPERSEDED, ABORTED, ROLLED_BACK)
 
 DEPLOY = "deploy"

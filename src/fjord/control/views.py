@@ -96,6 +96,18 @@ class RolloutView(BaseModel):
     next_check: dt.datetime | None = None  # when a worker looks again (soak end, gate check)
 
 
+class WindowView(BaseModel):
+    """An environment's delivery windows now: open until ``closes_at``, or closed until
+    ``opens_at`` (no windows: always open)."""
+
+    environment: str
+    open: bool
+    closes_at: dt.datetime | None = None
+    opens_at: dt.datetime | None = None
+    time_zone: str = "UTC"
+    windows: list[dict[str, Any]] = []
+
+
 class DeploymentView(BaseModel):
     id: int
     org: str
@@ -122,6 +134,8 @@ class DeploymentView(BaseModel):
     timeline: list[TimelineView] = []
     steps: list[StepView] = []
     rollout: RolloutView | None = None
+    window_override_by: str | None = None
+    not_before: dt.datetime | None = None  # waiting (window, wave check): due again then
 
     @property
     def done(self) -> bool:

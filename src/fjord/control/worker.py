@@ -82,8 +82,12 @@ def _claimable() -> ColumnElement[bool]:
     return and_(
         or_(
             Deployment.state.in_((states.QUEUED, states.PUBLISHING)),
-            # A rollout between its waves' checks: due again at ``not_before``.
-            and_(Deployment.state == states.ROLLING_OUT, Deployment.not_before <= now),
+            # A rollout between its waves' checks, or a deployment waiting for its delivery
+            # window: due again at ``not_before``.
+            and_(
+                Deployment.state.in_((states.ROLLING_OUT, states.WAITING_WINDOW)),
+                Deployment.not_before <= now,
+            ),
         ),
         or_(Deployment.owner.is_(None), Deployment.lease_expires < now),
         # A publishing (or rolling out) one is the head of its queue by construction.
@@ -115,6 +119,7 @@ async def _job(session: AsyncSession, plane: ControlPlane, deployment: Deploymen
         source_version=deployment.source_version,
         image=deployment.image,
         approved_by=deployment.approved_by,
+        window_override_by=deployment.window_override_by,
         waves=await rollouts.prepare(session, plane, deployment, org, env),
     )
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import Discriminator, Field, field_validator, model_validator
 
 from fjord.spec.app import ENV_NAME
@@ -70,6 +72,41 @@ class Rollout(SpecModel):
     )
 
 
+class DeliveryWindow(SpecModel):
+    """When deployments may reach an environment's clusters: from each time ``cron`` fires (in
+    ``timeZone``) for ``durationSeconds``. Outside every window a deployment waits, visibly."""
+
+    cron: str = Field(
+        min_length=9,
+        max_length=200,
+        description="five fields (minute hour day month weekday), or six with seconds last,"
+        " e.g. '0 9 * * 1-4' for 09:00 Monday to Thursday",
+    )
+    time_zone: str = Field(default="UTC", description="an IANA time zone, e.g. 'Europe/Oslo'")
+    duration_seconds: int = Field(ge=60, le=MAX_SOAK_SECONDS, description="how long it is open")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) not in (5, 6) or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a cron expression: five fields (minute hour day month"
+                " weekday) or six with seconds last, e.g. '0 9 * * 1-4'"
+            )
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as 'Europe/Oslo' or 'UTC'"
+            ) from None
+        return value
+
+
 class Environment(SpecModel):
     name: EnvName
     domain: str | None = Field(
@@ -79,6 +116,11 @@ class Environment(SpecModel):
     )
     rollout: Rollout | None = Field(
         default=None, description="waves of clusters; default: every cluster at once"
+    )
+    delivery_windows: list[DeliveryWindow] = Field(
+        default_factory=list,
+        max_length=50,
+        description="when deployments may start reaching the clusters; none: any time",
     )
 
 

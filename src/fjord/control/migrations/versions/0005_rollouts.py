@@ -1,5 +1,5 @@
-"""Rollouts in waves: a deployment's pinned waves and their progress, and the time a waiting
-deployment may be claimed again.
+"""Rollouts in waves and delivery windows: a deployment's pinned waves and their progress, the
+time a waiting deployment may be claimed again, and who let one through outside its window.
 
 Revision ID: 0005
 Revises: 0004
@@ -20,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("deployments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("not_before", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("window_override_by", sa.String(200), nullable=True))
     op.create_table(
         "rollouts",
         sa.Column("deployment_id", sa.Integer(), nullable=False),
@@ -60,4 +61,5 @@ def downgrade() -> None:
     op.drop_table("rollout_waves")
     op.drop_table("rollouts")
     with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.drop_column("window_override_by")
         batch_op.drop_column("not_before")
