@@ -34,6 +34,7 @@ from fjord.control.views import (
     CreatedToken,
     DeploymentView,
     DiffView,
+    PromotionView,
     ReleaseView,
     TokenView,
     WindowView,
@@ -103,6 +104,7 @@ _CONFIGS: _Answer[list[ConfigVersionView]] = _Answer(list[ConfigVersionView])
 _MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | None)
 _DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
 _WINDOW: _Answer[WindowView] = _Answer(WindowView)
+_PROMOTION: _Answer[PromotionView] = _Answer(PromotionView)
 _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
@@ -323,6 +325,10 @@ class FjordClient:
 
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})
+
+    async def promotion(self, name: str, to: str) -> PromotionView:
+        """Whether ``name`` may be promoted to ``to`` now, and how long remains if not."""
+        return await self._call(_PROMOTION, "GET", f"{app_path(name)}/promotion", params={"to": to})
 
     async def override_window(self, deployment_id: int) -> DeploymentView:
         """Let a deployment through outside its delivery window (platform-admin; audited)."""

@@ -37,6 +37,7 @@ from fjord.control import (
     credentials,
     deploys,
     events,
+    promotions,
     queries,
     tokens,
     webhooks,
@@ -52,6 +53,7 @@ from fjord.control.views import (
     CreatedToken,
     DeploymentView,
     DiffView,
+    PromotionView,
     ReleaseView,
     TokenView,
     WindowView,
@@ -230,6 +232,13 @@ async def deploy(
         image=body.image,
         idempotency_key=body.idempotency_key or idempotency_key,
     )
+
+
+@router.get("/apps/{org}/{app}/promotion")
+async def promotion(plane: PlaneDep, actor: ActorDep, org: str, app: str, to: str) -> PromotionView:
+    """May the release healthy in the environment before ``to`` be promoted now; if not, why
+    and how many seconds remain."""
+    return await promotions.check(plane, actor, _name(org, app), to)
 
 
 @router.post("/apps/{org}/{app}/promotions", status_code=202)

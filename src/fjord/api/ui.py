@@ -20,7 +20,15 @@ from fjord.api.errors import status_of
 from fjord.api.models import nul_at
 from fjord.api.params import RowId
 from fjord.api.settings import ApiSettings
-from fjord.control import Actor, ControlPlane, catalog, deploys, queries, system_actor
+from fjord.control import (
+    Actor,
+    ControlPlane,
+    catalog,
+    deploys,
+    promotions,
+    queries,
+    system_actor,
+)
 from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
@@ -147,12 +155,17 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         status = await queries.app_status(plane, session.actor, name)
         history = await queries.history(plane, session.actor, name, limit=100)
         releases = await queries.releases(plane, session.actor, name)
+        promotable = {
+            env.environment: await promotions.check(plane, session.actor, name, env.environment)
+            for env in status.environments[1:]
+        }
     except FjordError as exc:
         return _error(exc, session)
     return _page(
         "app.html",
         name=name,
         status=status,
+        promotions=promotable,
         history=history,
         releases=releases,
         csrf=_csrf(plane, session),

@@ -36,6 +36,12 @@ class RootGroup(LazyGroup):
             "promote",
             "Promote the release ready in the previous environment (same digest) to ``--to``.",
         ),
+        "promotion": LazyCommand(
+            "fjord.cli.promotions",
+            "promotion",
+            "Whether the release healthy in the previous environment may be promoted; what"
+            " remains.",
+        ),
         "approve": LazyCommand(
             "fjord.cli.deploys", "approve", "Approve a deployment (app-admin), then follow it."
         ),

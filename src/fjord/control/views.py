@@ -96,6 +96,22 @@ class RolloutView(BaseModel):
     next_check: dt.datetime | None = None  # when a worker looks again (soak end, gate check)
 
 
+class PromotionView(BaseModel):
+    """Whether the release healthy in ``from_environment`` may be promoted to
+    ``to_environment`` now, and if not, why and how long remains."""
+
+    app: str
+    from_environment: str
+    to_environment: str
+    promotable: bool
+    reason: str | None = None
+    digest: str | None = None
+    release_id: int | None = None
+    healthy_since: dt.datetime | None = None
+    soak_seconds: int = 0
+    remaining_seconds: int = 0
+
+
 class WindowView(BaseModel):
     """An environment's delivery windows now: open until ``closes_at``, or closed until
     ``opens_at`` (no windows: always open)."""

@@ -117,6 +117,13 @@ class Environment(SpecModel):
     rollout: Rollout | None = Field(
         default=None, description="waves of clusters; default: every cluster at once"
     )
+    promotion_soak_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SOAK_SECONDS,
+        description="a release is promoted here only after it has been healthy this long in the"
+        " environment before",
+    )
     delivery_windows: list[DeliveryWindow] = Field(
         default_factory=list,
         max_length=50,
