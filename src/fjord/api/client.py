@@ -31,9 +31,12 @@ from fjord.control.views import (
     AuditView,
     ClusterView,
     ConfigVersionView,
+    CreatedHook,
     CreatedToken,
+    DeliveryView,
     DeploymentView,
     DiffView,
+    HookView,
     PromotionView,
     ReleaseView,
     TokenView,
@@ -105,6 +108,10 @@ _MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | N
 _DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
 _WINDOW: _Answer[WindowView] = _Answer(WindowView)
 _PROMOTION: _Answer[PromotionView] = _Answer(PromotionView)
+_CREATED_HOOK: _Answer[CreatedHook] = _Answer(CreatedHook)
+_HOOK: _Answer[HookView] = _Answer(HookView)
+_HOOKS: _Answer[list[HookView]] = _Answer(list[HookView])
+_DELIVERIES: _Answer[list[DeliveryView]] = _Answer(list[DeliveryView])
 _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
@@ -325,6 +332,21 @@ class FjordClient:
 
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})
+
+    async def create_notification_hook(
+        self, org: str, url: str, *, app: str | None = None, format_: str = "cloudevents"
+    ) -> CreatedHook:
+        body = {"url": url, "app": app, "format": format_}
+        return await self._call(_CREATED_HOOK, "POST", f"/api/orgs/{org}/notifications", json=body)
+
+    async def notification_hooks(self, org: str) -> list[HookView]:
+        return await self._call(_HOOKS, "GET", f"/api/orgs/{org}/notifications")
+
+    async def enable_notification_hook(self, hook_id: int) -> HookView:
+        return await self._call(_HOOK, "POST", f"/api/notifications/{hook_id}/enable", json={})
+
+    async def notification_deliveries(self, hook_id: int) -> list[DeliveryView]:
+        return await self._call(_DELIVERIES, "GET", f"/api/notifications/{hook_id}/deliveries")
 
     async def promotion(self, name: str, to: str) -> PromotionView:
         """Whether ``name`` may be promoted to ``to`` now, and how long remains if not."""

@@ -17,6 +17,7 @@ from fjord.api.models import (
     CreateToken,
     DeployRequest,
     IngestResponse,
+    NotificationHookRequest,
     PromoteRequest,
     ReceiverRequest,
     RollbackRequest,
@@ -37,6 +38,7 @@ from fjord.control import (
     credentials,
     deploys,
     events,
+    notifications,
     promotions,
     queries,
     tokens,
@@ -50,9 +52,12 @@ from fjord.control.views import (
     AuditView,
     ClusterView,
     ConfigVersionView,
+    CreatedHook,
     CreatedToken,
+    DeliveryView,
     DeploymentView,
     DiffView,
+    HookView,
     PromotionView,
     ReleaseView,
     TokenView,
@@ -401,6 +406,36 @@ async def window_override(plane: PlaneDep, actor: ActorDep, deployment_id: RowId
 async def environment_window(plane: PlaneDep, actor: ActorDep, environment: str) -> WindowView:
     """The environment's delivery windows now: open until when, or closed until when."""
     return await windowgate.environment_window(plane, actor, environment)
+
+
+@router.post("/orgs/{org}/notifications", status_code=201)
+async def create_notification_hook(
+    plane: PlaneDep, actor: ActorDep, org: str, body: NotificationHookRequest
+) -> CreatedHook:
+    """An outbound webhook for the org's (or one app's) deployment events; the secret is shown
+    once."""
+    return await notifications.create_hook(
+        plane, actor, org, body.url, app=body.app, format_=body.format
+    )
+
+
+@router.get("/orgs/{org}/notifications")
+async def list_notification_hooks(plane: PlaneDep, actor: ActorDep, org: str) -> list[HookView]:
+    return await notifications.list_hooks(plane, actor, org)
+
+
+@router.post("/notifications/{hook_id}/enable")
+async def enable_notification_hook(plane: PlaneDep, actor: ActorDep, hook_id: RowId) -> HookView:
+    """Re-enable a hook disabled after repeated failures (audited)."""
+    return await notifications.enable_hook(plane, actor, hook_id)
+
+
+@router.get("/notifications/{hook_id}/deliveries")
+async def notification_deliveries(
+    plane: PlaneDep, actor: ActorDep, hook_id: RowId
+) -> list[DeliveryView]:
+    """The hook's delivery log, newest first."""
+    return await notifications.deliveries(plane, actor, hook_id)
 
 
 @router.get("/clusters")

@@ -18,7 +18,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import audit, builds, catalog, promotions, queries, rotation, states
+from fjord.control import (
+    audit,
+    builds,
+    catalog,
+    notifications,
+    promotions,
+    queries,
+    rotation,
+    states,
+)
 from fjord.control.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from fjord.control.models import (
     App,
@@ -162,6 +171,7 @@ async def _queue(
         )
         .execution_options(synchronize_session=False)
     )
+    notifications.emit(session, row.id, notifications.QUEUED, f"{kind} requested by {actor.name}")
     audit.record(
         session,
         actor,

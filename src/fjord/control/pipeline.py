@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from fjord.control import builds, catalog, publishing, receivers, states, windows
+from fjord.control import (
+    builds,
+    catalog,
+    notifications,
+    publishing,
+    receivers,
+    states,
+    windows,
+)
 from fjord.control.catalog import clusters as org_clusters
 from fjord.control.errors import InvalidError
 from fjord.control.models import (
@@ -193,6 +201,12 @@ async def approval(plane: ControlPlane, job: Job) -> Outcome:
                 reason="awaiting-approval",
                 message=f"{job.environment} needs an app-admin's approval",
             )
+        )
+        notifications.emit(
+            session,
+            job.id,
+            notifications.AWAITING_APPROVAL,
+            f"{job.environment} needs an app-admin's approval",
         )
     return WAIT
 

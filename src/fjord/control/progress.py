@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import catalog, states
+from fjord.control import catalog, notifications, states
 from fjord.control.models import (
     App,
     Cluster,
@@ -147,6 +147,9 @@ def finish(session: AsyncSession, deployment: Deployment, state: str, reason: st
             or ("every cluster runs the release" if state == states.READY else state),
         )
     )
+    if state in (states.READY, states.FAILED):
+        kind = notifications.READY if state == states.READY else notifications.FAILED
+        notifications.emit(session, deployment.id, kind, reason or "every cluster runs the release")
 
 
 async def expire(session: AsyncSession, now: dt.datetime | None = None) -> int:

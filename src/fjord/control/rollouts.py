@@ -27,7 +27,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import audit, catalog, flux, pipeline, states, waves
+from fjord.control import audit, catalog, flux, notifications, pipeline, states, waves
 from fjord.control.errors import ConflictError, ForbiddenError, NotFoundError
 from fjord.control.models import (
     App,
@@ -389,6 +389,15 @@ async def _finish_wave(
                 message=f"wave {number} of {total} is ready and soaked",
             )
         )
+        notifications.emit(
+            session,
+            job.id,
+            notifications.WAVE_FINISHED,
+            f"wave {number} of {total} is ready and soaked",
+            wave=number,
+            waves=total,
+            clusters=list(wave.clusters),
+        )
     return pipeline.DONE
 
 
@@ -419,6 +428,15 @@ async def _halt(
                 reason="halted",
                 message=f"halted at {rollout.message}",
             )
+        )
+        notifications.emit(
+            session,
+            job.id,
+            notifications.HALTED,
+            f"halted at {rollout.message}",
+            wave=number,
+            waves=total,
+            rolls_back=rollout.rollback_on_failure,
         )
         rolls_back = rollout.rollback_on_failure
     if rolls_back:
@@ -455,12 +473,9 @@ async def _roll_back(plane: ControlPlane, job: pipeline.Job) -> None:
         summary = f"rolled back {', '.join(returned) or 'no cluster'} to their previous release"
         if left:
             summary += f"; {', '.join(left)} had none before and keep this one"
-        finish(
-            session,
-            deployment,
-            states.ROLLED_BACK,
-            f"{row.message}; {summary}" if row.message else summary,
-        )
+        reason = f"{row.message}; {summary}" if row.message else summary
+        finish(session, deployment, states.ROLLED_BACK, reason)
+        notifications.emit(session, job.id, notifications.ROLLED_BACK, reason, clusters=returned)
 
 
 # ---- people's actions on a rollout -----------------------------------------------------------

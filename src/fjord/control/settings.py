@@ -91,6 +91,12 @@ class ControlSettings:
     # The signature migration window (docs/signing.md): while on, every artifact also gets a
     # legacy `.sig` signed with the separate legacy key, and clusters trust that key too.
     legacy_signatures: bool = True
+    # Outbound notifications: tries per event (backoff from the first wait, doubling, as in
+    # fjord.retry), and how many events in a row may fail before a hook is disabled.
+    notification_attempts: int = 5
+    notification_first_wait_seconds: float = 2.0
+    notification_disable_after: int = 3
+    notification_timeout_seconds: float = 10.0
 
     @property
     def database(self) -> str:

@@ -112,6 +112,39 @@ class PromotionView(BaseModel):
     remaining_seconds: int = 0
 
 
+class HookView(BaseModel):
+    """An outbound notification webhook of an org or app (``app`` None: every app)."""
+
+    id: int
+    org: str
+    app: str | None
+    url: str
+    format: str
+    enabled: bool
+    failures: int
+    disabled_reason: str | None
+    created_by: str
+    created_at: dt.datetime
+
+
+class CreatedHook(BaseModel):
+    secret: str  # the HMAC key; shown once
+    hook: HookView
+
+
+class DeliveryView(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
 class WindowView(BaseModel):
     """An environment's delivery windows now: open until ``closes_at``, or closed until
     ``opens_at`` (no windows: always open)."""

@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fjord.control import locks, pipeline, rollouts, states
+from fjord.control import locks, notifications, pipeline, rollouts, states
 from fjord.control.models import (
     App,
     Deployment,
@@ -319,6 +319,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._renewed = time.monotonic()
+        self.sender = notifications.Sender(plane)
 
     @property
     def replica(self) -> str:
@@ -333,6 +334,7 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name=f"fjord-worker-{self.replica}"),
             asyncio.create_task(self._heartbeat(), name=f"fjord-heartbeat-{self.replica}"),
         ]
+        self.sender.start()
 
     async def stop(self, *, drain: bool = False) -> None:
         """Stop claiming. ``drain``: first finish everything claimable (the in-process CLI);
@@ -340,6 +342,7 @@ class Worker:
         continues without waiting for the lease to end."""
         if drain:
             await self.drain()
+        await self.sender.stop()
         for task in self._tasks:
             task.cancel()
         running = list(self._running.values())

@@ -202,7 +202,8 @@ async def test_three_waves_then_a_failure_in_wave_two_rolls_back(
     shown = fjord_cli("rollout", "show", str(first.id), env=cli_env)
     assert shown.returncode == 0, shown.stderr
     assert "wave 2 of 3" in shown.stdout
-    async with httpx2.AsyncClient(base_url=server.url, cookies={"fjord_token": admin_token}) as ui:
+    cookies = {"fjord_token": admin_token}
+    async with httpx2.AsyncClient(base_url=server.url, cookies=cookies, timeout=120) as ui:
         page = (await ui.get("/ui/apps/ttd/skjema")).text
     assert 'data-wave="2"' in page
     assert 'data-wave-state="done"' in page  # wave 1
