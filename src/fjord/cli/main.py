@@ -50,6 +50,11 @@ class RootGroup(LazyGroup):
             "rollout_app",
             "Rollouts in waves: show the waves, resume, abort or roll back (app-admin).",
         ),
+        "notify": LazyCommand(
+            "fjord.cli.notify",
+            "notify_app",
+            "Outbound webhooks for deployment events (signed; retried; a delivery log).",
+        ),
         "window": LazyCommand(
             "fjord.cli.windows",
             "window_app",
