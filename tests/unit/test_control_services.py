@@ -177,7 +177,8 @@ async def test_concurrent_deploys_of_one_app_and_environment_are_queued_never_re
             assert older.reason.endswith("before it started")
             assert older.steps == []
         assert [s.name for s in final[-1].steps] == [
-            "building", "pushing", "approval", "placing", "sync-root", "tagging", "receivers"
+            "building", "pushing", "approval", "window", "placing", "sync-root", "tagging",
+            "receivers",
         ]  # fmt: skip
 
 

@@ -31,11 +31,16 @@ from fjord.control.views import (
     AuditView,
     ClusterView,
     ConfigVersionView,
+    CreatedHook,
     CreatedToken,
+    DeliveryView,
     DeploymentView,
     DiffView,
+    HookView,
+    PromotionView,
     ReleaseView,
     TokenView,
+    WindowView,
 )
 from fjord.errors import FjordError
 
@@ -43,7 +48,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 600.0  # generous: a change is queued at once, but an upload can be large
 # Where following a deployment stops: final, or waiting for a person.
-SETTLED = (*states.FINAL, states.AWAITING_APPROVAL)
+SETTLED = (*states.FINAL, states.AWAITING_APPROVAL, states.HALTED)
 
 
 class ClientError(FjordError):
@@ -101,6 +106,12 @@ _CONFIG: _Answer[ConfigVersionView] = _Answer(ConfigVersionView)
 _CONFIGS: _Answer[list[ConfigVersionView]] = _Answer(list[ConfigVersionView])
 _MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | None)
 _DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
+_WINDOW: _Answer[WindowView] = _Answer(WindowView)
+_PROMOTION: _Answer[PromotionView] = _Answer(PromotionView)
+_CREATED_HOOK: _Answer[CreatedHook] = _Answer(CreatedHook)
+_HOOK: _Answer[HookView] = _Answer(HookView)
+_HOOKS: _Answer[list[HookView]] = _Answer(list[HookView])
+_DELIVERIES: _Answer[list[DeliveryView]] = _Answer(list[DeliveryView])
 _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
@@ -321,6 +332,36 @@ class FjordClient:
 
     async def approve(self, deployment_id: int) -> DeploymentView:
         return await self._change(f"/api/deployments/{deployment_id}/approve", {})
+
+    async def create_notification_hook(
+        self, org: str, url: str, *, app: str | None = None, format_: str = "cloudevents"
+    ) -> CreatedHook:
+        body = {"url": url, "app": app, "format": format_}
+        return await self._call(_CREATED_HOOK, "POST", f"/api/orgs/{org}/notifications", json=body)
+
+    async def notification_hooks(self, org: str) -> list[HookView]:
+        return await self._call(_HOOKS, "GET", f"/api/orgs/{org}/notifications")
+
+    async def enable_notification_hook(self, hook_id: int) -> HookView:
+        return await self._call(_HOOK, "POST", f"/api/notifications/{hook_id}/enable", json={})
+
+    async def notification_deliveries(self, hook_id: int) -> list[DeliveryView]:
+        return await self._call(_DELIVERIES, "GET", f"/api/notifications/{hook_id}/deliveries")
+
+    async def promotion(self, name: str, to: str) -> PromotionView:
+        """Whether ``name`` may be promoted to ``to`` now, and how long remains if not."""
+        return await self._call(_PROMOTION, "GET", f"{app_path(name)}/promotion", params={"to": to})
+
+    async def override_window(self, deployment_id: int) -> DeploymentView:
+        """Let a deployment through outside its delivery window (platform-admin; audited)."""
+        return await self._change(f"/api/deployments/{deployment_id}/window-override", {})
+
+    async def environment_window(self, environment: str) -> WindowView:
+        return await self._call(_WINDOW, "GET", f"/api/environments/{environment}/window")
+
+    async def rollout_action(self, deployment_id: int, action: str) -> DeploymentView:
+        """``resume``, ``abort`` or ``rollback`` a rollout in waves (app-admin; audited)."""
+        return await self._change(f"/api/deployments/{deployment_id}/rollout/{action}", {})
 
     # ---- reads ---------------------------------------------------------------------------------
 

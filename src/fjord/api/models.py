@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -138,6 +138,12 @@ class UndeployRequest(RequestBody):
 
 class ReceiverRequest(RequestBody):
     url: str | None = Field(max_length=URL_LENGTH)
+
+
+class NotificationHookRequest(RequestBody):
+    url: str = Field(max_length=URL_LENGTH)
+    app: str | None = Field(default=None, max_length=63, description="one app; default: all")
+    format: Literal["cloudevents", "slack"] = "cloudevents"
 
 
 class BootstrapRequest(RequestBody):

@@ -19,6 +19,7 @@ from fjord.api.models import (
     CreateToken,
     DeployRequest,
     IngestResponse,
+    NotificationHookRequest,
     PromoteRequest,
     ReceiverRequest,
     RollbackRequest,
@@ -39,21 +40,30 @@ from fjord.control import (
     credentials,
     deploys,
     events,
+    notifications,
+    promotions,
     queries,
     tokens,
     webhooks,
+    windowgate,
 )
+from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.views import (
     AppStatusView,
     AppView,
     AuditView,
     ClusterView,
     ConfigVersionView,
+    CreatedHook,
     CreatedToken,
+    DeliveryView,
     DeploymentView,
     DiffView,
+    HookView,
+    PromotionView,
     ReleaseView,
     TokenView,
+    WindowView,
 )
 
 router = APIRouter(prefix="/api")
@@ -240,6 +250,13 @@ async def deploy(
     )
 
 
+@router.get("/apps/{org}/{app}/promotion")
+async def promotion(plane: PlaneDep, actor: ActorDep, org: str, app: str, to: str) -> PromotionView:
+    """May the release healthy in the environment before ``to`` be promoted now; if not, why
+    and how many seconds remain."""
+    return await promotions.check(plane, actor, _name(org, app), to)
+
+
 @router.post("/apps/{org}/{app}/promotions", status_code=202)
 async def promote(
     plane: PlaneDep,
@@ -378,6 +395,58 @@ async def get_deployment(plane: PlaneDep, actor: ActorDep, deployment_id: RowId)
 @router.post("/deployments/{deployment_id}/approve", status_code=202)
 async def approve(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
     return await deploys.approve(plane, actor, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/rollout/{action}", status_code=202)
+async def rollout_action(
+    plane: PlaneDep, actor: ActorDep, deployment_id: RowId, action: RolloutAction
+) -> DeploymentView:
+    """Resume, abort or roll back a rollout in waves (app-admin; audited)."""
+    await ROLLOUT_ACTIONS[action](plane, actor, deployment_id)
+    return await queries.get_deployment(plane, actor, deployment_id)
+
+
+@router.post("/deployments/{deployment_id}/window-override", status_code=202)
+async def window_override(plane: PlaneDep, actor: ActorDep, deployment_id: RowId) -> DeploymentView:
+    """Let a deployment through outside its environment's delivery window (platform-admin)."""
+    await windowgate.override(plane, actor, deployment_id)
+    return await queries.get_deployment(plane, actor, deployment_id)
+
+
+@router.get("/environments/{environment}/window")
+async def environment_window(plane: PlaneDep, actor: ActorDep, environment: str) -> WindowView:
+    """The environment's delivery windows now: open until when, or closed until when."""
+    return await windowgate.environment_window(plane, actor, environment)
+
+
+@router.post("/orgs/{org}/notifications", status_code=201)
+async def create_notification_hook(
+    plane: PlaneDep, actor: ActorDep, org: str, body: NotificationHookRequest
+) -> CreatedHook:
+    """An outbound webhook for the org's (or one app's) deployment events; the secret is shown
+    once."""
+    return await notifications.create_hook(
+        plane, actor, org, body.url, app=body.app, format_=body.format
+    )
+
+
+@router.get("/orgs/{org}/notifications")
+async def list_notification_hooks(plane: PlaneDep, actor: ActorDep, org: str) -> list[HookView]:
+    return await notifications.list_hooks(plane, actor, org)
+
+
+@router.post("/notifications/{hook_id}/enable")
+async def enable_notification_hook(plane: PlaneDep, actor: ActorDep, hook_id: RowId) -> HookView:
+    """Re-enable a hook disabled after repeated failures (audited)."""
+    return await notifications.enable_hook(plane, actor, hook_id)
+
+
+@router.get("/notifications/{hook_id}/deliveries")
+async def notification_deliveries(
+    plane: PlaneDep, actor: ActorDep, hook_id: RowId
+) -> list[DeliveryView]:
+    """The hook's delivery log, newest first."""
+    return await notifications.deliveries(plane, actor, hook_id)
 
 
 @router.get("/clusters")

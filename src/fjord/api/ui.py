@@ -34,8 +34,17 @@ from fjord.api.models import nul_at
 from fjord.api.oidc import Flow, new_flow
 from fjord.api.params import RowId
 from fjord.api.settings import ApiSettings
-from fjord.control import Actor, ControlPlane, catalog, deploys, queries, system_actor
+from fjord.control import (
+    Actor,
+    ControlPlane,
+    catalog,
+    deploys,
+    promotions,
+    queries,
+    system_actor,
+)
 from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
+from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
 from fjord.errors import FjordError
 
@@ -322,6 +331,10 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         status = await queries.app_status(plane, session.actor, name)
         history = await queries.history(plane, session.actor, name, limit=100)
         releases = await queries.releases(plane, session.actor, name)
+        promotable = {
+            env.environment: await promotions.check(plane, session.actor, name, env.environment)
+            for env in status.environments[1:]
+        }
     except FjordError as exc:
         return _error(exc, session)
     environments = [e.environment for e in status.environments]
@@ -330,6 +343,7 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         "app.html",
         name=name,
         status=status,
+        promotions=promotable,
         history=history,
         releases=releases,
         allowed=allowed,
@@ -453,6 +467,25 @@ async def stylesheet() -> Response:
 
 
 _STYLESHEET = (Path(__file__).parent / "static" / "fjord.css").read_text()
+
+
+@router.post("/ui/deployments/{deployment_id}/rollout/{action}")
+async def rollout_action(
+    plane: PlaneDep,
+    session: SessionDep,
+    deployment_id: RowId,
+    action: RolloutAction,
+    request: Request,
+) -> Response:
+    if session is None:
+        return _login()
+    try:
+        _check_csrf(plane, session, (await _form(request)).get("csrf", ""))
+        await ROLLOUT_ACTIONS[action](plane, session.actor, deployment_id)
+        view = await queries.get_deployment(plane, session.actor, deployment_id)
+    except FjordError as exc:
+        return _error(exc, session)
+    return RedirectResponse(f"/ui/apps/{view.org}/{view.app}", status_code=303)
 
 
 @router.post("/ui/apps/{org}/{app}/rollback")

@@ -38,9 +38,16 @@ def _short(digest: str | None) -> str:
 
 
 def _cluster_table(deployment: DeploymentView) -> Table:
+    wave = ""
+    if deployment.rollout is not None:
+        rollout = deployment.rollout
+        current = rollout.waves[rollout.wave - 1] if rollout.waves else None
+        wave = f", wave {rollout.wave} of {len(rollout.waves)}" + (
+            f" ({current.state})" if current else ""
+        )
     table = Table(
         title=f"#{deployment.id} {deployment.kind} {deployment.org}/{deployment.app} "
-        f"→ {deployment.environment}: {deployment.state}"
+        f"→ {deployment.environment}: {deployment.state}{wave}"
     )
     table.add_column("cluster")
     table.add_column("state")
@@ -97,7 +104,13 @@ def _finish(deployment: DeploymentView, output: Output, waited: bool) -> None:
         if waited:
             raise typer.Exit(EXIT_AWAITING_APPROVAL)
         return
-    if state in (states.FAILED, states.SUPERSEDED):
+    if state == states.HALTED:
+        raise fail(
+            f"deployment {deployment.id} halted: {deployment.reason} (fjord rollout"
+            f" resume|abort|rollback {deployment.id})",
+            EXIT_FAILED,
+        )
+    if state in (states.FAILED, states.SUPERSEDED, states.ABORTED, states.ROLLED_BACK):
         raise fail(f"deployment {deployment.id} {state}: {deployment.reason}", EXIT_FAILED)
     if waited:
         raise fail(f"deployment {deployment.id} is still {state} (stopped following)", EXIT_TIMEOUT)

@@ -36,8 +36,29 @@ class RootGroup(LazyGroup):
             "promote",
             "Promote the release ready in the previous environment (same digest) to ``--to``.",
         ),
+        "promotion": LazyCommand(
+            "fjord.cli.promotions",
+            "promotion",
+            "Whether the release healthy in the previous environment may be promoted; what"
+            " remains.",
+        ),
         "approve": LazyCommand(
             "fjord.cli.deploys", "approve", "Approve a deployment (app-admin), then follow it."
+        ),
+        "rollout": LazyCommand(
+            "fjord.cli.rollouts",
+            "rollout_app",
+            "Rollouts in waves: show the waves, resume, abort or roll back (app-admin).",
+        ),
+        "notify": LazyCommand(
+            "fjord.cli.notify",
+            "notify_app",
+            "Outbound webhooks for deployment events (signed; retried; a delivery log).",
+        ),
+        "window": LazyCommand(
+            "fjord.cli.windows",
+            "window_app",
+            "Delivery windows: when deployments may reach an environment; override one (audited).",
         ),
         "rollback": LazyCommand(
             "fjord.cli.deploys",

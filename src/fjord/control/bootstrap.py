@@ -113,6 +113,9 @@ def bootstrap_objects(settings: ControlSettings, given: BootstrapInput) -> list[
                 "sourceRef": {"kind": flux.source_kind(source), "name": flux.SYNC_NAME},
                 "path": flux.kustomization_path(source, flux.SYNC_TAG, ""),
                 "prune": True,
+                # The sync root is shared by the environment's clusters; this names the cluster,
+                # for the per-cluster tags of rollouts in waves.
+                "postBuild": {"substitute": {flux.CLUSTER_VAR: given.cluster_id.rsplit(".", 1)[1]}},
                 "interval": settings.flux_interval,
                 "timeout": settings.kustomization_timeout,
             },

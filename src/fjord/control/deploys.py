@@ -18,7 +18,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import audit, builds, catalog, queries, rotation, states
+from fjord.control import (
+    audit,
+    builds,
+    catalog,
+    notifications,
+    promotions,
+    queries,
+    rotation,
+    states,
+)
 from fjord.control.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from fjord.control.models import (
     App,
@@ -167,7 +176,8 @@ async def _queue(
             Deployment.app_id == ref.app.id,
             Deployment.environment_id == environment.id,
             Deployment.id < row.id,
-            Deployment.state == states.QUEUED,
+            # Waiting for a delivery window is waiting too: the newest request goes when it opens.
+            Deployment.state.in_((states.QUEUED, states.WAITING_WINDOW)),
         )
         .values(
             state=states.SUPERSEDED,
@@ -177,6 +187,7 @@ async def _queue(
         )
         .execution_options(synchronize_session=False)
     )
+    notifications.emit(session, row.id, notifications.QUEUED, f"{kind} requested by {actor.name}")
     audit.record(
         session,
         actor,
@@ -494,17 +505,13 @@ async def promote(
     index = names.index(to)
     if index == 0:
         raise InvalidError(f"{to} is the first environment; deploy to it instead")
-    source = order[index - 1]
     ref, env = await _resolve(plane, actor, full_name, to, ROLE_FOR["promote"])
-    async with plane.db.session() as session:
-        release = await _latest_ready_release(session, ref.app.id, source.id)
-    if release is None:
-        raise InvalidError(
-            f"nothing is ready in {source.name} to promote",
-            hint=f"deploy {full_name} to {source.name} and wait until it is ready",
-        )
+    # Healthy in the environment before for the target's promotion soak (promotions.py).
+    verified = await promotions.check(plane, actor, full_name, to)
+    promotions.require(verified)
+    assert verified.release_id is not None
     return await _request(
-        plane, actor, ref, env, states.PROMOTE, idempotency_key, release_id=release.id
+        plane, actor, ref, env, states.PROMOTE, idempotency_key, release_id=verified.release_id
     )
 
 

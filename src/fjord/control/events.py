@@ -428,14 +428,15 @@ async def _report_foreign(
 
 
 async def _note(session: AsyncSession, cluster: Cluster, app: App, event: FluxEventData) -> None:
-    """Add the event to the timeline of the app's unfinished deployment here, and re-evaluate."""
+    """Add the event to the timeline of the app's unfinished deployment here, and re-evaluate
+    (a rollout in waves: its wave step is due at once, so the gate sees the report now)."""
     deployment = (
         await session.scalars(
             select(Deployment)
             .where(
                 Deployment.app_id == app.id,
                 Deployment.environment_id == cluster.environment_id,
-                Deployment.state == states.PROGRESSING,
+                Deployment.state.in_(FOLLOWED),
             )
             .order_by(Deployment.id.desc())
             .limit(1)
@@ -452,4 +453,10 @@ async def _note(session: AsyncSession, cluster: Cluster, app: App, event: FluxEv
             message=event.message,
         )
     )
+    if deployment.state == states.ROLLING_OUT:
+        deployment.not_before = utcnow()
     await evaluate(session, deployment)
+
+
+# Deployments whose timeline shows the clusters' events.
+FOLLOWED = (states.PROGRESSING, states.ROLLING_OUT, states.HALTED)

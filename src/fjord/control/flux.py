@@ -38,6 +38,9 @@ DEPLOYER = DEPLOYER_SERVICE_ACCOUNT
 MANAGED_LABEL = "fjord.dev/managed-by"
 ORG_LABEL = "fjord.dev/org"
 APP_LABEL = "fjord.dev/app"
+# Set by each cluster's root Kustomization (postBuild substitution) to the cluster's name, so one
+# sync root per org+environment can point every cluster at a tag of its own.
+CLUSTER_VAR = "fjord_cluster"
 
 
 def app_namespace(org: str, app: str) -> str:
@@ -47,6 +50,17 @@ def app_namespace(org: str, app: str) -> str:
 def app_source_name(org: str, app: str) -> str:
     """The app's source (OCIRepository or Bucket) in flux-system."""
     return f"{org}-{app}"
+
+
+def cluster_tag(environment: str, cluster: str) -> str:
+    """The tag one cluster of an environment with a rollout strategy follows: moved when the
+    cluster's wave starts, so clusters stay pull-only and move wave by wave."""
+    return f"{environment}.{cluster}"
+
+
+def app_tag(environment: str, *, per_cluster: bool) -> str:
+    """The tag an app's OCIRepository follows, as written in the sync root."""
+    return cluster_tag(environment, "${" + CLUSTER_VAR + "}") if per_cluster else environment
 
 
 def sync_repository(org: str, environment: str) -> str:

@@ -218,6 +218,11 @@ class Deployment(Base):
     published_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     deadline: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # A ``rolling_out`` deployment is claimed again only from this time on (the next health
+    # check or the end of a soak): a scheduled time in the database, never a sleeping process.
+    not_before: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # A platform-admin let it through outside the environment's delivery windows (audited).
+    window_override_by: Mapped[str | None] = mapped_column(String(200), default=None)
     __table_args__ = (
         UniqueConstraint("app_id", "idempotency_key"),
         Index("ix_deployments_app_env_id", "app_id", "environment_id", "id"),
@@ -240,6 +245,88 @@ class DeploymentStep(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class Rollout(Base):
+    """A deployment's waves through an environment's clusters, pinned when it is first claimed
+    (a later platform-config change does not reshuffle a rollout under way)."""
+
+    __tablename__ = "rollouts"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))  # see waves.py
+    wave: Mapped[int] = mapped_column(Integer, default=1)  # the one in progress, 1-based
+    failure_budget: Mapped[int] = mapped_column(Integer, default=0)
+    rollback_on_failure: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Clusters whose failure used the budget, and what each cluster's tag pointed at before
+    # this rollout moved it ({cluster id: digest or None}): where a roll back returns it.
+    failed: Mapped[list[Any]] = mapped_column(default=list)
+    previous: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RolloutWave(Base):
+    __tablename__ = "rollout_waves"
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1-based
+    clusters: Mapped[list[Any]] = mapped_column()  # cluster ids
+    soak_seconds: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    ready_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class NotificationEvent(Base):
+    """Something people may want to hear of (the outbox): written in the transaction that made it
+    happen, fanned out to the hooks that match by a sender in any replica."""
+
+    __tablename__ = "notification_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class NotificationHook(Base):
+    """An outbound webhook of an org (``app`` None) or one app: where events go, how they are
+    formatted and signed, and whether it still gets them (disabled after repeated failures)."""
+
+    __tablename__ = "notification_hooks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id"))
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("apps.id"), default=None)
+    url: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(20))  # cloudevents | slack
+    secret_cipher: Mapped[str] = mapped_column(Text)  # the HMAC key, encrypted at rest
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # failed deliveries in a row
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class NotificationDelivery(Base):
+    """One event for one hook: queued in the transaction that made the event, sent in order per
+    hook by any replica, retried with backoff; the delivery log."""
+
+    __tablename__ = "notification_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hook_id: Mapped[int] = mapped_column(ForeignKey("notification_hooks.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(20))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    lease_expires: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Placement(Base):

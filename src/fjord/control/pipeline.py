@@ -17,13 +17,21 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from fjord.control import builds, catalog, publishing, receivers, states
+from fjord.control import (
+    builds,
+    catalog,
+    notifications,
+    publishing,
+    receivers,
+    states,
+    windows,
+)
 from fjord.control.catalog import clusters as org_clusters
 from fjord.control.errors import InvalidError
 from fjord.control.models import (
@@ -74,6 +82,8 @@ class Job:
     image: str | None
     approved_by: str | None
     built: BuiltRelease | None = None
+    waves: int = 0  # the rollout's waves (pinned at the first claim); 0: all clusters at once
+    window_override_by: str | None = None
 
     def target(self) -> tuple[int, str]:
         """The environment (id, name) of a step that needs one."""
@@ -93,6 +103,9 @@ class Step:
     # The step that makes the deployment visible to clusters: its first start is the moment
     # cluster reports count from (``published_at``).
     publishes: bool = False
+    # Runs again and again until done (a wave's health checks): a new run is no new attempt and
+    # adds nothing to the timeline.
+    repeats: bool = False
 
 
 # ---- the steps -------------------------------------------------------------------------------
@@ -204,6 +217,47 @@ async def approval(plane: ControlPlane, job: Job) -> Outcome:
                 message=f"{environment} needs an app-admin's approval",
             )
         )
+        notifications.emit(
+            session,
+            job.id,
+            notifications.AWAITING_APPROVAL,
+            f"{job.environment} needs an app-admin's approval",
+        )
+    return WAIT
+
+
+async def window(plane: ControlPlane, job: Job) -> Outcome:
+    """Outside every delivery window of the environment, wait (visibly) until the next opens.
+
+    Before anything reaches a cluster (the sync root, the tags); the build and push are done, so
+    the deployment starts publishing at once when the window opens. A platform-admin's
+    override lets it through.
+    """
+    _, environment = job.target()
+    configured = plane.settings.platform.environment(environment).delivery_windows
+    if not configured:
+        return DONE
+    async with plane.db.session() as session:
+        deployment = await session.get(Deployment, job.id, with_for_update=True)
+        assert deployment is not None
+        if deployment.owner != plane.replica:
+            return WAIT
+        found = windows.status(configured, utcnow())
+        if deployment.window_override_by is not None or found.open:
+            if deployment.state == states.PUBLISHING and deployment.reason is not None:
+                deployment.reason = None
+            return DONE
+        assert found.opens_at is not None
+        message = windows.describe_opening(environment, found)
+        if deployment.reason != message:
+            session.add(TimelineEntry(deployment_id=job.id, reason="window", message=message))
+        deployment.state = states.WAITING_WINDOW
+        deployment.reason = message
+        deployment.not_before = found.opens_at
+        deployment.step = None
+        deployment.owner = None
+        deployment.lease_expires = None
+        deployment.updated_at = utcnow()
     return WAIT
 
 
@@ -256,12 +310,18 @@ async def tag(plane: ControlPlane, job: Job) -> Outcome:
 
 async def notify(plane: ControlPlane, job: Job) -> Outcome:
     """Ask each cluster's Receiver to pull now. Best effort: the interval pulls anyway."""
+    await nudge(plane, job)
+    return DONE
+
+
+async def nudge(plane: ControlPlane, job: Job, only: Collection[str] | None = None) -> None:
+    """Call the Receivers of the environment's clusters (``only``: of these cluster ids)."""
     environment_id, _ = job.target()
     async with plane.db.session() as session:
         targets = [
             receivers.Target(c.id, c.receiver_url, plane.cipher.decrypt(c.token_cipher))
             for c in await org_clusters(session, job.org_id, environment_id)
-            if c.receiver_url and c.token_cipher
+            if c.receiver_url and c.token_cipher and (only is None or c.id in only)
         ]
     try:
         outcomes = await receivers.trigger(targets, timeout=plane.settings.receiver_timeout_seconds)
@@ -282,7 +342,6 @@ async def notify(plane: ControlPlane, job: Job) -> Outcome:
                         message=outcome.detail,
                     )
                 )
-    return DONE
 
 
 # ---- the pipelines ---------------------------------------------------------------------------
@@ -298,6 +357,7 @@ BUILD = Step(
 )
 PUSH = Step("pushing", push, lambda j: "pushing and signing the release")
 APPROVAL = Step("approval", approval, lambda j: f"does {j.environment} need approval?")
+WINDOW = Step("window", window, lambda j: f"is {j.environment}'s delivery window open?")
 PLACE = Step("placing", place, lambda j: f"listing {j.app} in {j.org}/{j.environment}")
 UNPLACE = Step("unplacing", unplace, lambda j: f"removing {j.app} from {j.org}/{j.environment}")
 SYNC_ROOT = Step("sync-root", sync_root, lambda j: f"publishing sync root {j.org}/{j.environment}")
@@ -306,9 +366,9 @@ TAG = Step("tagging", tag, lambda j: f"moving tag {j.environment}", publishes=Tr
 NOTIFY = Step("receivers", notify, lambda j: "asking the clusters to pull now")
 
 PIPELINES: dict[str, tuple[Step, ...]] = {
-    states.DEPLOY: (BUILD, PUSH, APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
-    states.ROTATE: (BUILD, PUSH, APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
-    states.PROMOTE: (APPROVAL, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.DEPLOY: (BUILD, PUSH, APPROVAL, WINDOW, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.ROTATE: (BUILD, PUSH, APPROVAL, WINDOW, PLACE, SYNC_ROOT, TAG, NOTIFY),
+    states.PROMOTE: (APPROVAL, WINDOW, PLACE, SYNC_ROOT, TAG, NOTIFY),
     states.ROLLBACK: (PLACE, SYNC_ROOT, TAG, NOTIFY),
     states.UNDEPLOY: (UNPLACE, SYNC_ROOT_PUBLISHES, NOTIFY),
     # A pushed tag's release: built and pushed (signed) by whichever replica claims it, so a

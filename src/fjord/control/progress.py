@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fjord.control import catalog, states
+from fjord.control import catalog, notifications, states
 from fjord.control.models import (
     App,
     Cluster,
@@ -35,7 +35,7 @@ class ClusterVerdict:
     message: str | None
 
 
-def _app_verdict(row: ClusterApp | None, digest: str, since: dt.datetime) -> ClusterVerdict:
+def app_verdict(row: ClusterApp | None, digest: str, since: dt.datetime) -> ClusterVerdict:
     if row is None:
         return ClusterVerdict(states.PENDING, None, "waiting for the cluster to report")
     if row.ready is True and row.applied_digest == digest:
@@ -77,7 +77,7 @@ async def evaluate(session: AsyncSession, deployment: Deployment) -> None:
             ).all()
         }
         for cluster in clusters:
-            verdicts[cluster.id] = _app_verdict(rows.get(cluster.id), release.digest, since)
+            verdicts[cluster.id] = app_verdict(rows.get(cluster.id), release.digest, since)
 
     existing = {
         r.cluster_id: r
@@ -147,6 +147,9 @@ def finish(session: AsyncSession, deployment: Deployment, state: str, reason: st
             or ("every cluster runs the release" if state == states.READY else state),
         )
     )
+    if state in (states.READY, states.FAILED):
+        kind = notifications.READY if state == states.READY else notifications.FAILED
+        notifications.emit(session, deployment.id, kind, reason or "every cluster runs the release")
 
 
 async def expire(session: AsyncSession, now: dt.datetime | None = None) -> int:

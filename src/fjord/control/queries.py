@@ -21,6 +21,8 @@ from fjord.control.models import (
     Environment,
     Org,
     Release,
+    Rollout,
+    RolloutWave,
     TimelineEntry,
     utcnow,
 )
@@ -37,8 +39,10 @@ from fjord.control.views import (
     EnvStatusView,
     FileDiff,
     ReleaseView,
+    RolloutView,
     StepView,
     TimelineView,
+    WaveView,
 )
 from fjord.sources.gitea import commit_url, compare_url
 
@@ -65,6 +69,10 @@ def _view(
         requested_by=deployment.requested_by,
         requested_by_identity=deployment.requested_by_identity,
         approved_by=deployment.approved_by,
+        window_override_by=deployment.window_override_by,
+        not_before=deployment.not_before
+        if deployment.state in (states.WAITING_WINDOW, states.ROLLING_OUT)
+        else None,
         created_at=deployment.created_at,
         updated_at=deployment.updated_at,
         finished_at=deployment.finished_at,
@@ -145,7 +153,54 @@ async def deployment_view(
             )
             for s in steps
         ]
+    view.rollout = await rollout_view(session, deployment)
     return view
+
+
+async def rollout_view(session: AsyncSession, deployment: Deployment) -> RolloutView | None:
+    """The deployment's waves, if it rolls out in waves."""
+    rollout = await session.get(Rollout, deployment.id)
+    if rollout is None:
+        return None
+    planned = (
+        await session.scalars(
+            select(RolloutWave)
+            .where(RolloutWave.deployment_id == deployment.id)
+            .order_by(RolloutWave.number)
+        )
+    ).all()
+    return RolloutView(
+        state=rollout.state,
+        wave=rollout.wave,
+        waves=[_wave_view(w, rollout) for w in planned],
+        message=rollout.message,
+        failure_budget=rollout.failure_budget,
+        failed=list(rollout.failed),
+        rollback_on_failure=rollout.rollback_on_failure,
+        next_check=deployment.not_before if deployment.state == states.ROLLING_OUT else None,
+    )
+
+
+def _wave_view(wave: RolloutWave, rollout: Rollout) -> WaveView:
+    if wave.finished_at is not None:
+        state = "done"
+    elif wave.number == rollout.wave and rollout.state == "halted":
+        state = "halted"
+    elif wave.ready_at is not None:
+        state = "soaking"
+    elif wave.started_at is not None:
+        state = "running"
+    else:
+        state = "pending"
+    return WaveView(
+        number=wave.number,
+        clusters=list(wave.clusters),
+        soak_seconds=wave.soak_seconds,
+        state=state,
+        started_at=wave.started_at,
+        ready_at=wave.ready_at,
+        finished_at=wave.finished_at,
+    )
 
 
 async def get_deployment(plane: ControlPlane, actor: Actor, deployment_id: int) -> DeploymentView:

@@ -172,6 +172,12 @@ class ControlSettings:
     # The signature migration window (docs/signing.md): while on, every artifact also gets a
     # legacy `.sig` signed with the separate legacy key, and clusters trust that key too.
     legacy_signatures: bool = True
+    # Outbound notifications: tries per event (backoff from the first wait, doubling, as in
+    # fjord.retry), and how many events in a row may fail before a hook is disabled.
+    notification_attempts: int = 5
+    notification_first_wait_seconds: float = 2.0
+    notification_disable_after: int = 3
+    notification_timeout_seconds: float = 10.0
 
     @property
     def database(self) -> str:
@@ -198,6 +204,13 @@ class ControlSettings:
     def mirrors_dir(self) -> Path:
         """One bare Git mirror per app repository (see :mod:`fjord.sources`)."""
         return self.data_dir / "mirrors"
+
+    def rolls_out(self, environment: str) -> bool:
+        """Whether the environment moves its clusters in waves (each following its own tag)."""
+        try:
+            return self.platform.environment(environment).rollout is not None
+        except KeyError:
+            return False
 
     def needs_approval(self, environment: str) -> bool:
         if self.approval_environments is not None:

@@ -15,9 +15,22 @@ PROGRESSING = "progressing"
 READY = "ready"
 FAILED = "failed"
 SUPERSEDED = "superseded"
+WAITING_WINDOW = "waiting_window"  # outside the environment's delivery windows
+ROLLING_OUT = "rolling_out"
+HALTED = "halted"
+ABORTED = "aborted"
+ROLLED_BACK = "rolled_back"
 
-ACTIVE = (QUEUED, PUBLISHING, AWAITING_APPROVAL, PROGRESSING)
-FINAL = (READY, FAILED, SUPERSEDED)
+ACTIVE = (
+    QUEUED,
+    PUBLISHING,
+    AWAITING_APPROVAL,
+    WAITING_WINDOW,
+    ROLLING_OUT,
+    HALTED,
+    PROGRESSING,
+)
+FINAL = (READY, FAILED, SUPERSEDED, ABORTED, ROLLED_BACK)
 
 DEPLOY = "deploy"
 PROMOTE = "promote"

@@ -2,9 +2,10 @@
 
 Per app: the Namespace (labelled for Pod Security Admission), a deployer ServiceAccount bound
 to the ``admin`` ClusterRole by a RoleBinding in that namespace only, the app's source
-(following tag = environment: a cosign-verified OCIRepository, or a Bucket on the tag's tree
-for an Azure Blob store) and its Kustomization (``./{env}`` or the tree's path, prune, wait,
-timeout, run as the deployer).
+(following tag = environment, or ``{environment}.{cluster}`` where the environment rolls out in
+waves: a cosign-verified OCIRepository, or a Bucket on the tag's tree for an Azure Blob store)
+and its Kustomization (``./{env}`` or the tree's path, prune, wait, timeout, run as the
+deployer).
 Plus one Alert listing every app namespace, because Flux Alerts have no namespace wildcard.
 
 Pure functions: the same app list always gives the same bytes, so an unchanged list republishes
@@ -78,7 +79,7 @@ def app_objects(settings: ControlSettings, org: str, app: str, environment: str)
         flux.source_object(
             source,
             name=flux.app_source_name(org, app),
-            tag=environment,
+            tag=flux.app_tag(environment, per_cluster=settings.rolls_out(environment)),
             interval=settings.flux_interval,
             labels=labels,
         ),

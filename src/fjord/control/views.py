@@ -70,6 +70,93 @@ class StepView(BaseModel):
     finished_at: dt.datetime | None
 
 
+class WaveView(BaseModel):
+    """One wave of a rollout: ``pending`` → ``running`` (tags moved, gate open) → ``soaking``
+    → ``done``; ``halted`` where the rollout stopped."""
+
+    number: int  # 1-based
+    clusters: list[str]
+    soak_seconds: int
+    state: str
+    started_at: dt.datetime | None = None
+    ready_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+class RolloutView(BaseModel):
+    """A deployment's waves in an environment with a rollout strategy."""
+
+    state: str  # running | halted | rolling_back | rolled_back | aborted | done
+    wave: int  # the wave in progress (1-based)
+    waves: list[WaveView]
+    message: str | None = None
+    failure_budget: int = 0
+    failed: list[str] = []  # clusters whose failure used the budget
+    rollback_on_failure: bool = False
+    next_check: dt.datetime | None = None  # when a worker looks again (soak end, gate check)
+
+
+class PromotionView(BaseModel):
+    """Whether the release healthy in ``from_environment`` may be promoted to
+    ``to_environment`` now, and if not, why and how long remains."""
+
+    app: str
+    from_environment: str
+    to_environment: str
+    promotable: bool
+    reason: str | None = None
+    digest: str | None = None
+    release_id: int | None = None
+    healthy_since: dt.datetime | None = None
+    soak_seconds: int = 0
+    remaining_seconds: int = 0
+
+
+class HookView(BaseModel):
+    """An outbound notification webhook of an org or app (``app`` None: every app)."""
+
+    id: int
+    org: str
+    app: str | None
+    url: str
+    format: str
+    enabled: bool
+    failures: int
+    disabled_reason: str | None
+    created_by: str
+    created_at: dt.datetime
+
+
+class CreatedHook(BaseModel):
+    secret: str  # the HMAC key; shown once
+    hook: HookView
+
+
+class DeliveryView(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
+class WindowView(BaseModel):
+    """An environment's delivery windows now: open until ``closes_at``, or closed until
+    ``opens_at`` (no windows: always open)."""
+
+    environment: str
+    open: bool
+    closes_at: dt.datetime | None = None
+    opens_at: dt.datetime | None = None
+    time_zone: str = "UTC"
+    windows: list[dict[str, Any]] = []
+
+
 class DeploymentView(BaseModel):
     id: int
     org: str
@@ -97,10 +184,13 @@ class DeploymentView(BaseModel):
     clusters: list[ClusterStateView] = []
     timeline: list[TimelineView] = []
     steps: list[StepView] = []
+    rollout: RolloutView | None = None
+    window_override_by: str | None = None
+    not_before: dt.datetime | None = None  # waiting (window, wave check): due again then
 
     @property
     def done(self) -> bool:
-        return self.state in ("ready", "failed", "superseded")
+        return self.state in ("ready", "failed", "superseded", "aborted", "rolled_back")
 
 
 class ClusterView(BaseModel):

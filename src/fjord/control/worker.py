@@ -23,11 +23,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fjord.control import locks, pipeline, states
+from fjord.control import locks, notifications, pipeline, rollouts, states
 from fjord.control.models import (
     App,
     Deployment,
@@ -52,6 +52,10 @@ class LostClaim(Exception):
     """Another replica owns the deployment now (this one's lease ran out)."""
 
 
+# Claimed work in progress: a newer deployment of the same app+environment waits behind it.
+UNDER_WAY = (states.PUBLISHING, states.ROLLING_OUT)
+
+
 def _lease_end(plane: ControlPlane) -> dt.datetime:
     return utcnow() + dt.timedelta(seconds=plane.settings.lease_seconds)
 
@@ -69,21 +73,29 @@ def _claimable() -> ColumnElement[bool]:
             other.environment_id == Deployment.environment_id,
             other.id != Deployment.id,
             or_(
-                other.state == states.PUBLISHING,
+                other.state.in_(UNDER_WAY),
                 and_(other.state == states.QUEUED, other.id < Deployment.id),
             ),
         )
         .exists()
     )
     return and_(
-        Deployment.state.in_((states.QUEUED, states.PUBLISHING)),
+        or_(
+            Deployment.state.in_((states.QUEUED, states.PUBLISHING)),
+            # A rollout between its waves' checks, or a deployment waiting for its delivery
+            # window: due again at ``not_before``.
+            and_(
+                Deployment.state.in_((states.ROLLING_OUT, states.WAITING_WINDOW)),
+                Deployment.not_before <= now,
+            ),
+        ),
         or_(Deployment.owner.is_(None), Deployment.lease_expires < now),
-        # A publishing one whose owner is gone is the head of its queue by construction.
-        or_(Deployment.state == states.PUBLISHING, ~ahead),
+        # A publishing (or rolling out) one is the head of its queue by construction.
+        or_(Deployment.state.in_(UNDER_WAY), ~ahead),
     )
 
 
-async def _job(session: AsyncSession, deployment: Deployment) -> pipeline.Job:
+async def _job(session: AsyncSession, plane: ControlPlane, deployment: Deployment) -> pipeline.Job:
     app = await session.get(App, deployment.app_id)
     env = (
         await session.get(Environment, deployment.environment_id)
@@ -111,6 +123,8 @@ async def _job(session: AsyncSession, deployment: Deployment) -> pipeline.Job:
         source_version=deployment.source_version,
         image=deployment.image,
         approved_by=deployment.approved_by,
+        window_override_by=deployment.window_override_by,
+        waves=await rollouts.prepare(session, plane, deployment, org, env) if env else 0,
     )
 
 
@@ -132,7 +146,11 @@ async def claim(plane: ControlPlane) -> pipeline.Job | None:
             .values(
                 owner=plane.replica,
                 lease_expires=_lease_end(plane),
-                state=states.PUBLISHING,
+                # A rollout stays ``rolling_out`` while a worker checks its wave.
+                state=case(
+                    (Deployment.state == states.ROLLING_OUT, states.ROLLING_OUT),
+                    else_=states.PUBLISHING,
+                ),
                 updated_at=utcnow(),
             )
             .execution_options(synchronize_session=False)
@@ -149,7 +167,7 @@ async def claim(plane: ControlPlane) -> pipeline.Job | None:
                     + (f" (replica {previous} stopped renewing its claim)" if previous else ""),
                 )
             )
-        return await _job(session, before)
+        return await _job(session, plane, before)
 
 
 # ---- recording -------------------------------------------------------------------------------
@@ -190,15 +208,18 @@ async def _start(
                     started_at=now,
                 )
             )
+        elif step.repeats:
+            row.replica = plane.replica
         else:
             row.replica, row.started_at, row.attempts = plane.replica, now, row.attempts + 1
         deployment.step = step.name
         deployment.updated_at = now
         if step.publishes and deployment.published_at is None:
             deployment.published_at = now
-        session.add(
-            TimelineEntry(deployment_id=job.id, reason=step.name, message=step.describe(job))
-        )
+        if row is None or not step.repeats:
+            session.add(
+                TimelineEntry(deployment_id=job.id, reason=step.name, message=step.describe(job))
+            )
 
 
 async def _end(plane: ControlPlane, job: pipeline.Job, position: int, *, last: bool) -> None:
@@ -270,7 +291,7 @@ async def _no_hook(job: pipeline.Job, step: str, phase: str) -> None:
 
 async def run_job(plane: ControlPlane, job: pipeline.Job, hook: Hook = _no_hook) -> None:
     """Run the deployment's steps from the first unfinished one; the claim is this replica's."""
-    steps = pipeline.steps(job.kind)
+    steps = rollouts.steps(job)
     done = await _done_positions(plane, job.id)
     for position, step in enumerate(steps):
         if position in done:
@@ -305,6 +326,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._renewed = time.monotonic()
+        self.sender = notifications.Sender(plane)
 
     @property
     def replica(self) -> str:
@@ -319,6 +341,7 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name=f"fjord-worker-{self.replica}"),
             asyncio.create_task(self._heartbeat(), name=f"fjord-heartbeat-{self.replica}"),
         ]
+        self.sender.start()
 
     async def stop(self, *, drain: bool = False) -> None:
         """Stop claiming. ``drain``: first finish everything claimable (the in-process CLI);
@@ -326,6 +349,7 @@ class Worker:
         continues without waiting for the lease to end."""
         if drain:
             await self.drain()
+        await self.sender.stop()
         for task in self._tasks:
             task.cancel()
         running = list(self._running.values())
@@ -400,7 +424,7 @@ class Worker:
         async with self.plane.db.session() as session:
             await session.execute(
                 update(Deployment)
-                .where(Deployment.owner == self.replica, Deployment.state == states.PUBLISHING)
+                .where(Deployment.owner == self.replica, Deployment.state.in_(UNDER_WAY))
                 .values(owner=None, lease_expires=None)
             )
         await locks.release_all(self.plane.db, self.replica)
@@ -413,7 +437,7 @@ async def renew(plane: ControlPlane) -> set[int]:
             update(Deployment)
             .where(
                 Deployment.owner == plane.replica,
-                Deployment.state.in_((states.QUEUED, states.PUBLISHING)),
+                Deployment.state.in_((states.QUEUED, *UNDER_WAY)),
             )
             .values(lease_expires=_lease_end(plane))
         )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import Discriminator, Field, field_validator, model_validator
 
 from fjord.spec.access import Access
@@ -24,6 +26,88 @@ DOMAIN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _REPOSITORY_PREFIX = re.compile(r"([a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*)?")
 
 
+MAX_SOAK_SECONDS = 7 * 24 * 3600
+
+
+class Wave(SpecModel):
+    """One wave of a rollout: the clusters it moves, chosen by exactly one of name, label or
+    share of the environment's clusters (of each org), taken from those no earlier wave took."""
+
+    clusters: list[DnsLabel] = Field(default_factory=list, description="cluster names")
+    match_labels: dict[str, str] = Field(
+        default_factory=dict, description="clusters whose labels include all of these"
+    )
+    percent: int | None = Field(
+        default=None, ge=1, le=100, description="this share of the clusters, rounded up"
+    )
+    soak_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SOAK_SECONDS,
+        description="how long the wave stays healthy before the next starts; default: the"
+        " rollout's soakSeconds",
+    )
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Wave:
+        given = [bool(self.clusters), bool(self.match_labels), self.percent is not None]
+        if sum(given) != 1:
+            raise ValueError("a wave names exactly one of clusters, matchLabels or percent")
+        return self
+
+
+class Rollout(SpecModel):
+    """How a release moves through an environment's clusters: wave after wave, each one Ready
+    (every cluster reports the release healthy) and soaked before the next starts. Clusters no
+    wave selects form a last wave of their own."""
+
+    waves: list[Wave] = Field(min_length=1, max_length=50)
+    soak_seconds: int = Field(default=0, ge=0, le=MAX_SOAK_SECONDS)
+    failure_budget: int = Field(
+        default=0, ge=0, description="clusters that may fail before the rollout halts"
+    )
+    rollback_on_failure: bool = Field(
+        default=False,
+        description="when it halts, point the clusters that got the release back at what they"
+        " ran before",
+    )
+
+
+class DeliveryWindow(SpecModel):
+    """When deployments may reach an environment's clusters: from each time ``cron`` fires (in
+    ``timeZone``) for ``durationSeconds``. Outside every window a deployment waits, visibly."""
+
+    cron: str = Field(
+        min_length=9,
+        max_length=200,
+        description="five fields (minute hour day month weekday), or six with seconds last,"
+        " e.g. '0 9 * * 1-4' for 09:00 Monday to Thursday",
+    )
+    time_zone: str = Field(default="UTC", description="an IANA time zone, e.g. 'Europe/Oslo'")
+    duration_seconds: int = Field(ge=60, le=MAX_SOAK_SECONDS, description="how long it is open")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) not in (5, 6) or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a cron expression: five fields (minute hour day month"
+                " weekday) or six with seconds last, e.g. '0 9 * * 1-4'"
+            )
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as 'Europe/Oslo' or 'UTC'"
+            ) from None
+        return value
+
+
 class Environment(SpecModel):
     name: EnvName
     domain: str | None = Field(
@@ -31,10 +115,28 @@ class Environment(SpecModel):
         pattern=DOMAIN,
         description="apps' base domain here; defaults to the platform's",
     )
+    rollout: Rollout | None = Field(
+        default=None, description="waves of clusters; default: every cluster at once"
+    )
+    promotion_soak_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SOAK_SECONDS,
+        description="a release is promoted here only after it has been healthy this long in the"
+        " environment before",
+    )
+    delivery_windows: list[DeliveryWindow] = Field(
+        default_factory=list,
+        max_length=50,
+        description="when deployments may start reaching the clusters; none: any time",
+    )
 
 
 class Cluster(SpecModel):
     name: DnsLabel
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="for rollout waves' matchLabels"
+    )
 
 
 class LocalStore(SpecModel):
@@ -183,6 +285,8 @@ class PlatformConfig(SpecModel):
             unknown = sorted(set(config.clusters) - set(names))
             if unknown:
                 raise ValueError(f"orgs.{org}.clusters: unknown environment(s) {unknown}")
+        for index, environment in enumerate(self.environments):
+            self._check_waves(index, environment)
         for exception in self.security.pod_security_exceptions:
             if exception.org not in self.orgs:
                 raise ValueError(f"security.podSecurityExceptions: unknown org {exception.org!r}")
@@ -198,6 +302,20 @@ class PlatformConfig(SpecModel):
                     )
                 containers[where] = org
         return self
+
+    def _check_waves(self, index: int, environment: Environment) -> None:
+        if environment.rollout is None:
+            return
+        known = {
+            c.name for org in self.orgs.values() for c in org.clusters.get(environment.name, [])
+        }
+        for number, wave in enumerate(environment.rollout.waves):
+            unknown = sorted(set(wave.clusters) - known)
+            if unknown:
+                raise ValueError(
+                    f"environments[{index}].rollout.waves[{number}].clusters: no cluster named"
+                    f" {', '.join(unknown)} in {environment.name} (known: {sorted(known)})"
+                )
 
     @property
     def environment_names(self) -> list[str]:
