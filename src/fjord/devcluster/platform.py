@@ -34,7 +34,7 @@ import yaml
 from fjord.api.client import ClientError, FjordClient
 from fjord.control import states
 from fjord.control.views import AppStatusView
-from fjord.devcluster import hostledger, processes, sampleapps
+from fjord.devcluster import hostledger, processes, sampleapps, traefik
 from fjord.devcluster.cluster import ClusterState, LocalCluster
 from fjord.devcluster.gitea import LocalGitea, SeededRepo, seed
 from fjord.devcluster.kubeclient import KubeAPIError, KubeREST
@@ -397,8 +397,10 @@ def platform_config(state: PlatformState) -> dict[str, Any]:
         "domain": "fjord.localhost",
         "environments": [{"name": env} for env in ENVIRONMENTS],
         "orgs": orgs,
-        # Plain Ingress: the local clusters have no Traefik or Gateway API CRDs.
-        "routing": {"flavour": "ingress"},
+        # Plain Ingress of Traefik's class: the local clusters have no Traefik or Gateway API
+        # CRDs; with real nodes each runs Traefik, which serves only Ingresses of its own
+        # IngressClass (the flavour's default class, nginx, would be left unserved: 404).
+        "routing": {"flavour": "ingress", "ingress_class_name": traefik.INGRESS_CLASS},
     }
 
 
