@@ -86,6 +86,12 @@ DEMO = Topology(
     },
     apps=(("ttd/skjema", "platform-app"), ("digdir/varsel", "app-with-chart")),
 )
+# The same orgs and sample apps with one tt02 cluster each and no production clusters: half the
+# clusters (and real nodes) of DEMO, for a machine with less to spare.
+SMALL = Topology(
+    orgs={org: {"tt02": envs["tt02"][:1]} for org, envs in DEMO.orgs.items()},
+    apps=DEMO.apps,
+)
 
 
 def cluster_id(org: str, env: str, name: str) -> str:
@@ -210,19 +216,20 @@ def up(
     say = progress or (lambda _m: None)
     root = root.resolve()
     existing = PlatformState.load(root)
-    if existing is not None and _all_running(existing) and existing.real_nodes == real_nodes:
+    clusters = {
+        org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
+    }
+    if (
+        existing is not None
+        and _all_running(existing)
+        and (existing.real_nodes, existing.topology) == (real_nodes, clusters)
+    ):
         say("the local platform is already running")
         return status(root)
     if existing is not None:
         say("cleaning up the remains of an earlier platform")
         down(root)
-    state = PlatformState(
-        root=root,
-        topology={
-            org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
-        },
-        real_nodes=real_nodes,
-    )
+    state = PlatformState(root=root, topology=clusters, real_nodes=real_nodes)
     state.save()
     try:
         _start(state, topology, say, deploy_apps=deploy_apps, flux_interval=flux_interval)
