@@ -9,7 +9,8 @@ Prints one JSON document, everything measured in the same run:
   platform started (pids from ``platform.json`` and each part's own state file, each with its
   whole session, so PostgreSQL's backends and containerd's shims count too) plus, with real
   nodes, every process in the nodes' cgroups (the Pods' containers), in total and per kind;
-  ``ratio_real_over_kwok`` divides the two;
+  ``ratio_real_over_kwok`` divides the two; ``routes``: each app URL the command printed
+  (with its Host header) and the status it answered right after;
 - ``deploy_to_served`` (real nodes): one app (``ttd/skjema``) in tt02 of org ttd (one
   cluster); each deploy stores a new ``GREETING`` in dynamic config first (a new digest), and
   the clock runs from the deploy request (``POST …/deployments``) to the first answer through
@@ -421,6 +422,20 @@ async def deploy_rounds(
     return report
 
 
+async def routes_answer(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each URL ``fjord dev up`` printed (``app: curl -H 'Host: …' …``), and what it answered."""
+    answers = []
+    async with httpx2.AsyncClient(timeout=10) as http:
+        for route in info.get("urls", []):
+            try:
+                response = await http.get(route["url"], headers={"Host": route["host"]})
+                status: int | str = response.status_code
+            except httpx2.HTTPError as exc:
+                status = type(exc).__name__
+            answers.append({"curl": route["curl"], "status": status})
+    return answers
+
+
 # ---- main ----------------------------------------------------------------------------------
 
 
@@ -464,6 +479,7 @@ def one_platform(mode: str, args: argparse.Namespace, env: dict[str, str]) -> di
             state_dir, env, *(("--kwok-only",) if mode == "kwok_only" else ())
         )
         result["memory_after_up"] = platform_memory(state_dir / "platform")
+        result["routes"] = asyncio.run(routes_answer(info))
         if mode == "real":
             result["deploy_to_served"] = asyncio.run(
                 deploy_to_served(info, args.deploys, args.timeout)

@@ -31,7 +31,15 @@ from fjord.api.client import FjordClient
 from fjord.devcluster.platform import PlatformState
 from machine_support import snapshot
 
-pytestmark = [pytest.mark.cluster, pytest.mark.flux, pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.flux,
+    pytest.mark.e2e,
+    # Real Pods pull, start and pass their probes for each of up to five deploys in one test, and
+    # the first test also waits for `fjord dev up`: on a loaded 2-core machine that took 17
+    # minutes for the module, so the suite's 600 s per test is too short here.
+    pytest.mark.timeout(1800),
+]
 
 TT02 = "ttd.tt02.tt02-1"
 DIGDIR_TT02 = "digdir.tt02.tt02-1"
