@@ -51,10 +51,15 @@ def _token() -> dict[str, Any] | None:
     token = asyncio.run_coroutine_threadsafe(_maskinporten.get_token(), _loop).result(30)
     return {
         "obtained": True,
+        # Which client the operator registered for the app (an id, not a secret).
+        "client_id": _maskinporten.settings.client_id,
         "scope": token.scope,
         "expires_in": token.expires_in,
         "token_type": token.token_type,
     }
+
+
+QUERY = "SELECT session_user, current_user, current_database()"
 
 
 def _postgresql() -> list[dict[str, Any]]:
@@ -66,13 +71,15 @@ def _postgresql() -> list[dict[str, Any]]:
     used = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
         with psycopg.connect(_read(directory, "url"), connect_timeout=5) as conn:
-            row = conn.execute("SELECT current_user, current_database()").fetchone() or ("", "")
+            row = conn.execute(QUERY).fetchone() or ("", "", "")
         used.append(
             {
                 "database": directory.name,
-                "query": "SELECT current_user, current_database()",
+                "query": QUERY,
+                # The login user (the operator's credentials); the role it acts as may differ.
                 "user": row[0],
-                "current_database": row[1],
+                "role": row[1],
+                "current_database": row[2],
             }
         )
     return used

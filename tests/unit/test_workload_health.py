@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fjord.operators.workloads.health import NOT_READY, READINESS_GRACE_SECONDS, pod_failure
+from fjord.operators.workloads.health import (
+    NOT_READY,
+    READINESS_GRACE_SECONDS,
+    REVISION,
+    of_newest_revision,
+    pod_failure,
+)
 
 
 def pod(*containers: dict[str, Any]) -> dict[str, Any]:
@@ -48,3 +54,31 @@ def test_a_running_container_that_never_gets_ready_fails_after_the_grace() -> No
     failure = pod_failure(pod(unready), running_for=READINESS_GRACE_SECONDS)
     assert failure is not None
     assert failure.reason == NOT_READY
+
+
+def owned(kind: str, name: str, revision: str | None = None, **meta: Any) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": f"{name}-child",
+        "ownerReferences": [{"kind": kind, "name": name, "controller": True}],
+        **meta,
+    }
+    if revision is not None:
+        metadata["annotations"] = {REVISION: revision}
+    return {"metadata": metadata}
+
+
+def test_only_pods_of_the_deployments_newest_replicaset_speak_for_the_rollout() -> None:
+    deployment = {"metadata": {"name": "web", "annotations": {REVISION: "3"}}}
+    newest = owned("Deployment", "web", "3")
+    replaced = owned("Deployment", "web", "2")
+    pod = owned("ReplicaSet", "web-abc")
+    assert of_newest_revision(pod, newest, deployment)
+    # The Pod of the revision before (stuck pulling a missing image) is not the new one's reason.
+    assert not of_newest_revision(pod, replaced, deployment)
+    assert not of_newest_revision(pod, None, deployment)  # its ReplicaSet is gone
+    assert not of_newest_revision(pod, newest, None)
+    deleting = owned("ReplicaSet", "web-abc", deletionTimestamp="2026-12-07T06:00:00Z")
+    assert not of_newest_revision(deleting, newest, deployment)
+    # Pods of other controllers (or none) have no revision to compare: they count.
+    assert of_newest_revision({"metadata": {"name": "bare"}}, None, None)
+    assert of_newest_revision(pod, {"metadata": {"name": "web-abc"}}, None)

@@ -124,11 +124,18 @@ def dev_up(
         help="No real nodes: Pods are simulated by kwok (faster, less memory, no root needed; "
         "the apps do not really run).",
     ),
+    small: bool = typer.Option(
+        False,
+        "--small",
+        help="One tt02 cluster per org and no production clusters (half the clusters: less "
+        "memory, a faster start); the same sample apps.",
+    ),
 ) -> None:
     """Bring up the local platform and print where everything is."""
     try:
         info = platform.up(
             _root(state_dir) / "platform",
+            platform.SMALL if small else platform.DEMO,
             progress=_progress(time.monotonic()),
             real_nodes=not kwok_only,
         )

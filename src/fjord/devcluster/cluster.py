@@ -384,7 +384,7 @@ class LocalCluster:
             if flux:
                 self._start_flux(state, bins, kube, logs, control, say)
             if node_bins is not None and traefik.available():
-                self._start_traefik(state, logs, control, say)
+                self._start_traefik(state, kube, logs, control, say)
         say(f"cluster {self.name} ready in {time.monotonic() - started:.1f}s")
 
     def _spawn(
@@ -401,9 +401,19 @@ class LocalCluster:
         return record
 
     def _start_traefik(
-        self, state: ClusterState, logs: Path, control: list[ProcessRecord], say: Progress
+        self,
+        state: ClusterState,
+        kube: KubeREST,
+        logs: Path,
+        control: list[ProcessRecord],
+        say: Progress,
     ) -> None:
         say("starting Traefik")
+        # Ingresses that name a class are served only if that IngressClass is Traefik's.
+        kube.apply(
+            f"/apis/networking.k8s.io/v1/ingressclasses/{traefik.INGRESS_CLASS}",
+            traefik.ingress_class(),
+        )
         state.ports["ingress"] = processes.free_port()
         state.ports["ingress-ping"] = processes.free_port()
         record = self._spawn(

@@ -36,7 +36,7 @@ import yaml
 from fjord.api.client import ClientError, FjordClient
 from fjord.control import states
 from fjord.control.views import AppStatusView
-from fjord.devcluster import hostledger, processes, sampleapps
+from fjord.devcluster import hostledger, processes, sampleapps, traefik
 from fjord.devcluster.azurite import ACCOUNT_KEY as AZURITE_ACCOUNT_KEY
 from fjord.devcluster.azurite import Azurite
 from fjord.devcluster.cluster import ClusterState, LocalCluster
@@ -93,6 +93,12 @@ DEMO = Topology(
     },
     apps=(("ttd/skjema", "platform-app"), ("digdir/varsel", "app-with-chart")),
     azure_orgs=("digdir",),
+)
+# The same orgs and sample apps with one tt02 cluster each and no production clusters: half the
+# clusters (and real nodes) of DEMO, for a machine with less to spare.
+SMALL = Topology(
+    orgs={org: {"tt02": envs["tt02"][:1]} for org, envs in DEMO.orgs.items()},
+    apps=DEMO.apps,
 )
 
 
@@ -234,19 +240,22 @@ def up(
     say = progress or (lambda _m: None)
     root = root.resolve()
     existing = PlatformState.load(root)
-    if existing is not None and _all_running(existing) and existing.real_nodes == real_nodes:
+    clusters = {
+        org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
+    }
+    if (
+        existing is not None
+        and _all_running(existing)
+        and (existing.real_nodes, existing.topology, existing.azure_orgs)
+        == (real_nodes, clusters, list(topology.azure_orgs))
+    ):
         say("the local platform is already running")
         return status(root)
     if existing is not None:
         say("cleaning up the remains of an earlier platform")
         down(root)
     state = PlatformState(
-        root=root,
-        topology={
-            org: {env: list(n) for env, n in envs.items()} for org, envs in topology.orgs.items()
-        },
-        real_nodes=real_nodes,
-        azure_orgs=list(topology.azure_orgs),
+        root=root, topology=clusters, real_nodes=real_nodes, azure_orgs=list(topology.azure_orgs)
     )
     state.save()
     try:
@@ -439,8 +448,10 @@ def platform_config(state: PlatformState) -> dict[str, Any]:
         "domain": "fjord.localhost",
         "environments": [{"name": env} for env in ENVIRONMENTS],
         "orgs": orgs,
-        # Plain Ingress: the local clusters have no Traefik or Gateway API CRDs.
-        "routing": {"flavour": "ingress"},
+        # Plain Ingress of Traefik's class: the local clusters have no Traefik or Gateway API
+        # CRDs; with real nodes each runs Traefik, which serves only Ingresses of its own
+        # IngressClass (the flavour's default class, nginx, would be left unserved: 404).
+        "routing": {"flavour": "ingress", "ingress_class_name": traefik.INGRESS_CLASS},
     }
 
 

@@ -9,12 +9,16 @@ loopback only: ``curl -H 'Host: ttd.apps.fjord.localhost' http://127.0.0.1:<port
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
 from fjord.devcluster import binaries
 
 ENTRYPOINT = "web"
+INGRESS_CLASS = "traefik"
+# What Traefik's Kubernetes Ingress provider looks for in an IngressClass's ``spec.controller``.
+CONTROLLER = "traefik.io/ingress-controller"
 
 
 def available() -> bool:
@@ -40,6 +44,17 @@ def argv(*, web_port: int, ping_port: int, crds: bool = False) -> list[str]:
     if crds:
         flags += ["--providers.kubernetescrd=true", "--providers.kubernetescrd.throttleduration=0s"]
     return flags
+
+
+def ingress_class() -> dict[str, Any]:
+    """The cluster's IngressClass for Traefik: an Ingress with ``ingressClassName: traefik`` is
+    served, one naming another class (``nginx``) is left to that controller, i.e. not served."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {"name": INGRESS_CLASS},
+        "spec": {"controller": CONTROLLER},
+    }
 
 
 def ready(ping_port: int) -> bool:

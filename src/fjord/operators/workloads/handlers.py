@@ -3,6 +3,8 @@
 When an app's Pod cannot run (a waiting reason that will not resolve, or the kubelet's repeated
 "Readiness probe failed" events), it reports the Pod's reason as an error event of the app's
 Kustomization to the cluster's Flux notification-controller, for the revision Flux is applying.
+Only Pods of the Deployment's newest ReplicaSet count: a Pod of the revision being replaced (still
+in ``ImagePullBackOff`` from the last failed deploy) says nothing about the new one.
 The cluster's Alert forwards it to fjord like any Flux event (signed per cluster), so the
 deployment fails with the Pod's reason instead of Flux's bare ``status: 'InProgress'``.
 
@@ -22,7 +24,13 @@ import structlog
 
 from fjord.kube import Kube, KubeError
 from fjord.operators.common.runner import OperatorContext
-from fjord.operators.workloads.health import NOT_READY, PodFailure, pod_failure
+from fjord.operators.workloads.health import (
+    NOT_READY,
+    PodFailure,
+    of_newest_revision,
+    owner,
+    pod_failure,
+)
 
 NAME = "workloads"
 APP_LABEL = "app.kubernetes.io/name"
@@ -128,7 +136,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             for c in (body.get("status") or {}).get("containerStatuses") or []
         ]
         failure = pod_failure(body, running_for=min((_since(s) for s in started if s), default=0))
-        if failure is not None:
+        if failure is not None and await _of_newest_revision(sessions[0], body):
             await _report(reporters[0], str(meta.get("namespace")), str(app), failure)
 
     @kopf.on.event("v1", "events", registry=registry)
@@ -150,11 +158,25 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         except KubeError:
             return
         app = ((found or {}).get("metadata", {}).get("labels") or {}).get(APP_LABEL)
-        if found is None or not app:
+        if found is None or not app or not await _of_newest_revision(sessions[0], found):
             return
         container = str(involved.get("fieldPath", "")).removeprefix("spec.containers{").rstrip("}")
         failure = PodFailure(name, container, NOT_READY, message[:500])
         await _report(reporters[0], namespace, str(app), failure)
+
+
+async def _of_newest_revision(kube: Kube, pod: dict[str, Any]) -> bool:
+    """Whether the failing ``pod`` is of the revision being rolled out (reads its owners)."""
+    namespace = str((pod.get("metadata") or {}).get("namespace"))
+    try:
+        name = owner(pod, "ReplicaSet")
+        replicaset = await kube.get("apps/v1", "ReplicaSet", name, namespace) if name else None
+        name = owner(replicaset or {}, "Deployment")
+        deployment = await kube.get("apps/v1", "Deployment", name, namespace) if name else None
+    except KubeError as exc:
+        log.warning("could not read the Pod's owners", error=str(exc))
+        return False
+    return of_newest_revision(pod, replicaset, deployment)
 
 
 async def _report(reporter: Reporter, namespace: str, app: str, failure: PodFailure) -> None:

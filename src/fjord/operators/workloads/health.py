@@ -74,3 +74,46 @@ def pod_failure(pod: Mapping[str, Any], *, running_for: float = 0.0) -> PodFailu
                 f"not Ready {running_for:.0f}s after it started",
             )
     return None
+
+
+# The Deployment controller numbers each revision of the Pod template on the Deployment and on the
+# ReplicaSet that runs it; the newest ReplicaSet carries the Deployment's number.
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def owner(obj: Mapping[str, Any], kind: str) -> str | None:
+    """The name of ``obj``'s controlling owner of ``kind``, if any."""
+    for reference in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if reference.get("kind") == kind and reference.get("controller", True):
+            return str(reference.get("name"))
+    return None
+
+
+def of_newest_revision(
+    pod: Mapping[str, Any],
+    replicaset: Mapping[str, Any] | None,
+    deployment: Mapping[str, Any] | None,
+) -> bool:
+    """Whether ``pod`` runs its Deployment's current template, not a replaced one.
+
+    While a new revision rolls out, the Pods of the one before (say, stuck in
+    ``ImagePullBackOff``) linger until they are deleted; their reason is not the new revision's.
+    ``replicaset``/``deployment``: the Pod's owners as read from the cluster (None: gone).
+    """
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False  # being replaced or removed
+    if owner(pod, "ReplicaSet") is None:
+        return True  # not a Deployment's Pod: nothing to compare with
+    if replicaset is None:
+        return False
+    if owner(replicaset, "Deployment") is None:
+        return True
+    if deployment is None:
+        return False
+
+    def revision(obj: Mapping[str, Any]) -> str | None:
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        value = annotations.get(REVISION)
+        return str(value) if value is not None else None
+
+    return revision(replicaset) == revision(deployment)
