@@ -1,9 +1,11 @@
 """The web UI in headless Chromium (Debian's) against the real server: the status matrix,
-history with diffs, and the approve and rollback buttons, with CSRF protection."""
+history with diffs, the approve and rollback buttons with CSRF protection, and the app page
+following a deployment live (no reload) from signed Flux events."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,13 +18,14 @@ from control_support import (
     make_token,
     report_ready,
 )
-from playwright.async_api import Browser, async_playwright
+from oidc_support import screenshot
+from playwright.async_api import Browser, Frame, Page, async_playwright, expect
 
 import gitea_support
 from fjord.api import ApiSettings
 from fjord.api.client import FjordClient
 from fjord.api.server import ApiServer
-from fjord.control import ControlSettings, Role
+from fjord.control import ControlSettings, Role, events
 from fjord.spec import default_platform
 from fjord.spec.platform import IngressRouting
 
@@ -135,4 +138,111 @@ async def test_matrix_history_diff_approve_and_rollback_in_chromium(
     newest = page.locator("#history tbody tr").first
     assert "rollback" in await newest.inner_text()
     assert v1["digest"].removeprefix("sha256:")[:12] in await newest.inner_text()
+    await page.close()
+
+
+LIVE = 60_000  # ms: how long the page may take to show what the server already knows
+
+
+async def _flux(
+    client: FjordClient, token: str, severity: str, reason: str, message: str, digest: str
+) -> None:
+    """A signed Flux event about ttd/skjema's Kustomization in the cluster, as Flux sends it."""
+    body = json.dumps(
+        {
+            "involvedObject": {
+                "kind": "Kustomization",
+                "namespace": "ttd-skjema",
+                "name": "skjema",
+            },
+            "severity": severity,
+            "reason": reason,
+            "message": message,
+            "metadata": {"revision": f"tt02@{digest}"},
+        }
+    ).encode()
+    ingested = await client.flux_event(CLUSTER, body, events.sign(token, body))
+    assert ingested.recorded
+
+
+def _count_navigations(page: Page) -> list[str]:
+    """Every navigation of the page's main frame from now on (a reload would show here)."""
+    seen: list[str] = []
+
+    def navigated(frame: Frame) -> None:
+        if frame == page.main_frame:
+            seen.append(frame.url)
+
+    page.on("framenavigated", navigated)
+    return seen
+
+
+async def test_app_page_follows_deployments_live_until_ready_and_shows_flux_failure(
+    settings: ControlSettings, server: ApiServer, browser: Browser
+) -> None:
+    gitea = gitea_support.shared()
+    repo = gitea.push_app("ttd", "platform-app", name="skjema")
+    flux_token = await cluster_token(settings)
+    lead_token = await make_token(settings, "lead", {"ttd": Role.app_admin})
+    page = await browser.new_page()
+    await page.goto(server.url + "/ui/login")
+    await page.fill("#token", lead_token)
+    await page.click("#sign-in")
+    async with FjordClient.remote(server.url, lead_token) as lead:
+        await lead.create_app("ttd/skjema", repo.clone_url)
+        await lead.set_credential("ttd", gitea.tokens["ttd"])
+        first = await lead.deploy("ttd/skjema", "tt02")
+        await page.goto(server.url + "/ui/apps/ttd/skjema")
+        navigations = _count_navigations(page)
+        tt02 = page.locator('#live-progress article[data-progress-env="tt02"]')
+        await expect(tt02).to_have_attribute("data-deployment", str(first.id))
+
+        # Published: the page follows without a reload to progressing, then Flux's news.
+        v1 = await lead.wait_deployment(first.id, until=PUBLISHED)
+        assert v1.digest is not None
+        await expect(tt02).to_have_attribute("data-state", "progressing", timeout=LIVE)
+        await _flux(
+            lead,
+            flux_token,
+            "info",
+            "Progressing",
+            "Health check in progress: Deployment/ttd-skjema/skjema",
+            v1.digest,
+        )
+        await expect(tt02.locator(".timeline")).to_contain_text(
+            "Progressing: Health check in progress", timeout=LIVE
+        )
+        await report_ready(lead, flux_token, v1.digest)
+        await expect(tt02).to_have_attribute("data-state", "ready", timeout=LIVE)
+        cluster = tt02.locator(f'li[data-cluster="{CLUSTER}"]')
+        await expect(cluster).to_have_attribute("data-cluster-state", "ready")
+        cell = page.locator(f'#live-clusters-tt02 [data-cluster="{CLUSTER}"]')
+        await expect(cell).to_contain_text("ready")
+        await expect(page.locator("#live-deployment-tt02")).to_contain_text("deploy: ready")
+        row = page.locator(f'#history tr[data-deployment="{first.id}"]')
+        await expect(row).to_have_attribute("data-state", "ready")
+        await expect(page.locator("#releases tr[data-release]")).to_have_count(1)
+        await screenshot(page, "app-live-ready")
+
+        # A new release fails in the cluster: the open page shows Flux's message.
+        await lead.set_config(
+            "ttd/skjema", {"common": {"env": {"FEATURE": "on"}}}, "feature on", expected_version=0
+        )
+        second = await lead.deploy("ttd/skjema", "tt02")
+        v2 = await lead.wait_deployment(second.id, until=PUBLISHED)
+        assert v2.digest is not None
+        await expect(tt02).to_have_attribute("data-deployment", str(second.id), timeout=LIVE)
+        await expect(tt02).to_have_attribute("data-state", "progressing", timeout=LIVE)
+        refused = "Deployment/ttd-skjema/skjema: ImagePullBackOff: manifest unknown"
+        await _flux(lead, flux_token, "error", "HealthCheckFailed", refused, v2.digest)
+        await expect(tt02).to_have_attribute("data-state", "failed", timeout=LIVE)
+        await expect(cluster).to_have_attribute("data-cluster-state", "failed")
+        await expect(cluster.locator(".flux-message")).to_have_text(refused)
+        await expect(
+            page.locator(f'#live-clusters-tt02 [data-cluster="{CLUSTER}"]')
+        ).to_contain_text(refused)
+        row = page.locator(f'#history tr[data-deployment="{second.id}"]')
+        await expect(row).to_have_attribute("data-state", "failed")
+        await screenshot(page, "app-live-failed")
+    assert navigations == []
     await page.close()
