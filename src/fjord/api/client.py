@@ -26,6 +26,7 @@ from pydantic import TypeAdapter
 from fjord.api.models import IngestResponse, WhoAmI
 from fjord.control import states
 from fjord.control.views import (
+    AppInfraView,
     AppStatusView,
     AppView,
     AuditView,
@@ -115,6 +116,7 @@ _DELIVERIES: _Answer[list[DeliveryView]] = _Answer(list[DeliveryView])
 _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
+_INFRA: _Answer[AppInfraView] = _Answer(AppInfraView)
 _RELEASES: _Answer[list[ReleaseView]] = _Answer(list[ReleaseView])
 _RELEASE: _Answer[ReleaseView] = _Answer(ReleaseView)
 _DIFF: _Answer[DiffView] = _Answer(DiffView)
@@ -387,6 +389,9 @@ class FjordClient:
 
     async def app_status(self, name: str) -> AppStatusView:
         return await self._call(_STATUS, "GET", f"{app_path(name)}/status")
+
+    async def app_infra(self, name: str) -> AppInfraView:
+        return await self._call(_INFRA, "GET", f"{app_path(name)}/infra")
 
     async def matrix(self) -> list[AppStatusView]:
         return await self._call(_STATUSES, "GET", "/api/status")

@@ -47,8 +47,10 @@ from fjord.control import (
     webhooks,
     windowgate,
 )
+from fjord.control.infra import app_infra
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.views import (
+    AppInfraView,
     AppStatusView,
     AppView,
     AuditView,
@@ -335,6 +337,12 @@ async def undeploy(
 @router.get("/apps/{org}/{app}/status")
 async def status(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppStatusView:
     return await queries.app_status(plane, actor, _name(org, app))
+
+
+@router.get("/apps/{org}/{app}/infra")
+async def infra(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppInfraView:
+    """Per environment and cluster: the release's infra resources and whether they are Ready."""
+    return await app_infra(plane, actor, _name(org, app))
 
 
 @router.get("/apps/{org}/{app}/history")

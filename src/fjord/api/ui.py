@@ -45,6 +45,7 @@ from fjord.control import (
     system_actor,
 )
 from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
+from fjord.control.infra import app_infra
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
 from fjord.control.views import AppStatusView
@@ -330,6 +331,7 @@ async def _app_context(plane: ControlPlane, session: Session, org: str, app: str
     status = await queries.app_status(plane, session.actor, name)
     history = await queries.history(plane, session.actor, name, limit=100)
     releases = await queries.releases(plane, session.actor, name)
+    infra = await app_infra(plane, session.actor, name)
     promotable = {
         env.environment: await promotions.check(plane, session.actor, name, env.environment)
         for env in status.environments[1:]
@@ -342,6 +344,7 @@ async def _app_context(plane: ControlPlane, session: Session, org: str, app: str
         "promotions": promotable,
         "history": history,
         "releases": releases,
+        "infra": infra,
         "allowed": allowed,
         "first_environment": environments[0] if environments else None,
         "running": _running(status),

@@ -289,3 +289,32 @@ class AuditView(BaseModel):
     action: str
     target: str
     detail: dict[str, Any]
+
+
+# Infra resources per environment and cluster (``control.infra``): the states are
+# ready | failed | pending | unknown (the app failed there for a reason naming another object).
+class InfraResourceView(BaseModel):
+    kind: str
+    namespace: str
+    name: str
+    state: str  # ready | failed | pending | unknown
+    message: str | None = None
+
+
+class InfraClusterView(BaseModel):
+    cluster: str
+    revision: str | None  # what Flux applied there last
+    resources: list[InfraResourceView]
+    updated_at: dt.datetime | None = None
+
+
+class InfraEnvView(BaseModel):
+    environment: str
+    digest: str | None  # the release the environment's latest deployment points at
+    clusters: list[InfraClusterView]
+
+
+class AppInfraView(BaseModel):
+    org: str
+    app: str
+    environments: list[InfraEnvView]

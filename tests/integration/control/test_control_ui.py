@@ -15,6 +15,7 @@ from control_support import (
     CLUSTER,
     PUBLISHED,
     cluster_token,
+    fjord_cli,
     make_token,
     report_ready,
 )
@@ -201,6 +202,11 @@ async def test_app_page_follows_deployments_live_until_ready_and_shows_flux_fail
         v1 = await lead.wait_deployment(first.id, until=PUBLISHED)
         assert v1.digest is not None
         await expect(tt02).to_have_attribute("data-state", "progressing", timeout=LIVE)
+        maskinporten = page.locator(
+            f'#infra tr[data-infra="tt02/{CLUSTER}/MaskinportenClient/skjema"]'
+        )
+        credentials = page.locator(f'#infra tr[data-infra="tt02/{CLUSTER}/AppCredentials/skjema"]')
+        await expect(maskinporten).to_have_attribute("data-infra-state", "pending")
         await _flux(
             lead,
             flux_token,
@@ -222,6 +228,10 @@ async def test_app_page_follows_deployments_live_until_ready_and_shows_flux_fail
         row = page.locator(f'#history tr[data-deployment="{first.id}"]')
         await expect(row).to_have_attribute("data-state", "ready")
         await expect(page.locator("#releases tr[data-release]")).to_have_count(1)
+        # Flux's health checks passed at this release: its infra resources are Ready.
+        await expect(page.locator("#infra tr[data-infra-state]")).to_have_count(2)
+        await expect(maskinporten).to_have_attribute("data-infra-state", "ready")
+        await expect(credentials).to_have_attribute("data-infra-state", "ready")
         await screenshot(page, "app-live-ready")
 
         # A new release fails in the cluster: the open page shows Flux's message.
@@ -233,7 +243,10 @@ async def test_app_page_follows_deployments_live_until_ready_and_shows_flux_fail
         assert v2.digest is not None
         await expect(tt02).to_have_attribute("data-deployment", str(second.id), timeout=LIVE)
         await expect(tt02).to_have_attribute("data-state", "progressing", timeout=LIVE)
-        refused = "Deployment/ttd-skjema/skjema: ImagePullBackOff: manifest unknown"
+        refused = (
+            "health check failed after 30s: failed early due to stalled resources: "
+            "[MaskinportenClient/ttd-skjema/skjema status: 'Failed']"
+        )
         await _flux(lead, flux_token, "error", "HealthCheckFailed", refused, v2.digest)
         await expect(tt02).to_have_attribute("data-state", "failed", timeout=LIVE)
         await expect(cluster).to_have_attribute("data-cluster-state", "failed")
@@ -243,6 +256,32 @@ async def test_app_page_follows_deployments_live_until_ready_and_shows_flux_fail
         ).to_contain_text(refused)
         row = page.locator(f'#history tr[data-deployment="{second.id}"]')
         await expect(row).to_have_attribute("data-state", "failed")
+        await expect(page.locator('#compare select[name="to"] option')).to_have_count(2)
+        # The resource Flux names failed with its message; the other one nobody knows about.
+        await expect(maskinporten).to_have_attribute("data-infra-state", "failed")
+        await expect(maskinporten.locator(".infra-message")).to_have_text(refused)
+        await expect(credentials).to_have_attribute("data-infra-state", "unknown")
         await screenshot(page, "app-live-failed")
     assert navigations == []
     await page.close()
+
+    # The same through the CLI (and the API behind it).
+    cli_env = {"FJORD_SERVER": server.url, "FJORD_TOKEN": lead_token}
+    shown = await asyncio.to_thread(
+        fjord_cli, "status", "ttd/skjema", "--infra", "-o", "json", env=cli_env
+    )
+    assert shown.returncode == 0, shown.stderr
+    tt02_infra = json.loads(shown.stdout)["environments"][0]
+    assert tt02_infra["digest"] == v2.digest
+    by_kind = {
+        r["kind"]: (r["state"], r["message"]) for r in tt02_infra["clusters"][0]["resources"]
+    }
+    assert by_kind == {
+        "MaskinportenClient": ("failed", refused),
+        "AppCredentials": ("unknown", f"the app failed here: {refused}"),
+    }
+    wide = {**cli_env, "COLUMNS": "300"}  # one table row per line
+    table = await asyncio.to_thread(fjord_cli, "status", "ttd/skjema", "--infra", env=wide)
+    assert table.returncode == 0, table.stderr
+    failed_row = next(r for r in table.stdout.splitlines() if "MaskinportenClient/skjema" in r)
+    assert "failed: health check failed" in failed_row

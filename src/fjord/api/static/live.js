@@ -1,6 +1,7 @@
 // The app page follows its deployments without a reload: it polls the server-rendered
-// fragment at data-live-url and swaps each [data-live] element by id (forms the user is
-// typing into are outside them). Every second while a deployment runs, every five seconds
+// fragment at data-live-url and swaps each [data-live] element by id (forms the user types
+// into are outside them; an element whose markup did not change is left alone, so a choice
+// made in its selects survives). Every second while a deployment runs, every five seconds
 // otherwise or while the tab is hidden; stops when the session is gone.
 "use strict";
 (function () {
@@ -15,7 +16,7 @@
     const fresh = new DOMParser().parseFromString(text, "text/html");
     for (const element of fresh.querySelectorAll("[data-live][id]")) {
       const old = document.getElementById(element.id);
-      if (old) {
+      if (old && old.outerHTML !== element.outerHTML) {
         old.replaceWith(document.importNode(element, true));
       }
     }
