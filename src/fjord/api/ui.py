@@ -365,8 +365,8 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
     return _page("app.html", **context)
 
 
-# States that change without anyone acting (the page polls fast); waiting for an approver, a
-# delivery window or a halted rollout's owner may take days and is polled slowly.
+# States that change without anyone acting (the page polls every second); waiting for an
+# approver, a delivery window or a halted rollout's owner may take days (every two seconds).
 _MOVING = frozenset({states.QUEUED, states.PUBLISHING, states.PROGRESSING, states.ROLLING_OUT})
 
 

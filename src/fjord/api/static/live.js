@@ -1,8 +1,9 @@
 // The app page follows its deployments without a reload: it polls the server-rendered
 // fragment at data-live-url and swaps each [data-live] element by id (forms the user types
 // into are outside them; an element whose markup did not change is left alone, so a choice
-// made in its selects survives). Every second while a deployment runs, every five seconds
-// otherwise or while the tab is hidden; stops when the session is gone.
+// made in its selects survives). Every second while a deployment runs, every two seconds
+// otherwise (news such as a failure in a cluster shows within about two seconds), every ten
+// while the tab is hidden; stops when the session is gone.
 "use strict";
 (function () {
   const root = document.querySelector("[data-live-url]");
@@ -28,7 +29,8 @@
   }
 
   function schedule() {
-    setTimeout(poll, running() && !document.hidden ? 1000 : 5000);
+    const delay = document.hidden ? 10000 : running() ? 1000 : 2000;
+    setTimeout(poll, delay);
   }
 
   async function poll() {
