@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -361,17 +361,71 @@ def _cell(cluster: Cluster, row: ClusterApp | None) -> CellView:
 
 
 async def matrix(plane: ControlPlane, actor: Actor) -> list[AppStatusView]:
-    """Every app the caller may read × environments × clusters (the web UI's front page)."""
+    """Every app the caller may read × environments × clusters (the web UI's front page).
+
+    A fixed number of queries however many apps there are (one app at a time took seconds
+    for a thousand); each environment's latest deployment comes as a summary, without the
+    per-cluster progress and timeline that :func:`app_status` adds."""
     async with plane.db.session() as session:
-        rows = (
-            await session.execute(
-                select(Org.name, App.name)
-                .join(Org, App.org_id == Org.id)
-                .order_by(Org.name, App.name)
+        rows = [
+            (app, org)
+            for app, org in (
+                await session.execute(
+                    select(App, Org).join(Org, App.org_id == Org.id).order_by(Org.name, App.name)
+                )
+            ).all()
+            if actor.role_in(org.name) is not None
+        ]
+        if not rows:
+            return []
+        environments = await catalog.environments(session)
+        latest_ids = (
+            select(func.max(Deployment.id))
+            .where(Deployment.environment_id.is_not(None))
+            .group_by(Deployment.app_id, Deployment.environment_id)
+        )
+        latest = {
+            (d.app_id, d.environment_id): d
+            for d in (
+                await session.scalars(select(Deployment).where(Deployment.id.in_(latest_ids)))
+            ).all()
+        }
+        release_ids = {d.release_id for d in latest.values() if d.release_id is not None}
+        releases = {
+            r.id: r
+            for r in (
+                await session.scalars(select(Release).where(Release.id.in_(release_ids)))
+            ).all()
+        }
+        placed: dict[tuple[int, int], list[Cluster]] = {}
+        for cluster in (
+            await session.scalars(
+                select(Cluster).where(Cluster.active.is_(True)).order_by(Cluster.name)
             )
-        ).all()
+        ).all():
+            placed.setdefault((cluster.org_id, cluster.environment_id), []).append(cluster)
+        cells = {(r.cluster_id, r.app_id): r for r in (await session.scalars(select(ClusterApp)))}
+
+    def env_status(app: App, org: Org, env: Environment) -> EnvStatusView:
+        deployment = latest.get((app.id, env.id))
+        release = releases.get(deployment.release_id or 0) if deployment else None
+        return EnvStatusView(
+            environment=env.name,
+            deployment=_view(deployment, org.name, app.name, env.name, release)
+            if deployment
+            else None,
+            clusters=[
+                _cell(c, cells.get((c.id, app.id))) for c in placed.get((org.id, env.id), [])
+            ],
+        )
+
     return [
-        await app_status(plane, actor, f"{o}/{a}") for o, a in rows if actor.role_in(o) is not None
+        AppStatusView(
+            org=org.name,
+            app=app.name,
+            environments=[env_status(app, org, env) for env in environments],
+        )
+        for app, org in rows
     ]
 
 
