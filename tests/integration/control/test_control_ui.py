@@ -262,6 +262,8 @@ async def test_app_page_follows_deployments_live_until_ready_and_shows_flux_fail
         await expect(maskinporten.locator(".infra-message")).to_have_text(refused)
         await expect(credentials).to_have_attribute("data-infra-state", "unknown")
         await screenshot(page, "app-live-failed")
+        await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+        await screenshot(page, "app-live-failed-phone")
     assert navigations == []
     await page.close()
 
