@@ -1,8 +1,9 @@
 """Web UI benchmark; prints JSON.
 
-* the overview page (``GET /``, every app × environment × cluster) with ``--apps`` apps
-  (default 1000) × 3 environments × 2 clusters, each environment with a finished deployment:
-  server time over loopback (median, p95), and the app page and its live fragment;
+* the overview page (``GET /``: the first 100 apps × environments × clusters, and a search)
+  with ``--apps`` apps (default 1000) × 3 environments × 2 clusters, each environment with a
+  finished deployment: server time over loopback (median, p95); the whole matrix through the
+  API (``/api/status``, what ``fjord status`` reads); the app page and its live fragment;
 * from a signed Flux event reaching the control plane (its POST answered) to an open app page
   in headless Chromium showing it, while a deployment runs (the page polls every second) and
   while none does (every two seconds).
@@ -175,13 +176,15 @@ async def page_times(url: str, token: str, requests: int) -> dict[str, Any]:
         assert signed_in.status_code == 303, signed_in.text
         for name, path in (
             ("overview", "/"),
+            ("overview_search", "/?q=app09"),
+            ("api_status_every_app", "/api/status"),
             ("app_page", "/ui/apps/ttd/app0001"),
             ("live_fragment", "/ui/apps/ttd/app0001/live"),
         ):
             samples = []
             for _ in range(requests):
                 start = time.perf_counter()
-                response = await http.get(path)
+                response = await http.get(path, headers={"Authorization": f"Bearer {token}"})
                 samples.append(time.perf_counter() - start)
                 assert response.status_code == 200, (path, response.status_code)
             out[name] = percentiles(samples) | {"bytes": len(response.content)}

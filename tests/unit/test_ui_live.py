@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx2
 from test_control_support import ADMIN, with_app
 
-from fjord.control import ControlPlane, Role
+from fjord.control import ControlPlane, Role, queries
 from fjord.control.tokens import create_token
 
 
@@ -55,3 +55,25 @@ async def test_another_orgs_app_is_refused_and_the_script_is_served(
     assert script.headers["content-type"].startswith("text/javascript")
     assert "data-live-url" in script.text
     assert (await http.get("/ui/static/other.js")).status_code == 404
+
+
+async def test_the_overview_pages_and_filters_what_the_caller_may_read(
+    plane: ControlPlane, http: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    await with_app(plane, tmp_path)
+    await _signed_in(plane, http, {"ttd": Role.developer})
+    everything = await http.get("/")
+    assert 'data-app="ttd/skjema"' in everything.text
+    assert "apps 1–1 of 1" in everything.text
+    assert 'rel="next"' not in everything.text
+    found = await http.get("/", params={"q": " TTD/SKJ "})
+    assert 'data-app="ttd/skjema"' in found.text
+    missing = await http.get("/", params={"q": "<b>%_"})
+    assert "No app matches “&lt;b&gt;%_”." in missing.text
+    past = await http.get("/", params={"page": "2"})
+    assert 'data-app="ttd/skjema"' not in past.text
+    assert (await http.get("/", params={"page": "0"})).status_code == 422
+    rows, total = await queries.matrix_page(plane, ADMIN, search="skj", offset=1, limit=1)
+    assert (rows, total) == ([], 1)
+    await _signed_in(plane, http, {"digdir": Role.app_admin})
+    assert "No apps yet." in (await http.get("/")).text

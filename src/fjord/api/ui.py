@@ -315,14 +315,44 @@ async def logout() -> Response:
     return response
 
 
+PAGE_SIZE = 100  # apps per overview page: a thousand at once is 2 MB of HTML
+
+
 @router.get("/")
-async def index(plane: PlaneDep, session: SessionDep) -> Response:
+async def index(
+    plane: PlaneDep,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The apps × environments × clusters overview, a page at a time, filtered by ``q``."""
     if session is None:
         return _login()
-    rows = await queries.matrix(plane, session.actor)
+    search = q.strip()
+    rows, total = await queries.matrix_page(
+        plane, session.actor, search=search, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
     async with plane.db.session() as db:
         environments = [e.name for e in await catalog.environments(db)]
-    return _page("matrix.html", rows=rows, environments=environments, session=session)
+    first = (page - 1) * PAGE_SIZE + 1
+    return _page(
+        "matrix.html",
+        rows=rows,
+        environments=environments,
+        session=session,
+        q=search,
+        page=page,
+        total=total,
+        first=first,
+        last=first + len(rows) - 1,
+        previous_url=_overview_url(search, page - 1) if page > 1 else None,
+        next_url=_overview_url(search, page + 1) if page * PAGE_SIZE < total else None,
+    )
+
+
+def _overview_url(search: str, page: int) -> str:
+    query = {"q": search, "page": str(page)} if search else {"page": str(page)}
+    return "/?" + urllib.parse.urlencode(query)
 
 
 async def _app_context(plane: ControlPlane, session: Session, org: str, app: str) -> dict[str, Any]:
