@@ -37,8 +37,10 @@ from fjord.api.settings import ApiSettings
 from fjord.control import (
     Actor,
     ControlPlane,
+    Role,
     catalog,
     deploys,
+    outcomes,
     promotions,
     queries,
     system_actor,
@@ -46,6 +48,7 @@ from fjord.control import (
 from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
+from fjord.control.views import duration
 from fjord.errors import FjordError
 
 router = APIRouter(include_in_schema=False)
@@ -70,6 +73,7 @@ def short(digest: str | None) -> str:
 
 
 templates.filters["short"] = short
+templates.filters["duration"] = duration
 
 
 @dataclass(frozen=True)
@@ -331,9 +335,13 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         status = await queries.app_status(plane, session.actor, name)
         history = await queries.history(plane, session.actor, name, limit=100)
         releases = await queries.releases(plane, session.actor, name)
+        measured = await outcomes.app_outcomes(plane, session.actor, name)
+        # Whether and when a promotion is allowed: for those who may ask (developers and up);
+        # a reader still sees the page.
         promotable = {
             env.environment: await promotions.check(plane, session.actor, name, env.environment)
             for env in status.environments[1:]
+            if session.actor.can(org, Role.developer)
         }
     except FjordError as exc:
         return _error(exc, session)
@@ -344,6 +352,7 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         name=name,
         status=status,
         promotions=promotable,
+        outcomes=measured,
         history=history,
         releases=releases,
         allowed=allowed,

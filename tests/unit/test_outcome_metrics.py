@@ -1,0 +1,174 @@
+"""Delivery outcomes (``control/outcomes.py``): the pure computation branch by branch, then real
+deployments on SQLite (ready, failed by Flux, ready again) read through the HTTP API with the
+one API client and scraped from ``/metrics``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx2
+import pytest
+from test_api_metrics import labels, scrape
+from test_control_support import ADMIN, CLUSTER, event_body, report, settle, with_app
+
+from fjord.api.client import ApiError, FjordClient
+from fjord.control import ControlPlane, Role, apps, deploys, outcomes
+from fjord.control.tokens import create_token
+from fjord.control.views import duration
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+KEY = ("ttd", "skjema", "tt02")
+
+
+def row(
+    state: str, requested: int, finished: int, key: tuple[str, str, str] = KEY
+) -> outcomes.Finished:
+    return outcomes.Finished(
+        key, state, T0 + dt.timedelta(seconds=requested), T0 + dt.timedelta(seconds=finished)
+    )
+
+
+def test_lead_time_counts_ready_deployments_from_their_request() -> None:
+    found = outcomes.outcomes([row("ready", 0, 30), row("ready", 100, 110)])
+    assert (found.lead_seconds[KEY], found.lead_count[KEY]) == (40.0, 2)
+    assert found.finished[(KEY, "ready")] == 2
+    assert found.restore_count[KEY] == 0
+
+
+def test_time_to_restore_runs_from_the_first_failure_to_the_next_ready() -> None:
+    found = outcomes.outcomes(
+        [
+            row("ready", 0, 10),
+            row("failed", 20, 30),
+            row("rolled_back", 40, 50),  # still broken: the restore counts from 30
+            row("ready", 60, 90),
+        ]
+    )
+    assert (found.restore_seconds[KEY], found.restore_count[KEY]) == (60.0, 1)
+    assert (found.finished[(KEY, "failed")], found.finished[(KEY, "rolled_back")]) == (1, 1)
+
+
+def test_a_failure_not_yet_restored_counts_as_a_failure_but_no_restore() -> None:
+    found = outcomes.outcomes([row("ready", 0, 10), row("aborted", 20, 20)])
+    assert found.finished[(KEY, "aborted")] == 1
+    assert found.restore_count[KEY] == 0
+    assert KEY not in found.restore_seconds
+
+
+def test_apps_and_environments_are_kept_apart() -> None:
+    production = ("ttd", "skjema", "production")
+    other_app = ("ttd", "skjema2", "tt02")
+    found = outcomes.outcomes(
+        [row("failed", 0, 10), row("ready", 0, 50, production), row("ready", 0, 60, other_app)]
+    )
+    assert found.restore_count == {}
+    assert (found.lead_count[production], found.lead_count[other_app]) == (1, 1)
+
+
+def test_rolling_up_adds_sums_and_counts_measured_per_app() -> None:
+    other_app = ("ttd", "skjema2", "tt02")
+    found = outcomes.outcomes(
+        [
+            row("failed", 0, 10),
+            row("ready", 0, 20, other_app),  # not a restore of skjema
+            row("ready", 30, 40),
+        ]
+    )
+    by_org_env = outcomes.rolled_up(found, lambda k: (k[0], k[2]))
+    org_env = ("ttd", "tt02")
+    assert by_org_env.finished[(org_env, "ready")] == 2
+    assert by_org_env.finished[(org_env, "failed")] == 1
+    assert (by_org_env.lead_seconds[org_env], by_org_env.lead_count[org_env]) == (30.0, 2)
+    assert (by_org_env.restore_seconds[org_env], by_org_env.restore_count[org_env]) == (30.0, 1)
+
+
+def test_the_summary_gives_rates_and_means_and_lists_every_environment() -> None:
+    found = outcomes.outcomes(
+        [row("ready", 0, 30), row("failed", 40, 50), row("failed", 60, 70), row("ready", 80, 110)]
+    )
+    view = outcomes.summary(
+        outcomes.rolled_up(found, lambda k: k[2]),
+        "ttd/skjema",
+        ["tt02", "production"],
+        window=dt.timedelta(days=2),
+    )
+    assert view.window_days == 2
+    tt02, production = view.environments
+    assert (tt02.ready, tt02.failed, tt02.deployments_per_day) == (2, 2, 1.0)
+    assert tt02.change_failure_rate == 0.5
+    assert tt02.lead_time_seconds == 30.0
+    assert (tt02.time_to_restore_seconds, tt02.restores) == (60.0, 1)
+    assert production.environment == "production"
+    assert (production.ready, production.deployments_per_day, production.restores) == (0, 0, 0)
+    assert production.change_failure_rate is None
+    assert production.lead_time_seconds is None
+    assert production.time_to_restore_seconds is None
+
+
+def test_durations_read_as_hours_minutes_seconds() -> None:
+    assert [duration(s) for s in (None, 0.2, 59.6, 3723)] == ["–", "0s", "1m", "1h 2m 3s"]
+
+
+async def test_the_outcomes_through_the_api_and_on_metrics(
+    plane: ControlPlane, http: httpx2.AsyncClient, tmp_path: Path
+) -> None:
+    tokens = await with_app(plane, tmp_path)
+    first = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
+    await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{first.digest}"))
+    await apps.set_config(plane, ADMIN, "ttd/skjema", {"common": {"env": {"V": "2"}}}, "two", 0)
+    second = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
+    await report(
+        plane,
+        tokens[CLUSTER],
+        event_body(
+            severity="error",
+            reason="HealthCheckFailed",
+            message="Deployment/ttd-skjema/skjema not ready",
+            revision=f"tt02@{second.digest}",
+        ),
+    )
+    await apps.set_config(plane, ADMIN, "ttd/skjema", {"common": {"env": {"V": "3"}}}, "fix", 1)
+    third = await settle(plane, deploys.deploy(plane, ADMIN, "ttd/skjema", "tt02"))
+    await report(plane, tokens[CLUSTER], event_body(revision=f"tt02@{third.digest}"))
+
+    reader = await create_token(plane, ADMIN, "viewer", {"ttd": Role.reader})
+    http.headers["Authorization"] = f"Bearer {reader.token}"
+    async with FjordClient(http, owns_http=False) as api:
+        view = await api.outcomes("ttd/skjema")
+        with pytest.raises(ApiError) as unknown:
+            await api.outcomes("ttd/nope")
+    assert unknown.value.status == 404
+    assert view.app == "ttd/skjema"
+    tt02 = next(e for e in view.environments if e.environment == "tt02")
+    assert (tt02.ready, tt02.failed, tt02.restores) == (2, 1, 1)
+    assert tt02.change_failure_rate == pytest.approx(1 / 3)
+    assert tt02.lead_time_seconds is not None
+    assert tt02.lead_time_seconds > 0
+    assert tt02.time_to_restore_seconds is not None
+    assert tt02.time_to_restore_seconds > 0
+
+    found = await scrape(http)
+    org_env = {"org": "ttd", "environment": "tt02"}
+    assert found[("fjord_deployments_finished", labels(**org_env, outcome="ready"))] == 2
+    assert found[("fjord_deployments_finished", labels(**org_env, outcome="failed"))] == 1
+    assert found[("fjord_lead_time_seconds_count", labels(**org_env))] == 2
+    assert found[("fjord_lead_time_seconds_sum", labels(**org_env))] == pytest.approx(
+        2 * tt02.lead_time_seconds
+    )
+    assert found[("fjord_time_to_restore_seconds_count", labels(**org_env))] == 1
+    assert found[("fjord_time_to_restore_seconds_sum", labels(**org_env))] == pytest.approx(
+        tt02.time_to_restore_seconds
+    )
+    assert not any("skjema" in value for _, sample_labels in found for _, value in sample_labels)
+
+    # The app page shows the same numbers.
+    login = await http.post("/ui/login", content=f"token={reader.token}".encode())
+    assert login.status_code == 303
+    http.cookies = login.cookies
+    page = await http.get("/ui/apps/ttd/skjema")
+    assert page.status_code == 200, page.text[-600:]
+    table = page.text.split('<table id="outcomes">')[1].split("</table>")[0]
+    assert "<td>1, 0, 0</td>" in table
+    assert "<td>33 %</td>" in table
+    assert f"{duration(tt02.time_to_restore_seconds)} (1×)" in table
