@@ -5,6 +5,8 @@ one API client and scraped from ``/metrics``."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import httpx2
@@ -17,6 +19,7 @@ from fjord.control import ControlPlane, Role, apps, deploys, outcomes
 from fjord.control.tokens import create_token
 from fjord.control.views import duration
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "fjord-outcomes.json"
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 KEY = ("ttd", "skjema", "tt02")
 
@@ -161,6 +164,14 @@ async def test_the_outcomes_through_the_api_and_on_metrics(
         tt02.time_to_restore_seconds
     )
     assert not any("skjema" in value for _, sample_labels in found for _, value in sample_labels)
+    # The Grafana dashboard in deploy/ asks only for series /metrics serves.
+    served = set(re.findall(r"^# TYPE (\S+)", (await http.get("/metrics")).text, re.MULTILINE))
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    asked = {
+        name for p in panels for t in p["targets"] for name in re.findall(r"fjord_\w+", t["expr"])
+    }
+    assert asked
+    assert asked <= served, asked - served
 
     # The app page shows the same numbers.
     login = await http.post("/ui/login", content=f"token={reader.token}".encode())
