@@ -21,39 +21,42 @@ from fjord.control.views import duration
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "fjord-outcomes.json"
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-KEY = ("ttd", "skjema", "tt02")
+Key = tuple[str, str, str]
+KEY: Key = ("ttd", "skjema", "tt02")
 
 
-def row(
-    state: str, requested: int, finished: int, key: tuple[str, str, str] = KEY
-) -> outcomes.Finished:
-    return outcomes.Finished(
-        key, state, T0 + dt.timedelta(seconds=requested), T0 + dt.timedelta(seconds=finished)
-    )
+def at(seconds: int) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
 
 
-def test_lead_time_counts_ready_deployments_from_their_request() -> None:
-    found = outcomes.outcomes([row("ready", 0, 30), row("ready", 100, 110)])
+def group(state: str, count: int, seconds: float, key: Key = KEY) -> outcomes.Group:
+    return outcomes.Group(key, state, count, seconds)
+
+
+def failure(finished: int, restored: int | None, key: Key = KEY) -> outcomes.Failure:
+    return outcomes.Failure(key, at(finished), None if restored is None else at(restored))
+
+
+def test_lead_time_sums_the_ready_changes_only() -> None:
+    found = outcomes.outcomes([group("ready", 2, 40.0), group("failed", 1, 500.0)], [])
     assert (found.lead_seconds[KEY], found.lead_count[KEY]) == (40.0, 2)
-    assert found.finished[(KEY, "ready")] == 2
+    assert (found.finished[(KEY, "ready")], found.finished[(KEY, "failed")]) == (2, 1)
     assert found.restore_count[KEY] == 0
 
 
-def test_time_to_restore_runs_from_the_first_failure_to_the_next_ready() -> None:
-    found = outcomes.outcomes(
-        [
-            row("ready", 0, 10),
-            row("failed", 20, 30),
-            row("rolled_back", 40, 50),  # still broken: the restore counts from 30
-            row("ready", 60, 90),
-        ]
-    )
+def test_failures_before_the_same_ready_change_are_one_outage_from_the_first() -> None:
+    # failed at 30, rolled back at 50 (still broken), ready again at 90: one restore of 60 s
+    found = outcomes.outcomes([], [failure(50, 90), failure(30, 90)])
     assert (found.restore_seconds[KEY], found.restore_count[KEY]) == (60.0, 1)
-    assert (found.finished[(KEY, "failed")], found.finished[(KEY, "rolled_back")]) == (1, 1)
 
 
-def test_a_failure_not_yet_restored_counts_as_a_failure_but_no_restore() -> None:
-    found = outcomes.outcomes([row("ready", 0, 10), row("aborted", 20, 20)])
+def test_outages_ended_by_different_ready_changes_are_counted_apart() -> None:
+    found = outcomes.outcomes([], [failure(10, 20), failure(30, 50)])
+    assert (found.restore_seconds[KEY], found.restore_count[KEY]) == (30.0, 2)
+
+
+def test_a_failure_not_yet_restored_has_no_time_to_restore() -> None:
+    found = outcomes.outcomes([group("aborted", 1, 0.0)], [failure(20, None)])
     assert found.finished[(KEY, "aborted")] == 1
     assert found.restore_count[KEY] == 0
     assert KEY not in found.restore_seconds
@@ -61,34 +64,30 @@ def test_a_failure_not_yet_restored_counts_as_a_failure_but_no_restore() -> None
 
 def test_apps_and_environments_are_kept_apart() -> None:
     production = ("ttd", "skjema", "production")
-    other_app = ("ttd", "skjema2", "tt02")
     found = outcomes.outcomes(
-        [row("failed", 0, 10), row("ready", 0, 50, production), row("ready", 0, 60, other_app)]
+        [group("ready", 1, 50.0, production)], [failure(10, 60), failure(30, 60, production)]
     )
-    assert found.restore_count == {}
-    assert (found.lead_count[production], found.lead_count[other_app]) == (1, 1)
+    assert (found.restore_seconds[KEY], found.restore_seconds[production]) == (50.0, 30.0)
+    assert (found.lead_count[KEY], found.lead_count[production]) == (0, 1)
 
 
 def test_rolling_up_adds_sums_and_counts_measured_per_app() -> None:
     other_app = ("ttd", "skjema2", "tt02")
     found = outcomes.outcomes(
-        [
-            row("failed", 0, 10),
-            row("ready", 0, 20, other_app),  # not a restore of skjema
-            row("ready", 30, 40),
-        ]
+        [group("ready", 1, 10.0), group("failed", 1, 10.0), group("ready", 1, 20.0, other_app)],
+        [failure(10, 40), failure(15, 40, other_app)],
     )
     by_org_env = outcomes.rolled_up(found, lambda k: (k[0], k[2]))
     org_env = ("ttd", "tt02")
     assert by_org_env.finished[(org_env, "ready")] == 2
     assert by_org_env.finished[(org_env, "failed")] == 1
     assert (by_org_env.lead_seconds[org_env], by_org_env.lead_count[org_env]) == (30.0, 2)
-    assert (by_org_env.restore_seconds[org_env], by_org_env.restore_count[org_env]) == (30.0, 1)
+    assert (by_org_env.restore_seconds[org_env], by_org_env.restore_count[org_env]) == (55.0, 2)
 
 
 def test_the_summary_gives_rates_and_means_and_lists_every_environment() -> None:
     found = outcomes.outcomes(
-        [row("ready", 0, 30), row("failed", 40, 50), row("failed", 60, 70), row("ready", 80, 110)]
+        [group("ready", 2, 60.0), group("failed", 2, 20.0)], [failure(50, 110), failure(70, 110)]
     )
     view = outcomes.summary(
         outcomes.rolled_up(found, lambda k: k[2]),

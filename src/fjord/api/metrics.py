@@ -3,7 +3,7 @@
 Live counters (Flux events by outcome, API requests by route and status) live on a registry
 owned by the app instance, not a global one; the fleet gauges are read from the database at
 scrape time (``fjord.control.fleet``), and so are the delivery outcomes of the last 90 days
-(``fjord.control.outcomes``, one query). No token is needed: only numbers by org and
+(``fjord.control.outcomes``, two queries). No token is needed: only numbers by org and
 environment, never app or cluster names.
 """
 

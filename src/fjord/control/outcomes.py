@@ -12,8 +12,9 @@ computed when asked from the deployments that finished in the last ``WINDOW``:
   before the window whose fix is inside it is not counted.
 
 Pure from the rows (:func:`outcomes`, :func:`rolled_up`, :func:`summary`) so each branch is a
-unit test; one query over the window feeds them (:func:`collect` for ``/metrics``,
-:func:`app_outcomes` for one app).
+unit test. Two queries over the window feed them (:func:`collect` for ``/metrics``,
+:func:`app_outcomes` for one app): counts and summed lead times grouped in SQL, and the
+failures with the next ready change after each, so a scrape never loads a row per deployment.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from fjord.control import catalog, states
-from fjord.control.models import App, Deployment, Environment, Org, utcnow
+from fjord.control.models import App, Deployment, Environment, Org, UtcDateTime, utcnow
 from fjord.control.plane import ControlPlane
 from fjord.control.roles import Actor
 from fjord.control.views import EnvironmentOutcomesView, OutcomesView
@@ -43,13 +45,24 @@ L = TypeVar("L", bound=Hashable)
 
 
 @dataclass(frozen=True)
-class Finished:
-    """One finished change: whose, how it ended, when it was asked for and when it ended."""
+class Group:
+    """Changes of one app and environment that ended in one ``state``: how many, and their
+    request → finish times added up (one row of the grouped query)."""
 
     key: AppKey
     state: str
-    created_at: dt.datetime
+    count: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A change that failed, was rolled back or aborted, and when the next change of the same
+    app and environment became ready after it (``None``: none has yet)."""
+
+    key: AppKey
     finished_at: dt.datetime
+    restored_at: dt.datetime | None
 
 
 @dataclass
@@ -64,22 +77,27 @@ class Outcomes(Generic[K]):
     restore_count: Counter[K] = field(default_factory=Counter)
 
 
-def outcomes(rows: Iterable[Finished]) -> Outcomes[AppKey]:
-    """``rows`` in finishing order. A restore is measured per app and environment: from the
-    first failure after a ready change (later failures do not move it) to the next ready one."""
+def outcomes(groups: Iterable[Group], failures: Iterable[Failure]) -> Outcomes[AppKey]:
+    """Counts and lead times from the groups; restores from the failures. Failures that share
+    the ready change after them are one outage: it is restored once, measured from the first of
+    them (later failures do not move its start)."""
     found: Outcomes[AppKey] = Outcomes()
-    broken_since: dict[AppKey, dt.datetime] = {}
-    for row in rows:
-        found.finished[(row.key, row.state)] += 1
-        if row.state == states.READY:
-            found.lead_seconds[row.key] += (row.finished_at - row.created_at).total_seconds()
-            found.lead_count[row.key] += 1
-            since = broken_since.pop(row.key, None)
-            if since is not None:
-                found.restore_seconds[row.key] += (row.finished_at - since).total_seconds()
-                found.restore_count[row.key] += 1
-        elif row.state in BAD:
-            broken_since.setdefault(row.key, row.finished_at)
+    for group in groups:
+        found.finished[(group.key, group.state)] += group.count
+        if group.state == states.READY:
+            found.lead_seconds[group.key] += group.seconds
+            found.lead_count[group.key] += group.count
+    outage_start: dict[tuple[AppKey, dt.datetime], dt.datetime] = {}
+    for failure in failures:
+        if failure.restored_at is None:
+            continue  # not restored (yet): a failure, but no time to restore
+        outage = (failure.key, failure.restored_at)
+        outage_start[outage] = min(
+            outage_start.get(outage, failure.finished_at), failure.finished_at
+        )
+    for (key, restored_at), since in outage_start.items():
+        found.restore_seconds[key] += (restored_at - since).total_seconds()
+        found.restore_count[key] += 1
     return found
 
 
@@ -127,40 +145,97 @@ def summary(
     return OutcomesView(app=app, window_days=round(days), environments=rows)
 
 
-async def _finished(session: AsyncSession, *where: Any) -> list[Finished]:
-    """The one query: changes that finished in the window, in finishing order."""
-    rows = await session.execute(
-        select(
-            Org.name,
-            App.name,
-            Environment.name,
-            Deployment.state,
-            Deployment.created_at,
-            Deployment.finished_at,
-        )
-        .join(App, App.id == Deployment.app_id)
-        .join(Org, Org.id == App.org_id)
-        .join(Environment, Environment.id == Deployment.environment_id)
-        .where(
-            Deployment.kind.in_(CHANGES),
-            Deployment.state.in_(OUTCOMES),
-            Deployment.finished_at >= utcnow() - WINDOW,
-            *where,
-        )
-        .order_by(Deployment.finished_at, Deployment.id)
+def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
+    """``later - earlier`` in seconds, in SQL (timestamps are stored as naive UTC)."""
+    if dialect == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later) - func.extract("epoch", earlier)
+
+
+def _in_window(*where: Any) -> tuple[Any, ...]:
+    return (
+        Deployment.kind.in_(CHANGES),
+        Deployment.finished_at >= utcnow() - WINDOW,
+        *where,
     )
-    return [
-        Finished((org, app, env), state, created, finished)
-        for org, app, env, state, created, finished in rows
-        if finished is not None
-    ]
+
+
+def _named(query: Any, app_id: Any, environment_id: Any) -> Any:
+    return (
+        query.join(App, App.id == app_id)
+        .join(Org, Org.id == App.org_id)
+        .join(Environment, Environment.id == environment_id)
+    )
+
+
+async def _read(session: AsyncSession, dialect: str, *where: Any) -> Outcomes[AppKey]:
+    """Two queries over the window, neither loading a row per deployment: the changes grouped
+    by app, environment and outcome with their summed lead time (grouped by ids, named after:
+    the names are joined to the few groups, not to every deployment), and the failures (rare)
+    each with the finish of the next ready change of its app and environment."""
+    lead = _seconds(Deployment.finished_at, Deployment.created_at, dialect)
+    grouped = (
+        select(
+            Deployment.app_id,
+            Deployment.environment_id,
+            Deployment.state,
+            func.count().label("n"),
+            func.coalesce(func.sum(lead), 0.0).label("seconds"),
+        )
+        .where(*_in_window(Deployment.state.in_(OUTCOMES), *where))
+        .group_by(Deployment.app_id, Deployment.environment_id, Deployment.state)
+        .subquery()
+    )
+    groups = await session.execute(
+        _named(
+            select(
+                Org.name,
+                App.name,
+                Environment.name,
+                grouped.c.state,
+                grouped.c.n,
+                grouped.c.seconds,
+            ),
+            grouped.c.app_id,
+            grouped.c.environment_id,
+        )
+    )
+    later = aliased(Deployment)
+    restored_at = (
+        select(func.min(later.finished_at))
+        .where(
+            later.app_id == Deployment.app_id,
+            later.environment_id == Deployment.environment_id,
+            later.kind.in_(CHANGES),
+            later.state == states.READY,
+            later.finished_at > Deployment.finished_at,
+        )
+        .scalar_subquery()
+    )
+    failures = await session.execute(
+        _named(
+            select(
+                Org.name,
+                App.name,
+                Environment.name,
+                Deployment.finished_at,
+                type_coerce(restored_at, UtcDateTime),
+            ),
+            Deployment.app_id,
+            Deployment.environment_id,
+        ).where(*_in_window(Deployment.state.in_(BAD), *where))
+    )
+    return outcomes(
+        (Group((o, a, e), state, n, float(seconds)) for o, a, e, state, n, seconds in groups),
+        (Failure((o, a, e), finished, restored) for o, a, e, finished, restored in failures),
+    )
 
 
 async def collect(plane: ControlPlane) -> Outcomes[tuple[str, str]]:
     """Every org's outcomes by org and environment, for ``/metrics`` (no app names there)."""
     async with plane.db.session() as session:
-        rows = await _finished(session)
-    return rolled_up(outcomes(rows), lambda k: (k[0], k[2]))
+        found = await _read(session, plane.db.dialect)
+    return rolled_up(found, lambda k: (k[0], k[2]))
 
 
 async def app_outcomes(plane: ControlPlane, actor: Actor, full_name: str) -> OutcomesView:
@@ -170,5 +245,5 @@ async def app_outcomes(plane: ControlPlane, actor: Actor, full_name: str) -> Out
     async with plane.db.session() as session:
         ref = await catalog.app(session, org_name, app_name)
         environments = [e.name for e in await catalog.environments(session)]
-        rows = await _finished(session, Deployment.app_id == ref.app.id)
-    return summary(rolled_up(outcomes(rows), lambda k: k[2]), full_name, environments)
+        found = await _read(session, plane.db.dialect, Deployment.app_id == ref.app.id)
+    return summary(rolled_up(found, lambda k: k[2]), full_name, environments)
