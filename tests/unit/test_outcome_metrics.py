@@ -4,6 +4,7 @@ one API client and scraped from ``/metrics``."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
@@ -12,10 +13,24 @@ from pathlib import Path
 import httpx2
 import pytest
 from test_api_metrics import labels, scrape
-from test_control_support import ADMIN, CLUSTER, event_body, report, settle, with_app
+from test_control_support import (
+    ADMIN,
+    CLUSTER,
+    UNUSED_REPO,
+    demo_platform,
+    event_body,
+    report,
+    settings,
+    settle,
+    with_app,
+)
+from typer.testing import CliRunner
 
 from fjord.api.client import ApiError, FjordClient
-from fjord.control import ControlPlane, Role, apps, deploys, outcomes
+from fjord.cli.client import EXIT_NOT_FOUND
+from fjord.cli.main import app as cli
+from fjord.control import ControlPlane, Role, apps, catalog, deploys, outcomes
+from fjord.control.models import Deployment, utcnow
 from fjord.control.tokens import create_token
 from fjord.control.views import duration
 
@@ -182,3 +197,62 @@ async def test_the_outcomes_through_the_api_and_on_metrics(
     assert "<td>1, 0, 0</td>" in table
     assert "<td>33 %</td>" in table
     assert f"{duration(tt02.time_to_restore_seconds)} (1×)" in table
+
+
+async def _failed_then_restored(config_dir: Path) -> None:
+    """ttd/skjema with a deploy that failed, then one that became ready (rows as a worker
+    leaves them: what ``fjord app outcomes`` reads)."""
+    plane = await ControlPlane.open(settings(config_dir))
+    try:
+        await apps.create_app(plane, ADMIN, "ttd/skjema", UNUSED_REPO)
+        now = utcnow()
+        async with plane.db.session() as session:
+            ref = await catalog.app(session, "ttd", "skjema")
+            tt02 = next(e for e in await catalog.environments(session) if e.name == "tt02")
+            for state, requested, finished in (("failed", 200, 150), ("ready", 100, 40)):
+                session.add(
+                    Deployment(
+                        app_id=ref.app.id,
+                        environment_id=tt02.id,
+                        kind="deploy",
+                        state=state,
+                        requested_by="alice",
+                        created_at=now - dt.timedelta(seconds=requested),
+                        finished_at=now - dt.timedelta(seconds=finished),
+                    )
+                )
+            await session.commit()
+    finally:
+        await plane.close()
+
+
+def test_fjord_app_outcomes_prints_a_table_and_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(
+        json.dumps(demo_platform().model_dump(mode="json", by_alias=True, exclude_none=True))
+    )
+    monkeypatch.setenv("FJORD_DATA_DIR", str(tmp_path / "data"))  # as settings(tmp_path)
+    monkeypatch.setenv("FJORD_PLATFORM", str(platform))
+    monkeypatch.delenv("FJORD_SERVER", raising=False)
+    monkeypatch.setenv("COLUMNS", "160")  # the table unwrapped
+    asyncio.run(_failed_then_restored(tmp_path))
+    runner = CliRunner()
+
+    result = runner.invoke(cli, ["app", "outcomes", "ttd/skjema", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    tt02 = next(e for e in json.loads(result.stdout)["environments"] if e["environment"] == "tt02")
+    assert (tt02["ready"], tt02["failed"], tt02["change_failure_rate"]) == (1, 1, 0.5)
+    assert tt02["lead_time_seconds"] == pytest.approx(60, abs=0.01)
+    assert tt02["time_to_restore_seconds"] == pytest.approx(110, abs=0.01)
+
+    table = runner.invoke(cli, ["app", "outcomes", "ttd/skjema"])
+    assert table.exit_code == 0, table.output
+    assert "ttd/skjema, last 90 days" in table.stdout
+    assert "1m 50s (1×)" in table.stdout
+    assert "50%" in table.stdout
+
+    missing = runner.invoke(cli, ["app", "outcomes", "ttd/nope"])
+    assert missing.exit_code == EXIT_NOT_FOUND
+    assert "ttd/nope" in missing.output

@@ -142,7 +142,7 @@ def outcomes(
         "per day",
         "lead time",
         "failed",
-        "change failure rate",
+        "failure rate",
         "time to restore",
         title=Text(f"{view.app}, last {view.window_days} days"),
     )

@@ -7,14 +7,14 @@ computed when asked from the deployments that finished in the last ``WINDOW``:
   so the commit → request part (review, merge, CI) is not in it: this is fjord's own share;
 * change failure rate: finished changes by outcome (``failed``, ``rolled_back``, ``aborted``
   against ``ready``; ``superseded`` ones are neither and are left out);
-* time to restore: from the first change of an app and environment that failed (or was rolled
-  back or aborted) to the next one there that became ready, summed and counted. A failure
+* time to restore: from the first of an app and environment's failed (or rolled back or
+  aborted) changes to the next change there that became ready, summed and counted. A failure
   before the window whose fix is inside it is not counted.
 
 Pure from the rows (:func:`outcomes`, :func:`rolled_up`, :func:`summary`) so each branch is a
 unit test. Two queries over the window feed them (:func:`collect` for ``/metrics``,
 :func:`app_outcomes` for one app): counts and summed lead times grouped in SQL, and the
-failures with the next ready change after each, so a scrape never loads a row per deployment.
+failures with the next ready change after each: a row per failure, none per ready change.
 """
 
 from __future__ import annotations
