@@ -38,6 +38,7 @@ from fjord.control.views import (
     DeploymentView,
     DiffView,
     HookView,
+    OutcomesView,
     PromotionView,
     ReleaseView,
     TokenView,
@@ -109,6 +110,7 @@ _MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | N
 _DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
 _WINDOW: _Answer[WindowView] = _Answer(WindowView)
 _PROMOTION: _Answer[PromotionView] = _Answer(PromotionView)
+_OUTCOMES: _Answer[OutcomesView] = _Answer(OutcomesView)
 _CREATED_HOOK: _Answer[CreatedHook] = _Answer(CreatedHook)
 _HOOK: _Answer[HookView] = _Answer(HookView)
 _HOOKS: _Answer[list[HookView]] = _Answer(list[HookView])
@@ -353,6 +355,10 @@ class FjordClient:
     async def promotion(self, name: str, to: str) -> PromotionView:
         """Whether ``name`` may be promoted to ``to`` now, and how long remains if not."""
         return await self._call(_PROMOTION, "GET", f"{app_path(name)}/promotion", params={"to": to})
+
+    async def outcomes(self, name: str) -> OutcomesView:
+        """``name``'s delivery outcomes per environment over the last 90 days."""
+        return await self._call(_OUTCOMES, "GET", f"{app_path(name)}/outcomes")
 
     async def override_window(self, deployment_id: int) -> DeploymentView:
         """Let a deployment through outside its delivery window (platform-admin; audited)."""

@@ -41,6 +41,7 @@ from fjord.control import (
     deploys,
     events,
     notifications,
+    outcomes,
     promotions,
     queries,
     tokens,
@@ -62,6 +63,7 @@ from fjord.control.views import (
     DeploymentView,
     DiffView,
     HookView,
+    OutcomesView,
     PromotionView,
     ReleaseView,
     TokenView,
@@ -358,6 +360,13 @@ async def history(
     return await queries.history(
         plane, actor, _name(org, app), environment=environment, limit=limit, before=before
     )
+
+
+@router.get("/apps/{org}/{app}/outcomes")
+async def app_outcomes(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> OutcomesView:
+    """Per environment over the last 90 days: deployment frequency, lead time (request →
+    ready), change failure rate, time to restore."""
+    return await outcomes.app_outcomes(plane, actor, _name(org, app))
 
 
 @router.get("/apps/{org}/{app}/releases")

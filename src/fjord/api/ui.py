@@ -37,8 +37,10 @@ from fjord.api.settings import ApiSettings
 from fjord.control import (
     Actor,
     ControlPlane,
+    Role,
     catalog,
     deploys,
+    outcomes,
     promotions,
     queries,
     states,
@@ -48,7 +50,7 @@ from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedEr
 from fjord.control.infra import app_infra
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
-from fjord.control.views import AppStatusView
+from fjord.control.views import AppStatusView, duration
 from fjord.errors import FjordError
 
 router = APIRouter(include_in_schema=False)
@@ -73,6 +75,7 @@ def short(digest: str | None) -> str:
 
 
 templates.filters["short"] = short
+templates.filters["duration"] = duration
 
 
 @dataclass(frozen=True)
@@ -362,9 +365,12 @@ async def _app_context(plane: ControlPlane, session: Session, org: str, app: str
     history = await queries.history(plane, session.actor, name, limit=100)
     releases = await queries.releases(plane, session.actor, name)
     infra = await app_infra(plane, session.actor, name)
+    # Whether and when a promotion is allowed: for those who may ask (developers and up);
+    # a reader still sees the page.
     promotable = {
         env.environment: await promotions.check(plane, session.actor, name, env.environment)
         for env in status.environments[1:]
+        if session.actor.can(org, Role.developer)
     }
     environments = [e.environment for e in status.environments]
     allowed = {e: deploys.allowed_actions(session.actor, org, e) for e in environments}
@@ -390,6 +396,8 @@ async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> 
         return _login()
     try:
         context = await _app_context(plane, session, org, app)
+        # Not live (it changes by the day): the page alone reads it.
+        context["outcomes"] = await outcomes.app_outcomes(plane, session.actor, f"{org}/{app}")
     except FjordError as exc:
         return _error(exc, session)
     return _page("app.html", **context)
