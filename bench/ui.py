@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -263,33 +264,36 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=10)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fjord-bench-ui-"))
-    config = platform()
-    platform_file = work / "platform.yaml"
-    platform_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
-    os.environ["FJORD_PLATFORM"] = str(platform_file)
-    settings = ControlSettings(data_dir=work / "data", platform=config)
-    seed_start = time.perf_counter()
-    await seed(settings, args.apps)
-    plane = await ControlPlane.open(settings)
     try:
-        token = (await create_token(plane, ADMIN, "bench", {"ttd": Role.app_admin})).token
-        flux_tokens = {}
-        for name in ("tt02-1", "tt02-2"):
-            await clusters.bootstrap(plane, ADMIN, "ttd", "tt02", name)
-            cluster_id = f"ttd.tt02.{name}"
-            flux_tokens[cluster_id] = await clusters.cluster_token(plane, ADMIN, cluster_id)
+        config = platform()
+        platform_file = work / "platform.yaml"
+        platform_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+        os.environ["FJORD_PLATFORM"] = str(platform_file)
+        settings = ControlSettings(data_dir=work / "data", platform=config)
+        seed_start = time.perf_counter()
+        await seed(settings, args.apps)
+        plane = await ControlPlane.open(settings)
+        try:
+            token = (await create_token(plane, ADMIN, "bench", {"ttd": Role.app_admin})).token
+            flux_tokens = {}
+            for name in ("tt02-1", "tt02-2"):
+                await clusters.bootstrap(plane, ADMIN, "ttd", "tt02", name)
+                cluster_id = f"ttd.tt02.{name}"
+                flux_tokens[cluster_id] = await clusters.cluster_token(plane, ADMIN, cluster_id)
+        finally:
+            await plane.close()
+        report: dict[str, Any] = {
+            "cpus": os.cpu_count(),
+            "apps": args.apps,
+            "environments": len(ENVIRONMENTS),
+            "clusters_per_environment": 2,
+            "seed_seconds": round(time.perf_counter() - seed_start, 1),
+        }
+        with served(settings) as url:
+            report["pages"] = await page_times(url, token, args.requests)
+            report["flux_event_to_open_page"] = await latency(url, token, flux_tokens, args.events)
     finally:
-        await plane.close()
-    report: dict[str, Any] = {
-        "cpus": os.cpu_count(),
-        "apps": args.apps,
-        "environments": len(ENVIRONMENTS),
-        "clusters_per_environment": 2,
-        "seed_seconds": round(time.perf_counter() - seed_start, 1),
-    }
-    with served(settings) as url:
-        report["pages"] = await page_times(url, token, args.requests)
-        report["flux_event_to_open_page"] = await latency(url, token, flux_tokens, args.events)
+        shutil.rmtree(work, ignore_errors=True)
     json.dump(report, sys.stdout, indent=2)
     print()
 
