@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,7 +40,7 @@ from fjord.artifact.errors import ArtifactError, VerificationError
 from fjord.artifact.oci import OCI_MANIFEST, parse_manifest
 from fjord.artifact.provenance import SLSA_PROVENANCE_V1, BuildFacts, predicate
 from fjord.artifact.signing import signature_image, signature_tag, verify_signature_image
-from fjord.stores.base import NotFoundError, Store, check_repository
+from fjord.stores.base import NotFoundError, Store, check_repository, side_by_side
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ async def attach_bundles(
         referrer_image(subject, sign_statement(key, statement(digest, kind, body)), kind)
         for kind, body in statements
     ]
-    referrers = [await store.push(repository, image) for image in images]
+    referrers = await side_by_side(partial(store.push, repository), images, limit=store.concurrency)
     if await store.referrers_api(repository, digest) is None:
         listed = await store.fallback_referrers(repository, digest)
         known = {d.get("digest") for d in listed}
