@@ -15,14 +15,13 @@ so that every store validates names, verifies digests and orders writes the same
 
 from __future__ import annotations
 
-import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from enum import StrEnum
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from fjord.artifact import Artifact, Image, sha256_digest, verify_digest
 from fjord.artifact.bundle import index_descriptors, referrers_tag
@@ -30,15 +29,13 @@ from fjord.artifact.digest import check_digest, is_digest
 from fjord.artifact.errors import ArtifactError, DigestMismatchError
 from fjord.artifact.oci import OCI_INDEX, parse_manifest, referenced_blobs
 from fjord.errors import FjordError
+from fjord.stores.concurrency import side_by_side
 
 # The distribution spec's repository name grammar, and its tag grammar.
 _REPOSITORY_RE = re.compile(
     r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
 )
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 class StoreError(FjordError):
@@ -77,31 +74,6 @@ def check_tag(tag: str) -> str:
 def _blobs_of(document: dict[str, Any]) -> list[str]:
     """The digests of the blobs a manifest references, each once, in order."""
     return list(dict.fromkeys(d["digest"] for d in referenced_blobs(document)))
-
-
-async def side_by_side(
-    call: Callable[[_T], Awaitable[_R]], items: Iterable[_T], *, limit: int
-) -> list[_R]:
-    """``call`` for every item concurrently, at most ``limit`` at a time; the results in order.
-
-    The first failure cancels the calls still running (nothing keeps writing behind the
-    caller's back once it has an error) and is raised as itself, not wrapped in a group.
-    """
-    gate = asyncio.Semaphore(limit)
-
-    async def one(item: _T) -> _R:
-        async with gate:
-            return await call(item)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(item)) for item in items]
-    except BaseExceptionGroup as failed:
-        first: BaseException = failed
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-    return [task.result() for task in tasks]
 
 
 def check_reference(reference: str) -> str:

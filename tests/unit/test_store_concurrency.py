@@ -1,4 +1,5 @@
-"""``side_by_side``: the bounded concurrency behind a push's blobs and a tag's checks."""
+"""``side_by_side`` and ``both``: the concurrency behind a push's blobs, a tag's checks and
+signing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import pytest
 
 from fjord.stores import StoreError
-from fjord.stores.base import side_by_side
+from fjord.stores.concurrency import both, side_by_side
 
 
 async def test_results_keep_the_order_and_at_most_limit_run_at_once() -> None:
@@ -55,3 +56,28 @@ async def test_no_items_is_no_calls() -> None:
         raise AssertionError("not called")
 
     assert await side_by_side(call, [], limit=2) == []
+
+
+async def test_both_gives_both_results_and_a_failure_cancels_the_other() -> None:
+    async def value(result: str) -> str:
+        await asyncio.sleep(0)
+        return result
+
+    assert await both(value("bundle"), value("legacy")) == ("bundle", "legacy")
+
+    cancelled = asyncio.Event()
+
+    async def waits() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise StoreError("registry example: push signature failed")
+
+    with pytest.raises(StoreError, match="push signature failed"):
+        await both(waits(), fails())
+    assert cancelled.is_set()
