@@ -195,21 +195,38 @@ class Store(ABC):
 
         Returns the manifest digest. Nothing is written unless every blob matches its digest.
         """
-        check_repository(repository)
         if tag is not None:
             check_tag(tag)
         img = image.image if isinstance(image, Artifact) else image
-        img.check_complete()
+        (digest,) = await self.push_all(repository, [img], mount_from=mount_from)
+        if tag is not None:
+            await self.tag(repository, digest, tag, manifest=img.manifest)
+        return digest
+
+    async def push_all(
+        self, repository: str, images: Sequence[Image], *, mount_from: Sequence[str] = ()
+    ) -> list[str]:
+        """Upload the images' blobs (each once, however many images share it) side by side,
+        then, once every one is stored, their manifests; returns the manifest digests.
+
+        Nothing is written unless every blob of every image matches its digest.
+        """
+        check_repository(repository)
+        for img in images:
+            img.check_complete()
         mounts = [check_repository(r) for r in mount_from if r != repository]
+        blobs = {digest: img.blobs[digest] for img in images for digest in _blobs_of(img.document)}
         await side_by_side(
-            lambda digest: self._put_blob(repository, digest, img.blobs[digest], mounts),
-            _blobs_of(img.document),
+            lambda digest: self._put_blob(repository, digest, blobs[digest], mounts),
+            blobs,
             limit=self.concurrency,
         )
-        await self._put_manifest(repository, img.digest, img.manifest, img.media_type)
-        if tag is not None:
-            await self.tag(repository, img.digest, tag, manifest=img.manifest)
-        return img.digest
+        await side_by_side(
+            lambda img: self._put_manifest(repository, img.digest, img.manifest, img.media_type),
+            images,
+            limit=self.concurrency,
+        )
+        return [img.digest for img in images]
 
     async def tag(
         self, repository: str, digest: str, *tags: str, manifest: bytes | None = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,7 +40,7 @@ from fjord.artifact.oci import OCI_MANIFEST, parse_manifest
 from fjord.artifact.provenance import SLSA_PROVENANCE_V1, BuildFacts, predicate
 from fjord.artifact.signing import signature_image, signature_tag, verify_signature_image
 from fjord.stores.base import NotFoundError, Store, check_repository
-from fjord.stores.concurrency import both, side_by_side
+from fjord.stores.concurrency import both
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ async def attach_bundles(
     # The referrers go up side by side, and meanwhile the fallback index (if the store needs
     # one) is read: it is only written once every referrer it will list is stored.
     referrers, listed = await both(
-        side_by_side(partial(store.push, repository), images, limit=store.concurrency),
+        store.push_all(repository, images),
         _fallback_listing(store, repository, digest),
     )
     if listed is not None:
