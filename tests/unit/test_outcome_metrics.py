@@ -27,6 +27,7 @@ from test_control_support import (
 from typer.testing import CliRunner
 
 from fjord.api.client import ApiError, FjordClient
+from fjord.cli import output
 from fjord.cli.client import EXIT_NOT_FOUND
 from fjord.cli.main import app as cli
 from fjord.control import ControlPlane, Role, apps, catalog, deploys, outcomes
@@ -236,7 +237,8 @@ def test_fjord_app_outcomes_prints_a_table_and_json(
     monkeypatch.setenv("FJORD_DATA_DIR", str(tmp_path / "data"))  # as settings(tmp_path)
     monkeypatch.setenv("FJORD_PLATFORM", str(platform))
     monkeypatch.delenv("FJORD_SERVER", raising=False)
-    monkeypatch.setenv("COLUMNS", "160")  # the table unwrapped
+    # The table unwrapped: the console was made at import, so COLUMNS set now would not count.
+    monkeypatch.setattr(output.out, "_width", 160)
     asyncio.run(_failed_then_restored(tmp_path))
     runner = CliRunner()
 
