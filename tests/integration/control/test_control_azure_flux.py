@@ -145,6 +145,7 @@ async def test_azure_org_deploy_rollback_promote_undeploy_through_buckets(
     azurite: Azurite,
     settings: ControlSettings,
     admin: FjordClient,
+    server: ApiServer,
     repo: SeededRepo,
     gitea: SessionGitea,
 ) -> None:
@@ -203,7 +204,10 @@ async def test_azure_org_deploy_rollback_promote_undeploy_through_buckets(
     # 4. promote to production: waits for the approval, then for a production cluster.
     promo = await admin.promote(APP, "production")
     promo = await admin.wait_deployment(promo.id, until=("awaiting_approval",))
-    approved = await admin.approve(promo.id)
+    # Production needs four eyes: another app-admin approves what the admin asked for.
+    lead = await make_token(settings, "lead", {"digdir": Role.app_admin})
+    async with FjordClient.remote(server.url, lead) as approver:
+        approved = await approver.approve(promo.id)
     approved = await admin.wait_deployment(approved.id, until=("progressing", "ready"))
     assert approved.state == "progressing"
 

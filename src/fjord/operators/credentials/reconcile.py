@@ -213,6 +213,9 @@ class CredentialsReconciler:
                         reason=AppCredentialsReason.SECRET_CONFLICT,
                         retry_after=1,
                     ) from exc
+                # The user just issued would be named by no Secret and outlive the app (as when
+                # a namespace being deleted refuses new Secrets): remove it again.
+                await self._discard(handler, manifest["metadata"]["annotations"])
                 raise kube_error(exc, f"creating Secret {ensure.target.secret_name}") from exc
             await events.post(
                 self._kube.kube,
@@ -233,6 +236,12 @@ class CredentialsReconciler:
         except KubeError as exc:
             raise kube_error(exc, f"updating Secret {ensure.target.secret_name}") from exc
         return 1
+
+    async def _discard(self, handler: ServiceHandler, notes: Mapping[str, str]) -> None:
+        try:
+            await handler.cleanup(notes)
+        except Exception:  # the Secret's error is the one to report; this is only logged
+            log.warning("could not remove the user of an uncreated Secret", exc_info=True)
 
     async def _write_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

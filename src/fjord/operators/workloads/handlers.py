@@ -36,9 +36,9 @@ NAME = "workloads"
 APP_LABEL = "app.kubernetes.io/name"
 ORG_LABEL = "fjord.dev/org"
 KUSTOMIZATION = ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
-# Probe failures before readiness counts as never passing (about a minute at a 5 s period): a
-# slow start on a loaded machine is not a failure.
-READINESS_FAILURES = 12
+# Probe failures before readiness counts as never passing (three minutes at a 5 s period, as
+# health.READINESS_GRACE_SECONDS): a slow start on a loaded machine is not a failure.
+READINESS_FAILURES = 36
 
 log = structlog.get_logger("fjord.operators.workloads")
 

@@ -26,8 +26,9 @@ FAILING_WAITS = frozenset(
     }
 )
 NOT_READY = "ReadinessProbeFailing"
-# A running container that is not Ready this long after starting counts as failing readiness.
-READINESS_GRACE_SECONDS = 60.0
+# A running container that is not Ready this long after starting counts as failing readiness
+# (generous: a Python app importing its libraries on a loaded 2-core node took over a minute).
+READINESS_GRACE_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
