@@ -61,7 +61,9 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _serve(host: str, port: int, target_port: int) -> None:
+async def serve(host: str, port: int, target_port: int) -> None:
+    """Relay connections to ``host:port`` to ``127.0.0.1:target_port`` until cancelled."""
+
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(
@@ -84,7 +86,7 @@ async def _serve(host: str, port: int, target_port: int) -> None:
 
 def main() -> None:
     host, port, target_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    asyncio.run(_serve(host, port, target_port))
+    asyncio.run(serve(host, port, target_port))
 
 
 if __name__ == "__main__":
