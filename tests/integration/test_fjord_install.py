@@ -76,7 +76,7 @@ def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _secrets(database_url: str) -> list[dict[str, Any]]:
+def _secrets(database_url: str, admin_url: str) -> list[dict[str, Any]]:
     supplier = MaskinportenSettings.for_issuer(
         issuer="http://digdir.invalid", client_id="supplier", jwk=generate_jwk("s"), scopes=["x"]
     )
@@ -90,13 +90,16 @@ def _secrets(database_url: str) -> list[dict[str, Any]]:
             },
         ),
         _secret("fjord-maskinporten-supplier", supplier.to_secret_data()),
+        # The credentials operator's admin settings: the same PostgreSQL, as its superuser.
+        _secret(ADMIN_SECRET, {"postgresql-url": admin_url}),
     ]
 
 
-async def _install(kube: Kube, values: dict[str, Any], database_url: str) -> None:
+async def _install(kube: Kube, values: dict[str, Any], admin_url: str) -> None:
     for name in (NAMESPACE, WATCHED):
         await kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    for secret in _secrets(database_url):
+    database_url = admin_url.replace("postgresql://", "postgresql+psycopg://")
+    for secret in _secrets(database_url, admin_url):
         await kube.apply(secret, field_manager="test")
     for obj in fjordchart.objects(values, namespace=NAMESPACE):
         await kube.apply(obj, field_manager="helm", force=True)
@@ -139,7 +142,7 @@ async def installed(
     values = _values(name)
     url = postgres_for_pods.dsn_at(hostledger.HOST_ADDRESS)
     async with await Kube.connect(real_cluster.kubeconfig) as kube:
-        await _install(kube, values, url.replace("postgresql://", "postgresql+psycopg://"))
+        await _install(kube, values, url)
     return Installed(real_cluster, name, values)
 
 
@@ -336,3 +339,34 @@ async def test_each_service_account_may_do_what_it_needs_and_nothing_more(
         assert not await _allowed(
             kube, credentials, ("", "secrets", "patch", NAMESPACE), ADMIN_SECRET
         )
+
+
+async def test_an_operator_in_its_pod_does_its_work_with_the_charts_rbac(
+    installed: Installed,
+) -> None:
+    """In-cluster API access with the ServiceAccount token, the admin Secret read by name, a
+    Secret written in the watched namespace, status patched: AppCredentials for a database."""
+    async with await Kube.connect(installed.state.kubeconfig) as kube:
+        await kube.apply(
+            {
+                "apiVersion": "fjord.dev/v1alpha1",
+                "kind": "AppCredentials",
+                "metadata": {"name": "skjema", "namespace": WATCHED},
+                "spec": {
+                    "postgresql": {"databases": [{"name": "skjema", "secretName": "skjema-pg"}]}
+                },
+            },
+            field_manager="test",
+        )
+        await kube.wait_for(
+            "fjord.dev/v1alpha1",
+            "AppCredentials",
+            "skjema",
+            WATCHED,
+            until=lambda found: is_true(found, "Ready"),
+            timeout=180,
+        )
+        secret = await kube.get("v1", "Secret", "skjema-pg", WATCHED)
+        assert secret is not None
+        data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+        assert data["host"] == hostledger.HOST_ADDRESS
