@@ -2,7 +2,8 @@
 registry download) starts as the control plane (two replicas on PostgreSQL) and as each
 operator, with the chart's values, and each answers ``/readyz``; every object the chart renders
 is accepted by the apiserver; each ServiceAccount may do what its operator needs and nothing
-more (SubjectAccessReviews).
+more (SubjectAccessReviews), and an operator in its Pod does its work with that; building again
+gives the same digest, pushed with a bundle signed by the release key.
 
 One real-node cluster and one PostgreSQL serve the whole module.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +22,18 @@ from typing import Any
 import httpx2
 import pytest
 from cryptography.fernet import Fernet
+from typer.testing import CliRunner
 
-from fjord.artifact.signing import generate_key_pair
+from fjord.artifact.signing import generate_key_pair, load_public_key
 from fjord.devcluster import fjordchart, fjordimage, hostledger, node
 from fjord.devcluster.cluster import ClusterState, LocalCluster
 from fjord.devcluster.postgres import LocalPostgres
+from fjord.devcluster.registry import LocalRegistry
 from fjord.kube import Kube, is_true
 from fjord.maskinporten.keys import generate_jwk
 from fjord.maskinporten.secret_format import MaskinportenSettings
+from fjord.stores.locations import open_location
+from fjord.stores.signatures import verify_bundles
 
 # One real-node cluster for the module; the first image build after a lock change installs the
 # libraries (minutes), so the module gets more than the default per-test timeout.
@@ -44,6 +50,7 @@ ADMIN_SECRET = "credentials-admin"
 class Installed:
     state: ClusterState
     image: str
+    digest: str
     values: dict[str, Any]
 
 
@@ -143,7 +150,7 @@ async def installed(
     url = postgres_for_pods.dsn_at(hostledger.HOST_ADDRESS)
     async with await Kube.connect(real_cluster.kubeconfig) as kube:
         await _install(kube, values, url)
-    return Installed(real_cluster, name, values)
+    return Installed(real_cluster, name, image.digest, values)
 
 
 async def _ready_pods(kube: Kube, component: str, count: int) -> list[dict[str, Any]]:
@@ -370,3 +377,32 @@ async def test_an_operator_in_its_pod_does_its_work_with_the_charts_rbac(
         assert secret is not None
         data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
         assert data["host"] == hostledger.HOST_ADDRESS
+
+
+async def test_the_image_is_the_same_for_the_same_inputs_and_pushed_signed_with_the_release_key(
+    installed: Installed, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    # The command builds the image again: the fjord layer again from the wheel, every layer
+    # packed again (the base rootfs and the installed libraries come from their caches).
+    release = generate_key_pair()
+    key = tmp_path / "release.key"
+    key.write_bytes(release.private_pem)
+    location = open_location(f"oci://{registry.host}/platform")
+    # The command runs its own event loop: in a thread, beside the test's.
+    built = await asyncio.to_thread(
+        CliRunner().invoke,
+        fjordimage.cli,
+        ["build", "--push", f"oci://{registry.host}/platform", "--key", str(key)],
+        catch_exceptions=False,
+    )
+    assert built.exit_code == 0, built.output
+    report = json.loads(built.stdout)
+    assert (report["digest"], report["repository"]) == (installed.digest, "platform/fjord")
+    async with location.store as store:
+        verified = await verify_bundles(
+            store,
+            location.repository("fjord"),
+            installed.digest,
+            [load_public_key(release.public_pem)],
+        )
+    assert verified.key_index == 0
