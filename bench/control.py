@@ -214,12 +214,15 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 async def latency(url: str, token: str, requests: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with FjordClient.remote(url, token, timeout=60) as api:
-        for name, path in (
-            ("status", "/api/apps/ttd/app{n:03d}/status"),
-            ("history", "/api/apps/ttd/app{n:03d}/history?limit=50"),
+        for name, path, count in (
+            ("status", "/api/apps/ttd/app{n:03d}/status", requests),
+            ("history", "/api/apps/ttd/app{n:03d}/history?limit=50", requests),
+            ("outcomes", "/api/apps/ttd/app{n:03d}/outcomes", requests),
+            # Every stored deployment lies inside the outcomes' 90 days: the scrape's worst case.
+            ("metrics", "/metrics", max(3, requests // 10)),
         ):
             samples = []
-            for i in range(requests):
+            for i in range(count):
                 start = time.perf_counter()
                 # The client's raw call (errors raise): the server's latency, not pydantic's
                 # parsing of the answer on this side.

@@ -231,8 +231,8 @@ async def publish(
         )
         signature, legacy = signed.bundle or signed.legacy, signed.legacy
         attestation = signed.provenance
-    for tag in tags:
-        await store.tag(repo, digest, tag)
+    if tags:
+        await store.tag(repo, digest, *tags, manifest=release.artifact.manifest)
     return Published(
         repository=repo,
         digest=digest,

@@ -86,6 +86,26 @@ async def test_cross_repository_mount_is_used(registry: LocalRegistry) -> None:
     assert f"PUT /v2/{third}/blobs/uploads/" not in log
 
 
+async def test_images_pushed_together_upload_a_shared_blob_once(registry: LocalRegistry) -> None:
+    repo = repo_name()
+    files = {"tt02/shared.yaml": uuid.uuid4().bytes}
+    first, second = (build_artifact(files, source="s", revision=r) for r in ("r1", "r2"))
+    # Two releases of the same files: two manifests, the same config and layer blobs.
+    assert first.digest != second.digest
+    assert first.image.blobs == second.image.blobs
+    async with RegistryStore(registry.url) as store:
+        pushed = await store.push_all(repo, [first.image, second.image])
+        assert pushed == [first.digest, second.digest]
+        for artifact in (first, second):
+            assert (await store.pull(repo, artifact.digest)).files() == artifact.files()
+    uploads = [
+        line
+        for line in registry.log_path.read_text().splitlines()
+        if f"PUT /v2/{repo}/blobs/uploads/" in line and "HTTP/1.1" in line
+    ]
+    assert len(uploads) == 2  # each shared blob once
+
+
 async def test_a_failed_mount_falls_back_to_upload(registry: LocalRegistry) -> None:
     artifact = build_artifact({"tt02/fallback.yaml": uuid.uuid4().bytes}, source="s", revision="r")
     async with RegistryStore(registry.url) as store:

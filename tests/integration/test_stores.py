@@ -346,3 +346,21 @@ async def test_provenance_is_signed_and_is_not_a_signature(
     stranger = load_private_key(generate_key_pair().private_pem)
     with pytest.raises(VerificationError, match="does not verify with any trusted key"):
         await provenance(store, repo, artifact.digest, [stranger.public_key()])
+
+
+async def test_several_tags_move_together_or_not_at_all(store: Store, repo: str) -> None:
+    first = release(revision="main@sha1:1111")
+    second = release({**FILES, "tt02/extra.yaml": b"kind: Extra\n"}, revision="main@sha1:2222")
+    never_pushed = release(revision="main@sha1:never-pushed")
+    await store.push(repo, first, tag="tt02-a")
+    await store.push(repo, second)
+    # A wave: one check of the manifest and its blobs, then every cluster's tag.
+    await store.tag(repo, second.digest, "tt02-a", "tt02-b", "tt02-c", manifest=second.manifest)
+    for tag in ("tt02-a", "tt02-b", "tt02-c"):
+        assert await store.resolve(repo, tag) == second.digest
+    with pytest.raises(NotFoundError, match="tt02-a,tt02-d"):
+        await store.tag(
+            repo, never_pushed.digest, "tt02-a", "tt02-d", manifest=never_pushed.manifest
+        )
+    assert await store.resolve(repo, "tt02-a") == second.digest
+    assert await store.resolve(repo, "tt02-d") is None

@@ -73,6 +73,7 @@ async def test_org_a_can_never_read_or_change_org_b(
     reads = [
         "/api/apps/ttd/skjema",
         "/api/apps/ttd/skjema/status",
+        "/api/apps/ttd/skjema/infra",
         "/api/apps/ttd/skjema/history",
         "/api/apps/ttd/skjema/releases",
         "/api/apps/ttd/skjema/config",
@@ -81,6 +82,9 @@ async def test_org_a_can_never_read_or_change_org_b(
     ]
     for path in reads:
         assert (await http.get(path, headers=digdir)).status_code == 403, path
+    infra = await http.get("/api/apps/ttd/skjema/infra", headers=ttd)
+    assert infra.status_code == 200, infra.text
+    assert [e["environment"] for e in infra.json()["environments"]] == ["tt02", "production"]
     assert (await http.get(f"/api/deployments/{deployment_id}", headers=digdir)).status_code == 404
     writes = [
         ("POST", "/api/apps/ttd/skjema/deployments", {"environment": "tt02"}),

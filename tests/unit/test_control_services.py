@@ -125,6 +125,17 @@ async def test_deploy_publishes_signed_release_sync_root_and_tag(tmp_path: Path)
         assert ready.clusters[0].revision == f"tt02@{deployment.digest}"
         status = await queries.app_status(plane, DEV, "ttd/skjema")
         assert status.environments[0].clusters[0].digest == deployment.digest
+        # The matrix (bulk queries) says the same as the app's own status, in summary.
+        (row,) = [r for r in await queries.matrix(plane, DEV) if r.app == "skjema"]
+        assert [e.clusters for e in row.environments] == [e.clusters for e in status.environments]
+        summary = row.environments[0].deployment
+        assert summary is not None
+        assert (summary.id, summary.state, summary.digest) == (
+            deployment.id,
+            "ready",
+            deployment.digest,
+        )
+        assert row.environments[1].deployment is None
 
         # Same inputs, same digest: a second deploy reuses the immutable release and is
         # ready at once, because the cluster already runs that digest.

@@ -151,3 +151,39 @@ async def test_names_are_validated(tmp_path: Path) -> None:
             await store.push(bad, artifact())
     with pytest.raises(StoreError):
         await store.push(REPO, artifact(), tag="bad/tag")
+
+
+async def test_several_tags_move_in_one_call(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    old, new = artifact("old"), artifact("new", {"tt02/new.yaml": b"kind: New\n"})
+    await store.push(REPO, old, tag="cluster-a")
+    await store.push(REPO, new)
+    await store.tag(REPO, new.digest, "cluster-a", "cluster-b", manifest=new.manifest)
+    assert await store.resolve(REPO, "cluster-a") == new.digest
+    assert await store.resolve(REPO, "cluster-b") == new.digest
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["read-back", "manifest-given"])
+async def test_a_missing_blob_moves_none_of_the_tags(tmp_path: Path, given: bool) -> None:
+    store = LocalStore(tmp_path)
+    old, new = artifact("old"), artifact("new", {"tt02/new.yaml": b"kind: New\n"})
+    await store.push(REPO, old, tag="cluster-a")
+    await store.push(REPO, new)
+    layer = new.document["layers"][0]["digest"]
+    (tmp_path / REPO / "blobs" / "sha256" / layer.removeprefix("sha256:")).unlink()
+    with pytest.raises(NotFoundError, match=f"cluster-a,cluster-b.*missing blob {layer}"):
+        await store.tag(
+            REPO, new.digest, "cluster-a", "cluster-b", manifest=new.manifest if given else None
+        )
+    assert await store.resolve(REPO, "cluster-a") == old.digest
+    assert await store.resolve(REPO, "cluster-b") is None
+
+
+async def test_a_given_manifest_must_match_the_digest(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    old, new = artifact("old"), artifact("new", {"tt02/new.yaml": b"kind: New\n"})
+    await store.push(REPO, old, tag="tt02")
+    await store.push(REPO, new)
+    with pytest.raises(DigestMismatchError):
+        await store.tag(REPO, new.digest, "tt02", manifest=old.manifest)
+    assert await store.resolve(REPO, "tt02") == old.digest

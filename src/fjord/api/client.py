@@ -26,6 +26,7 @@ from pydantic import TypeAdapter
 from fjord.api.models import IngestResponse, WhoAmI
 from fjord.control import states
 from fjord.control.views import (
+    AppInfraView,
     AppStatusView,
     AppView,
     AuditView,
@@ -37,6 +38,7 @@ from fjord.control.views import (
     DeploymentView,
     DiffView,
     HookView,
+    OutcomesView,
     PromotionView,
     ReleaseView,
     TokenView,
@@ -108,6 +110,7 @@ _MAYBE_CONFIG: _Answer[ConfigVersionView | None] = _Answer(ConfigVersionView | N
 _DEPLOYMENT: _Answer[DeploymentView] = _Answer(DeploymentView)
 _WINDOW: _Answer[WindowView] = _Answer(WindowView)
 _PROMOTION: _Answer[PromotionView] = _Answer(PromotionView)
+_OUTCOMES: _Answer[OutcomesView] = _Answer(OutcomesView)
 _CREATED_HOOK: _Answer[CreatedHook] = _Answer(CreatedHook)
 _HOOK: _Answer[HookView] = _Answer(HookView)
 _HOOKS: _Answer[list[HookView]] = _Answer(list[HookView])
@@ -115,6 +118,7 @@ _DELIVERIES: _Answer[list[DeliveryView]] = _Answer(list[DeliveryView])
 _DEPLOYMENTS: _Answer[list[DeploymentView]] = _Answer(list[DeploymentView])
 _STATUS: _Answer[AppStatusView] = _Answer(AppStatusView)
 _STATUSES: _Answer[list[AppStatusView]] = _Answer(list[AppStatusView])
+_INFRA: _Answer[AppInfraView] = _Answer(AppInfraView)
 _RELEASES: _Answer[list[ReleaseView]] = _Answer(list[ReleaseView])
 _RELEASE: _Answer[ReleaseView] = _Answer(ReleaseView)
 _DIFF: _Answer[DiffView] = _Answer(DiffView)
@@ -352,6 +356,10 @@ class FjordClient:
         """Whether ``name`` may be promoted to ``to`` now, and how long remains if not."""
         return await self._call(_PROMOTION, "GET", f"{app_path(name)}/promotion", params={"to": to})
 
+    async def outcomes(self, name: str) -> OutcomesView:
+        """``name``'s delivery outcomes per environment over the last 90 days."""
+        return await self._call(_OUTCOMES, "GET", f"{app_path(name)}/outcomes")
+
     async def override_window(self, deployment_id: int) -> DeploymentView:
         """Let a deployment through outside its delivery window (platform-admin; audited)."""
         return await self._change(f"/api/deployments/{deployment_id}/window-override", {})
@@ -387,6 +395,9 @@ class FjordClient:
 
     async def app_status(self, name: str) -> AppStatusView:
         return await self._call(_STATUS, "GET", f"{app_path(name)}/status")
+
+    async def app_infra(self, name: str) -> AppInfraView:
+        return await self._call(_INFRA, "GET", f"{app_path(name)}/infra")
 
     async def matrix(self) -> list[AppStatusView]:
         return await self._call(_STATUSES, "GET", "/api/status")

@@ -2,7 +2,9 @@
 
 Live counters (Flux events by outcome, API requests by route and status) live on a registry
 owned by the app instance, not a global one; the fleet gauges are read from the database at
-scrape time (``fjord.control.fleet``). No token is needed: only counts by org and environment.
+scrape time (``fjord.control.fleet``), and so are the delivery outcomes of the last 90 days
+(``fjord.control.outcomes``, two queries). No token is needed: only numbers by org and
+environment, never app or cluster names.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fjord.api.deps import PlaneDep
+from fjord.control import outcomes
 from fjord.control.fleet import fleet_counts
 
 router = APIRouter()
@@ -110,6 +113,7 @@ async def metrics(request: Request, plane: PlaneDep) -> Response:
         "health",
         counts.clusters,
     )
+    _outcomes(fleet, await outcomes.collect(plane))
     body = generate_latest(metrics_of(request).registry) + generate_latest(fleet)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
@@ -124,3 +128,42 @@ def _gauge(
     gauge = Gauge(name, documentation, ["org", "environment", label], registry=registry)
     for (org, env, value), n in counts.items():
         gauge.labels(org, env, value).set(n)
+
+
+def _outcomes(registry: CollectorRegistry, found: outcomes.Outcomes[tuple[str, str]]) -> None:
+    """Delivery outcomes by org and environment over the last 90 days (``control/outcomes.py``).
+
+    Gauges, not counters: each scrape recounts a sliding window, so a value may fall. Per app
+    they are on ``GET /api/apps/{org}/{app}/outcomes`` (with a token), never here.
+    """
+    labels = ["org", "environment"]
+    finished = Gauge(
+        "fjord_deployments_finished",
+        "Changes (deploy, rotate, promote, rollback) finished in the last 90 days by outcome:"
+        " ready, failed, rolled_back, aborted. Deployment frequency: outcome=ready over 90"
+        " days; change failure rate: the others over all.",
+        [*labels, "outcome"],
+        registry=registry,
+    )
+    for ((org, env), state), n in found.finished.items():
+        finished.labels(org, env, state).set(n)
+    for name, documentation, sums, counts in (
+        (
+            "fjord_lead_time_seconds",
+            "Changes ready in the last 90 days: from the request to every cluster ready.",
+            found.lead_seconds,
+            found.lead_count,
+        ),
+        (
+            "fjord_time_to_restore_seconds",
+            "Restores in the last 90 days: from an app's first failed, rolled back or aborted"
+            " change to its next ready one in the same environment.",
+            found.restore_seconds,
+            found.restore_count,
+        ),
+    ):
+        total = Gauge(f"{name}_sum", f"{documentation} Sum.", labels, registry=registry)
+        count = Gauge(f"{name}_count", f"{documentation} Count.", labels, registry=registry)
+        for key, n in counts.items():
+            total.labels(*key).set(sums[key])
+            count.labels(*key).set(n)

@@ -41,14 +41,17 @@ from fjord.control import (
     deploys,
     events,
     notifications,
+    outcomes,
     promotions,
     queries,
     tokens,
     webhooks,
     windowgate,
 )
+from fjord.control.infra import app_infra
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.views import (
+    AppInfraView,
     AppStatusView,
     AppView,
     AuditView,
@@ -60,6 +63,7 @@ from fjord.control.views import (
     DeploymentView,
     DiffView,
     HookView,
+    OutcomesView,
     PromotionView,
     ReleaseView,
     TokenView,
@@ -337,6 +341,12 @@ async def status(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppSta
     return await queries.app_status(plane, actor, _name(org, app))
 
 
+@router.get("/apps/{org}/{app}/infra")
+async def infra(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> AppInfraView:
+    """Per environment and cluster: the release's infra resources and whether they are Ready."""
+    return await app_infra(plane, actor, _name(org, app))
+
+
 @router.get("/apps/{org}/{app}/history")
 async def history(
     plane: PlaneDep,
@@ -350,6 +360,13 @@ async def history(
     return await queries.history(
         plane, actor, _name(org, app), environment=environment, limit=limit, before=before
     )
+
+
+@router.get("/apps/{org}/{app}/outcomes")
+async def app_outcomes(plane: PlaneDep, actor: ActorDep, org: str, app: str) -> OutcomesView:
+    """Per environment over the last 90 days: deployment frequency, lead time (request →
+    ready), change failure rate, time to restore."""
+    return await outcomes.app_outcomes(plane, actor, _name(org, app))
 
 
 @router.get("/apps/{org}/{app}/releases")

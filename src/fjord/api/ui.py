@@ -37,15 +37,20 @@ from fjord.api.settings import ApiSettings
 from fjord.control import (
     Actor,
     ControlPlane,
+    Role,
     catalog,
     deploys,
+    outcomes,
     promotions,
     queries,
+    states,
     system_actor,
 )
 from fjord.control.errors import ForbiddenError, InvalidError, UnauthenticatedError
+from fjord.control.infra import app_infra
 from fjord.control.rollouts import ROLLOUT_ACTIONS, RolloutAction
 from fjord.control.tokens import authenticate
+from fjord.control.views import AppStatusView, duration
 from fjord.errors import FjordError
 
 router = APIRouter(include_in_schema=False)
@@ -70,6 +75,7 @@ def short(digest: str | None) -> str:
 
 
 templates.filters["short"] = short
+templates.filters["duration"] = duration
 
 
 @dataclass(frozen=True)
@@ -312,46 +318,121 @@ async def logout() -> Response:
     return response
 
 
+PAGE_SIZE = 100  # apps per overview page: a thousand at once is 2 MB of HTML
+
+
 @router.get("/")
-async def index(plane: PlaneDep, session: SessionDep) -> Response:
+async def index(
+    plane: PlaneDep,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The apps × environments × clusters overview, a page at a time, filtered by ``q``."""
     if session is None:
         return _login()
-    rows = await queries.matrix(plane, session.actor)
+    search = q.strip()
+    rows, total = await queries.matrix_page(
+        plane, session.actor, search=search, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
     async with plane.db.session() as db:
         environments = [e.name for e in await catalog.environments(db)]
-    return _page("matrix.html", rows=rows, environments=environments, session=session)
+    first = (page - 1) * PAGE_SIZE + 1
+    return _page(
+        "matrix.html",
+        rows=rows,
+        environments=environments,
+        session=session,
+        q=search,
+        page=page,
+        total=total,
+        first=first,
+        last=first + len(rows) - 1,
+        previous_url=_overview_url(search, page - 1) if page > 1 else None,
+        next_url=_overview_url(search, page + 1) if page * PAGE_SIZE < total else None,
+    )
+
+
+def _overview_url(search: str, page: int) -> str:
+    query = {"q": search, "page": str(page)} if search else {"page": str(page)}
+    return "/?" + urllib.parse.urlencode(query)
+
+
+async def _app_context(plane: ControlPlane, session: Session, org: str, app: str) -> dict[str, Any]:
+    """What the app page shows (and its live fragment again, from the same template)."""
+    name = f"{org}/{app}"
+    status = await queries.app_status(plane, session.actor, name)
+    history = await queries.history(plane, session.actor, name, limit=100)
+    releases = await queries.releases(plane, session.actor, name)
+    infra = await app_infra(plane, session.actor, name)
+    # Whether and when a promotion is allowed: for those who may ask (developers and up);
+    # a reader still sees the page.
+    promotable = {
+        env.environment: await promotions.check(plane, session.actor, name, env.environment)
+        for env in status.environments[1:]
+        if session.actor.can(org, Role.developer)
+    }
+    environments = [e.environment for e in status.environments]
+    allowed = {e: deploys.allowed_actions(session.actor, org, e) for e in environments}
+    return {
+        "name": name,
+        "status": status,
+        "promotions": promotable,
+        "history": history,
+        "releases": releases,
+        "infra": infra,
+        "allowed": allowed,
+        "first_environment": environments[0] if environments else None,
+        "running": _running(status),
+        "may_approve": lambda d: _may_approve(plane, session, allowed, d),
+        "csrf": _csrf(plane, session),
+        "session": session,
+    }
 
 
 @router.get("/ui/apps/{org}/{app}")
 async def app_page(plane: PlaneDep, session: SessionDep, org: str, app: str) -> Response:
     if session is None:
         return _login()
-    name = f"{org}/{app}"
     try:
-        status = await queries.app_status(plane, session.actor, name)
-        history = await queries.history(plane, session.actor, name, limit=100)
-        releases = await queries.releases(plane, session.actor, name)
-        promotable = {
-            env.environment: await promotions.check(plane, session.actor, name, env.environment)
-            for env in status.environments[1:]
-        }
+        context = await _app_context(plane, session, org, app)
+        # Not live (it changes by the day): the page alone reads it.
+        context["outcomes"] = await outcomes.app_outcomes(plane, session.actor, f"{org}/{app}")
     except FjordError as exc:
         return _error(exc, session)
-    environments = [e.environment for e in status.environments]
-    allowed = {e: deploys.allowed_actions(session.actor, org, e) for e in environments}
-    return _page(
-        "app.html",
-        name=name,
-        status=status,
-        promotions=promotable,
-        history=history,
-        releases=releases,
-        allowed=allowed,
-        first_environment=environments[0] if environments else None,
-        may_approve=lambda d: _may_approve(plane, session, allowed, d),
-        csrf=_csrf(plane, session),
-        session=session,
+    return _page("app.html", **context)
+
+
+# States that change without anyone acting (the page polls every second); waiting for an
+# approver, a delivery window or a halted rollout's owner may take days (every two seconds).
+_MOVING = frozenset({states.QUEUED, states.PUBLISHING, states.PROGRESSING, states.ROLLING_OUT})
+
+
+def _running(status: AppStatusView) -> bool:
+    """Whether any environment's latest deployment is on its way by itself."""
+    return any(
+        e.deployment is not None and e.deployment.state in _MOVING for e in status.environments
     )
+
+
+@router.get("/ui/apps/{org}/{app}/live")
+async def live_fragment(plane: PlaneDep, session: SessionDep, org: str, app: str) -> Response:
+    """The app page's live parts (deployment state, each cluster's progress, Flux's messages)
+    as server-rendered HTML, which ``static/live.js`` polls and swaps in.
+
+    Polling, not server-sent events: a Flux event lands in whichever replica received it and
+    its effect lives only in the database (no change feed between replicas), so an event
+    stream would itself poll the database once a second for every open page. A short poll of
+    this fragment gives the same latency (about a second) without a long-lived connection per
+    page for proxies to cut and shutdowns to wait on, and it stays within the CSP
+    (``connect-src 'self'``, a script file, no inline code)."""
+    if session is None:
+        return Response("sign in again", status_code=401, media_type="text/plain")
+    try:
+        context = await _app_context(plane, session, org, app)
+    except FjordError as exc:
+        return Response(exc.message, status_code=status_of(exc), media_type="text/plain")
+    return _page("live.html", fragment=True, **context)
 
 
 def _may_approve(
@@ -461,12 +542,18 @@ async def undeploy(
     return await _act(plane, session, request, org, app, run)
 
 
-@router.get("/ui/static/fjord.css")
-async def stylesheet() -> Response:
-    return Response(_STYLESHEET, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+_STATIC_TYPES = {"fjord.css": "text/css", "live.js": "text/javascript"}
+_STATIC = {name: (Path(__file__).parent / "static" / name).read_bytes() for name in _STATIC_TYPES}
 
 
-_STYLESHEET = (Path(__file__).parent / "static" / "fjord.css").read_text()
+@router.get("/ui/static/{name}")
+async def static_file(name: str) -> Response:
+    """The stylesheet and the one script (the CSP allows only this origin's)."""
+    if name not in _STATIC:
+        return Response(f"no static file {name!r}", status_code=404, media_type="text/plain")
+    return Response(
+        _STATIC[name], media_type=_STATIC_TYPES[name], headers={"Cache-Control": "max-age=300"}
+    )
 
 
 @router.post("/ui/deployments/{deployment_id}/rollout/{action}")

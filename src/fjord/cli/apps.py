@@ -14,7 +14,7 @@ from rich.text import Text
 from fjord.api.client import ApiError, FjordClient
 from fjord.cli.client import EXIT_INVALID, ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, out, when
-from fjord.control.views import ConfigVersionView
+from fjord.control.views import ConfigVersionView, duration
 from fjord.spec.yamlsource import SPEC_LIMITS
 from fjord.yamllimits import YamlLimitError, read_bounded, safe_load_bounded
 
@@ -121,6 +121,43 @@ def show(
         emit_json(row)
     else:
         out.print(f"{row.org}/{row.app}  repository: {row.source}", highlight=False)
+
+
+@app_app.command("outcomes")
+def outcomes(
+    name: Annotated[str, typer.Argument(help="org/app")],
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+    output: Output = OutputOption,
+) -> None:
+    """Delivery outcomes per environment: deployment frequency, lead time (request → ready),
+    change failure rate, time to restore."""
+    view = run(server, token, lambda api: api.outcomes(name))
+    if output == Output.json:
+        emit_json(view)
+        return
+    table = Table(
+        "environment",
+        "ready",
+        "per day",
+        "lead time",
+        "failed",
+        "failure rate",
+        "time to restore",
+        title=Text(f"{view.app}, last {view.window_days} days"),
+    )
+    for env in view.environments:
+        rate = env.change_failure_rate
+        table.add_row(
+            Text(env.environment),
+            str(env.ready),
+            f"{env.deployments_per_day:.2f}",
+            duration(env.lead_time_seconds),
+            str(env.failed + env.rolled_back + env.aborted),
+            "–" if rate is None else f"{rate:.0%}",
+            duration(env.time_to_restore_seconds) + (f" ({env.restores}×)" if env.restores else ""),
+        )
+    out.print(table)
 
 
 ExpectedVersionOption = typer.Option(

@@ -22,7 +22,7 @@ from fjord.api.client import SETTLED, FjordClient
 from fjord.cli.client import EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT, ServerOption, TokenOption, run
 from fjord.cli.output import Output, OutputOption, emit_json, err, fail, line, out, styled
 from fjord.control import states
-from fjord.control.views import AppStatusView, CellView, DeploymentView
+from fjord.control.views import AppInfraView, AppStatusView, CellView, DeploymentView
 
 EXIT_AWAITING_APPROVAL = 8
 
@@ -298,11 +298,22 @@ def undeploy(
 
 def status(
     name: Annotated[str | None, typer.Argument(help="org/app; default: every app")] = None,
+    infra: Annotated[
+        bool,
+        typer.Option(
+            "--infra",
+            help="the release's infra resources per cluster (MaskinportenClient, AppCredentials)"
+            " and whether they are Ready, as Flux's health checks report them",
+        ),
+    ] = False,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
     output: Output = OutputOption,
 ) -> None:
     """What runs where: per environment and cluster, the revision Flux applied and its health."""
+    if infra:
+        _infra_status(name, server, token, output)
+        return
 
     async def work(api: FjordClient) -> list[AppStatusView]:
         if name is None:
@@ -330,6 +341,34 @@ def status(
                     (cell.revision if cell else None) or "not running",
                     _health(cell),
                 )
+    out.print(table)
+
+
+_INFRA_STYLES = {"ready": "green", "failed": "red", "unknown": "yellow"}
+
+
+def _infra_status(name: str | None, server: str | None, token: str | None, output: Output) -> None:
+    async def work(api: FjordClient) -> list[AppInfraView]:
+        names = [name] if name else [f"{a.org}/{a.app}" for a in await api.matrix()]
+        return [await api.app_infra(n) for n in names]
+
+    rows = run(server, token, work)
+    if output == Output.json:
+        emit_json(rows if name is None else rows[0])
+        return
+    table = Table("app", "environment", "cluster", "resource", "state")
+    for row in rows:
+        for env in row.environments:
+            for cluster in env.clusters:
+                for r in cluster.resources:
+                    state = styled(r.state, _INFRA_STYLES.get(r.state, ""))
+                    table.add_row(
+                        f"{row.org}/{row.app}",
+                        env.environment,
+                        cluster.cluster,
+                        f"{r.kind}/{r.name}",
+                        line(state, f": {r.message}" if r.message else ""),
+                    )
     out.print(table)
 
 

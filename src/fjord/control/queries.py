@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -361,18 +361,100 @@ def _cell(cluster: Cluster, row: ClusterApp | None) -> CellView:
 
 
 async def matrix(plane: ControlPlane, actor: Actor) -> list[AppStatusView]:
-    """Every app the caller may read × environments × clusters (the web UI's front page)."""
+    """Every app the caller may read × environments × clusters."""
+    rows, _ = await matrix_page(plane, actor)
+    return rows
+
+
+async def matrix_page(
+    plane: ControlPlane,
+    actor: Actor,
+    *,
+    search: str = "",
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[AppStatusView], int]:
+    """One page of the apps the caller may read whose ``org/app`` contains ``search``, × their
+    environments × clusters (the web UI's front page), and how many apps match in all.
+
+    A fixed number of queries however many apps there are (one app at a time took a minute
+    for a thousand); each environment's latest deployment comes as a summary, without the
+    per-cluster progress and timeline that :func:`app_status` adds."""
     async with plane.db.session() as session:
-        rows = (
-            await session.execute(
-                select(Org.name, App.name)
-                .join(Org, App.org_id == Org.id)
-                .order_by(Org.name, App.name)
+        readable = [
+            o.id
+            for o in (await session.scalars(select(Org))).all()
+            if actor.role_in(o.name) is not None
+        ]
+        where: list[ColumnElement[bool]] = [App.org_id.in_(readable)]
+        if search:
+            full_name = func.lower(Org.name + "/" + App.name)
+            where.append(full_name.contains(search.lower(), autoescape=True))
+        joined = select(App, Org).join(Org, App.org_id == Org.id).where(*where)
+        total = await session.scalar(
+            select(func.count()).select_from(App).join(Org, App.org_id == Org.id).where(*where)
+        )
+        query = joined.order_by(Org.name, App.name).offset(offset)
+        rows = (await session.execute(query.limit(limit) if limit else query)).all()
+        if not rows:
+            return [], total or 0
+        # A page reads only its own apps' rows; the whole matrix reads them all (no huge IN).
+        app_ids = [app.id for app, _ in rows] if limit else None
+        environments = await catalog.environments(session)
+        latest_ids = (
+            select(func.max(Deployment.id))
+            .where(Deployment.environment_id.is_not(None))
+            .group_by(Deployment.app_id, Deployment.environment_id)
+        )
+        if app_ids is not None:
+            latest_ids = latest_ids.where(Deployment.app_id.in_(app_ids))
+        latest = {
+            (d.app_id, d.environment_id): d
+            for d in (
+                await session.scalars(select(Deployment).where(Deployment.id.in_(latest_ids)))
+            ).all()
+        }
+        release_ids = {d.release_id for d in latest.values() if d.release_id is not None}
+        releases = {
+            r.id: r
+            for r in (
+                await session.scalars(select(Release).where(Release.id.in_(release_ids)))
+            ).all()
+        }
+        placed: dict[tuple[int, int], list[Cluster]] = {}
+        for cluster in (
+            await session.scalars(
+                select(Cluster).where(Cluster.active.is_(True)).order_by(Cluster.name)
             )
-        ).all()
-    return [
-        await app_status(plane, actor, f"{o}/{a}") for o, a in rows if actor.role_in(o) is not None
+        ).all():
+            placed.setdefault((cluster.org_id, cluster.environment_id), []).append(cluster)
+        cell_query = select(ClusterApp)
+        if app_ids is not None:
+            cell_query = cell_query.where(ClusterApp.app_id.in_(app_ids))
+        cells = {(r.cluster_id, r.app_id): r for r in await session.scalars(cell_query)}
+
+    def env_status(app: App, org: Org, env: Environment) -> EnvStatusView:
+        deployment = latest.get((app.id, env.id))
+        release = releases.get(deployment.release_id or 0) if deployment else None
+        return EnvStatusView(
+            environment=env.name,
+            deployment=_view(deployment, org.name, app.name, env.name, release)
+            if deployment
+            else None,
+            clusters=[
+                _cell(c, cells.get((c.id, app.id))) for c in placed.get((org.id, env.id), [])
+            ],
+        )
+
+    views = [
+        AppStatusView(
+            org=org.name,
+            app=app.name,
+            environments=[env_status(app, org, env) for env in environments],
+        )
+        for app, org in rows
     ]
+    return views, total or 0
 
 
 def _diff(a: str, b: str, name: str) -> str:

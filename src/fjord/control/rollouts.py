@@ -288,8 +288,12 @@ async def _start_wave(
                 row = await session.get(Rollout, job.id)
                 assert row is not None
                 row.previous = known
-        for cluster in cluster_ids:
-            await store.tag(stored, digest, flux.cluster_tag(job.target()[1], rows[cluster].name))
+        # One call for the wave: the manifest and its blobs are confirmed once, then the tags move.
+        await store.tag(
+            stored,
+            digest,
+            *(flux.cluster_tag(job.target()[1], rows[cluster].name) for cluster in cluster_ids),
+        )
     await pipeline.nudge(plane, job, only=set(cluster_ids))
     async with plane.db.session() as session:
         deployment = await _owned(session, plane, job)
@@ -457,10 +461,15 @@ async def _roll_back(plane: ControlPlane, job: pipeline.Job) -> None:
     left = sorted(c for c, d in previous.items() if d is None)
     stored = store_repository(plane.settings, job.org, repository(job.org, job.app))
     async with open_store(plane.settings, job.org) as store:
+        by_digest: dict[str, list[str]] = {}
         for cluster in returned:
             digest = previous[cluster]
             assert digest is not None
-            await store.tag(stored, digest, flux.cluster_tag(job.target()[1], names[cluster]))
+            by_digest.setdefault(digest, []).append(
+                flux.cluster_tag(job.target()[1], names[cluster])
+            )
+        for digest, tags in by_digest.items():  # each digest confirmed once for its clusters
+            await store.tag(stored, digest, *tags)
     await pipeline.nudge(plane, job, only=set(returned))
     async with plane.db.session() as session:
         deployment = await _owned(session, plane, job)

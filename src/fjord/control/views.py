@@ -289,3 +289,66 @@ class AuditView(BaseModel):
     action: str
     target: str
     detail: dict[str, Any]
+
+
+# Infra resources per environment and cluster (``control.infra``): the states are
+# ready | failed | pending | unknown (the app failed there for a reason naming another object).
+class InfraResourceView(BaseModel):
+    kind: str
+    namespace: str
+    name: str
+    state: str  # ready | failed | pending | unknown
+    message: str | None = None
+
+
+class InfraClusterView(BaseModel):
+    cluster: str
+    revision: str | None  # what Flux applied there last
+    resources: list[InfraResourceView]
+    updated_at: dt.datetime | None = None
+
+
+class InfraEnvView(BaseModel):
+    environment: str
+    digest: str | None  # the release the environment's latest deployment points at
+    clusters: list[InfraClusterView]
+
+
+class AppInfraView(BaseModel):
+    org: str
+    app: str
+    environments: list[InfraEnvView]
+
+
+class EnvironmentOutcomesView(BaseModel):
+    """One environment's delivery outcomes over the window (``control/outcomes.py``). Times are
+    means in seconds; ``None`` where nothing was measured."""
+
+    environment: str
+    ready: int = 0
+    failed: int = 0
+    rolled_back: int = 0
+    aborted: int = 0
+    deployments_per_day: float = 0.0
+    change_failure_rate: float | None = None  # (failed + rolled_back + aborted) / finished
+    lead_time_seconds: float | None = None  # request → every cluster ready
+    time_to_restore_seconds: float | None = None  # first failure → the next ready one
+    restores: int = 0
+
+
+class OutcomesView(BaseModel):
+    """An app's delivery outcomes (the DORA four as fjord sees them) per environment."""
+
+    app: str
+    window_days: int
+    environments: list[EnvironmentOutcomesView]
+
+
+def duration(seconds: float | None) -> str:
+    """A measured time for people (CLI, UI): ``1h 2m 3s``; ``–`` when nothing was measured."""
+    if seconds is None:
+        return "–"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    return " ".join(f"{n}{unit}" for n, unit in parts if n) or "0s"

@@ -99,6 +99,7 @@ DEMO = Topology(
 SMALL = Topology(
     orgs={org: {"tt02": envs["tt02"][:1]} for org, envs in DEMO.orgs.items()},
     apps=DEMO.apps,
+    azure_orgs=DEMO.azure_orgs,
 )
 
 

@@ -6,9 +6,10 @@ primitives (the ``_``-prefixed abstract methods); the public operations built on
 so that every store validates names, verifies digests and orders writes the same way:
 
 * :meth:`Store.push` checks every blob against its digest *before* writing anything, uploads
-  the blobs, then the manifest, and only then (if asked) moves a tag;
-* :meth:`Store.tag` moves a tag only after confirming in the store itself that the manifest and
-  every blob it references exist, so a tag never points at something missing;
+  the blobs (side by side, at most :attr:`Store.concurrency` requests at a time), then, once
+  every one of them is stored, the manifest, and only then (if asked) moves a tag;
+* :meth:`Store.tag` moves one or more tags only after confirming in the store itself that the
+  manifest and every blob it references exist, so a tag never points at something missing;
 * :meth:`Store.pull` re-hashes everything it reads, so a corrupted or tampered store is caught.
 """
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from enum import StrEnum
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +29,7 @@ from fjord.artifact.digest import check_digest, is_digest
 from fjord.artifact.errors import ArtifactError, DigestMismatchError
 from fjord.artifact.oci import OCI_INDEX, parse_manifest, referenced_blobs
 from fjord.errors import FjordError
+from fjord.stores.concurrency import side_by_side
 
 # The distribution spec's repository name grammar, and its tag grammar.
 _REPOSITORY_RE = re.compile(
@@ -68,6 +71,11 @@ def check_tag(tag: str) -> str:
     return tag
 
 
+def _blobs_of(document: dict[str, Any]) -> list[str]:
+    """The digests of the blobs a manifest references, each once, in order."""
+    return list(dict.fromkeys(d["digest"] for d in referenced_blobs(document)))
+
+
 def check_reference(reference: str) -> str:
     """A tag or a digest."""
     return check_digest(reference) if ":" in reference else check_tag(reference)
@@ -75,6 +83,10 @@ def check_reference(reference: str) -> str:
 
 class Store(ABC):
     """An artifact store: blobs, manifests and tags per repository. Use as an async context."""
+
+    # How many requests one operation (a push's blobs, a tag's checks) has in flight at once:
+    # enough to hide the round trips of a release's few blobs, few enough to stay polite.
+    concurrency = 8
 
     # ---- primitives the implementations provide -------------------------------------------
 
@@ -93,7 +105,9 @@ class Store(ABC):
     async def _put_blob(
         self, repository: str, digest: str, data: bytes, mount_from: Sequence[str]
     ) -> BlobOutcome:
-        """Store ``data`` under ``digest`` (already verified); must be create-only and atomic."""
+        """Store ``data`` under ``digest`` (already verified) unless the repository holds it
+        (then EXISTS, without sending it where the store can tell first); create-only, atomic.
+        """
 
     @abstractmethod
     async def _get_blob(self, repository: str, digest: str) -> bytes | None: ...
@@ -181,41 +195,96 @@ class Store(ABC):
 
         Returns the manifest digest. Nothing is written unless every blob matches its digest.
         """
-        check_repository(repository)
         if tag is not None:
             check_tag(tag)
         img = image.image if isinstance(image, Artifact) else image
-        img.check_complete()
-        mounts = [check_repository(r) for r in mount_from if r != repository]
-        for desc in referenced_blobs(img.document):
-            digest = desc["digest"]
-            if not await self._blob_exists(repository, digest):
-                await self._put_blob(repository, digest, img.blobs[digest], mounts)
-        await self._put_manifest(repository, img.digest, img.manifest, img.media_type)
+        (digest,) = await self.push_all(repository, [img], mount_from=mount_from)
         if tag is not None:
-            await self.tag(repository, img.digest, tag)
-        return img.digest
+            await self.tag(repository, digest, tag, manifest=img.manifest)
+        return digest
 
-    async def tag(self, repository: str, digest: str, tag: str) -> None:
-        """Point ``tag`` at ``digest`` after checking the manifest and all its blobs exist."""
+    async def push_all(
+        self, repository: str, images: Sequence[Image], *, mount_from: Sequence[str] = ()
+    ) -> list[str]:
+        """Upload the images' blobs (each once, however many images share it) side by side,
+        then, once every one is stored, their manifests; returns the manifest digests.
+
+        Nothing is written unless every blob of every image matches its digest.
+        """
+        check_repository(repository)
+        for img in images:
+            img.check_complete()
+        mounts = [check_repository(r) for r in mount_from if r != repository]
+        blobs = {digest: img.blobs[digest] for img in images for digest in _blobs_of(img.document)}
+        await side_by_side(
+            lambda digest: self._put_blob(repository, digest, blobs[digest], mounts),
+            blobs,
+            limit=self.concurrency,
+        )
+        await side_by_side(
+            lambda img: self._put_manifest(repository, img.digest, img.manifest, img.media_type),
+            images,
+            limit=self.concurrency,
+        )
+        return [img.digest for img in images]
+
+    async def tag(
+        self, repository: str, digest: str, *tags: str, manifest: bytes | None = None
+    ) -> None:
+        """Point each of ``tags`` at ``digest``, in order, after checking (once for all of
+        them) that the manifest and every blob it references exist in the store.
+
+        ``manifest``: the bytes the caller expects behind ``digest`` (it has just pushed them);
+        then the blob checks go out together with the manifest's read instead of after it.
+        """
         check_repository(repository)
         check_digest(digest)
-        check_tag(tag)
-        manifest = await self._get_manifest(repository, digest)
-        if manifest is None:
+        for tag in tags:
+            check_tag(tag)
+        if not tags:
+            return
+        where = f"{repository}:{','.join(tags)}"
+        stored, missing = await self._stored_and_missing(repository, digest, manifest)
+        if stored is None:
             raise NotFoundError(
-                f"{self.describe()}: cannot tag {repository}:{tag}: manifest {digest} not found"
+                f"{self.describe()}: cannot tag {where}: manifest {digest} not found"
             )
-        verify_digest(manifest, digest)
-        document = parse_manifest(manifest)
-        for desc in referenced_blobs(document):
-            if not await self._blob_exists(repository, desc["digest"]):
-                raise NotFoundError(
-                    f"{self.describe()}: cannot tag {repository}:{tag}: manifest {digest} "
-                    f"references missing blob {desc['digest']}"
-                )
+        if missing:
+            raise NotFoundError(
+                f"{self.describe()}: cannot tag {where}: manifest {digest} "
+                f"references missing blob {missing[0]}"
+            )
+        document = parse_manifest(stored)
         media_type = str(document.get("mediaType") or "application/vnd.oci.image.manifest.v1+json")
-        await self._set_tag(repository, tag, digest, manifest, media_type)
+        for tag in tags:
+            await self._set_tag(repository, tag, digest, stored, media_type)
+
+    async def _stored_and_missing(
+        self, repository: str, digest: str, manifest: bytes | None
+    ) -> tuple[bytes | None, list[str]]:
+        """The manifest stored under ``digest`` (None if absent, checked against the digest)
+        and the blobs it references that the repository lacks.
+
+        With ``manifest`` (what the caller expects there) the blob checks go out alongside the
+        manifest's read; the stored bytes matching the digest makes them the same manifest.
+        """
+        expected = (
+            [] if manifest is None else _blobs_of(parse_manifest(verify_digest(manifest, digest)))
+        )
+        reads: list[Callable[[], Awaitable[object]]] = [
+            partial(self._get_manifest, repository, digest),
+            *(partial(self._blob_exists, repository, blob) for blob in expected),
+        ]
+        stored, *found = await side_by_side(lambda read: read(), reads, limit=self.concurrency)
+        if not isinstance(stored, bytes):
+            return None, []
+        self._verified(stored, digest, repository)
+        if manifest is None:
+            expected = _blobs_of(parse_manifest(stored))
+            found = await side_by_side(
+                partial(self._blob_exists, repository), expected, limit=self.concurrency
+            )
+        return stored, [blob for blob, exists in zip(expected, found, strict=True) if not exists]
 
     async def resolve(self, repository: str, tag: str) -> str | None:
         """The digest ``tag`` points at, or None if the tag does not exist."""
@@ -247,10 +316,11 @@ class Store(ABC):
     async def pull_image(self, repository: str, reference: str) -> Image:
         """A manifest and all its blobs, every digest verified."""
         manifest = await self.get_manifest(repository, reference)
-        blobs = {}
-        for desc in referenced_blobs(parse_manifest(manifest)):
-            blobs[desc["digest"]] = await self.get_blob(repository, desc["digest"])
-        return Image(manifest=manifest, blobs=blobs)
+        digests = _blobs_of(parse_manifest(manifest))
+        found = await side_by_side(
+            partial(self.get_blob, repository), digests, limit=self.concurrency
+        )
+        return Image(manifest=manifest, blobs=dict(zip(digests, found, strict=True)))
 
     async def pull(self, repository: str, reference: str) -> Artifact:
         """A Flux artifact by tag or digest, every digest verified."""
@@ -296,13 +366,16 @@ class Store(ABC):
         """
         check_repository(repository)
         check_tag(tag)
-        for desc in index_descriptors(index):
-            if desc["digest"] in pushed:
-                continue
-            if await self._get_manifest(repository, check_digest(desc["digest"])) is None:
+        listed = [check_digest(d["digest"]) for d in index_descriptors(index)]
+        unconfirmed = [d for d in dict.fromkeys(listed) if d not in pushed]
+        found = await side_by_side(
+            partial(self._get_manifest, repository), unconfirmed, limit=self.concurrency
+        )
+        for listed_digest, manifest in zip(unconfirmed, found, strict=True):
+            if manifest is None:
                 raise NotFoundError(
                     f"{self.describe()}: cannot tag index {repository}:{tag}: manifest "
-                    f"{desc['digest']} not found"
+                    f"{listed_digest} not found"
                 )
         digest = sha256_digest(index)
         await self._put_manifest(repository, digest, index, OCI_INDEX)

@@ -40,6 +40,7 @@ from fjord.artifact.oci import OCI_MANIFEST, parse_manifest
 from fjord.artifact.provenance import SLSA_PROVENANCE_V1, BuildFacts, predicate
 from fjord.artifact.signing import signature_image, signature_tag, verify_signature_image
 from fjord.stores.base import NotFoundError, Store, check_repository
+from fjord.stores.concurrency import both
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,13 @@ async def attach_bundles(
         referrer_image(subject, sign_statement(key, statement(digest, kind, body)), kind)
         for kind, body in statements
     ]
-    referrers = [await store.push(repository, image) for image in images]
-    if await store.referrers_api(repository, digest) is None:
-        listed = await store.fallback_referrers(repository, digest)
+    # The referrers go up side by side, and meanwhile the fallback index (if the store needs
+    # one) is read: it is only written once every referrer it will list is stored.
+    referrers, listed = await both(
+        store.push_all(repository, images),
+        _fallback_listing(store, repository, digest),
+    )
+    if listed is not None:
         known = {d.get("digest") for d in listed}
         new = [referrer_descriptor(i) for i in images if i.digest not in known]
         if new:
@@ -114,6 +119,15 @@ async def attach_bundles(
                 repository, index, tag=referrers_tag(digest), pushed=set(referrers)
             )
     return referrers
+
+
+async def _fallback_listing(
+    store: Store, repository: str, digest: str
+) -> list[dict[str, Any]] | None:
+    """What the fallback index lists for ``digest``; None if the store has the referrers API."""
+    if await store.referrers_api(repository, digest) is not None:
+        return None
+    return await store.fallback_referrers(repository, digest)
 
 
 async def attach_bundle(
@@ -172,23 +186,47 @@ async def sign(
     """
     check_repository(repository)
     check_digest(digest)
-    bundle = attested = None
-    if signer.bundles:
-        subject = (
-            subject_descriptor(manifest)
-            if manifest is not None and sha256_digest(manifest) == digest
-            else await _subject(store, repository, digest)
-        )
-        statements: list[tuple[str, Mapping[str, Any]]] = [(COSIGN_SIGN_PREDICATE, {})]
-        if provenance_of is not None:
-            statements.append((SLSA_PROVENANCE_V1, predicate(provenance_of)))
-        referrers = await attach_bundles(store, repository, subject, signer.key, statements)
-        bundle = referrers[0]
-        attested = referrers[1] if provenance_of is not None else None
-    legacy = None
-    if signer.legacy_key is not None:
-        legacy = await sign_legacy(store, repository, digest, signer.legacy_key)
-    return Signed(bundle=bundle, legacy=legacy, provenance=attested)
+    # The two formats share nothing in the store (referrers and their index vs. the ``.sig``
+    # tag), so during a migration window they are written side by side.
+    referrers, legacy = await both(
+        _sign_bundles(store, repository, digest, signer, provenance_of, manifest),
+        _sign_legacy_if_asked(store, repository, digest, signer),
+    )
+    return Signed(
+        bundle=referrers[0] if referrers else None,
+        legacy=legacy,
+        provenance=referrers[1] if referrers and provenance_of is not None else None,
+    )
+
+
+async def _sign_bundles(
+    store: Store,
+    repository: str,
+    digest: str,
+    signer: Signer,
+    provenance_of: BuildFacts | None,
+    manifest: bytes | None,
+) -> list[str]:
+    """The signature bundle and, with ``provenance_of``, the provenance; [] without bundles."""
+    if not signer.bundles:
+        return []
+    subject = (
+        subject_descriptor(manifest)
+        if manifest is not None and sha256_digest(manifest) == digest
+        else await _subject(store, repository, digest)
+    )
+    statements: list[tuple[str, Mapping[str, Any]]] = [(COSIGN_SIGN_PREDICATE, {})]
+    if provenance_of is not None:
+        statements.append((SLSA_PROVENANCE_V1, predicate(provenance_of)))
+    return await attach_bundles(store, repository, subject, signer.key, statements)
+
+
+async def _sign_legacy_if_asked(
+    store: Store, repository: str, digest: str, signer: Signer
+) -> str | None:
+    if signer.legacy_key is None:
+        return None
+    return await sign_legacy(store, repository, digest, signer.legacy_key)
 
 
 async def attest_provenance(

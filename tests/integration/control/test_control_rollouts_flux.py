@@ -202,8 +202,9 @@ async def test_three_waves_then_a_failure_in_wave_two_rolls_back(
     shown = fjord_cli("rollout", "show", str(first.id), env=cli_env)
     assert shown.returncode == 0, shown.stderr
     assert "wave 2 of 3" in shown.stdout
-    cookies = {"fjord_token": admin_token}
-    async with httpx2.AsyncClient(base_url=server.url, cookies=cookies, timeout=120) as ui:
+    async with httpx2.AsyncClient(base_url=server.url, timeout=120) as ui:
+        signed_in = await ui.post("/ui/login", data={"token": admin_token})
+        assert signed_in.status_code == 303, signed_in.text
         page = (await ui.get("/ui/apps/ttd/skjema")).text
     assert 'data-wave="2"' in page
     assert 'data-wave-state="done"' in page  # wave 1
