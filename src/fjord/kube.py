@@ -118,9 +118,15 @@ class Kube:
                 ) from exc
 
     async def apply(
-        self, obj: Mapping[str, Any], *, field_manager: str = "fjord", force: bool = False
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str = "fjord",
+        force: bool = False,
+        dry_run: bool = False,
     ) -> Obj:
-        """Server-side apply; conflicts with other managers raise unless ``force``."""
+        """Server-side apply; conflicts with other managers raise unless ``force``.
+        ``dry_run``: validated and admitted by the apiserver, not stored."""
         resource = await self._resource(obj["apiVersion"], obj["kind"])
         meta = obj.get("metadata", {})
         try:
@@ -131,6 +137,7 @@ class Kube:
                 namespace=meta.get("namespace"),
                 field_manager=field_manager,
                 force_conflicts=force,
+                dry_run="All" if dry_run else None,
             )
         except ApiException as exc:
             raise _kube_error(exc) from exc

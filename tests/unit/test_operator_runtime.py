@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import Hashable
 from typing import Any
 
+import kopf
 from prometheus_client import CollectorRegistry
 
 from fjord.maskinporten.secret_format import SECRET_KEYS
 from fjord.operators.common.metrics import OperatorMetrics
 from fjord.operators.common.result import Result
-from fjord.operators.common.runner import OperatorContext
+from fjord.operators.common.runner import OperatorContext, in_cluster
 from fjord.operators.common.runtime import Runtime, finalizing, needs_reconcile
 from fjord.operators.maskinporten.act import data_hash
 from fjord.operators.maskinporten.model import HASH_ANNOTATION, OWNER_LABEL
@@ -98,3 +99,13 @@ def test_a_metadata_only_change_before_the_first_status_is_not_reconciled_again(
     # … but a status someone else wrote for an older generation is: resync.
     foreign = {**with_finalizer, "status": {"observedGeneration": 0, "conditions": []}}
     assert needs_reconcile(with_finalizer, foreign)
+
+
+def test_in_cluster_login_uses_the_service_address_not_cluster_dns() -> None:
+    info = kopf.ConnectionInfo(server="https://kubernetes.default.svc", token="t")
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert in_cluster(info, env) == kopf.ConnectionInfo(server="https://10.96.0.1:443", token="t")
+    v6 = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert in_cluster(info, v6) == kopf.ConnectionInfo(server="https://[fd00::1]:443", token="t")
+    assert in_cluster(info, {}) == info  # not in a Pod: kopf's default stays
+    assert in_cluster(None, env) is None  # no ServiceAccount token

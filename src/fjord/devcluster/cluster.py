@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 import yaml
 
-from fjord.devcluster import binaries, hostledger, node, processes, traefik
+from fjord.devcluster import apirelay, binaries, hostledger, node, processes, traefik
 from fjord.devcluster.kubeclient import KubeREST
 from fjord.devcluster.pki import ClusterPKI, generate, write_kubeconfig
 from fjord.devcluster.processes import ComponentFailed, ProcessRecord
@@ -355,6 +355,8 @@ class LocalCluster:
                 )
                 state.nodes.append(state.real_node["name"])
                 state.save()
+                if kube_proxy:
+                    self._serve_api_to_pods(state, kube, logs, control)
             processes.wait_until(
                 "controller-manager and scheduler health",
                 lambda: (
@@ -399,6 +401,31 @@ class LocalCluster:
         state.processes.append(record)
         state.save()  # written after every start, so a crash of `up` itself leaves nothing behind
         return record
+
+    def _serve_api_to_pods(
+        self, state: ClusterState, kube: KubeREST, logs: Path, control: list[ProcessRecord]
+    ) -> None:
+        """In-cluster API access for Pods (kube-proxy sends the kubernetes Service to the relay
+        on the node's bridge address; :mod:`.apirelay`)."""
+        assert state.real_node is not None
+        address = state.real_node["address"]
+        state.ports["apiserver-relay"] = port = processes.free_port()
+        record = self._spawn(
+            state,
+            "apiserver-relay",
+            apirelay.argv(address, port, state.ports["apiserver"]),
+            logs,
+        )
+        processes.wait_until(
+            "the apiserver relay",
+            lambda: apirelay.listening(address, port),
+            watch=[*control, record],
+            timeout=COMPONENT_TIMEOUT,
+        )
+        kube.apply(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",
+            apirelay.endpoint_slice(address, port),
+        )
 
     def _start_traefik(
         self,

@@ -524,9 +524,14 @@ def _cgroup_pids(name: str) -> set[int]:
         root = hierarchy / name
         if not root.is_dir():
             continue
-        for procs in root.rglob("cgroup.procs"):
+        # os.walk skips directories that vanish while it walks: runc and kubelet remove a
+        # container's cgroup as it exits, which made Path.rglob raise mid-teardown.
+        for directory, _, files in os.walk(root):
+            if "cgroup.procs" not in files:
+                continue
             with contextlib.suppress(OSError, ValueError):
-                pids.update(int(p) for p in procs.read_text().split())
+                text = (Path(directory) / "cgroup.procs").read_text()
+                pids.update(int(p) for p in text.split())
     return pids
 
 
@@ -589,10 +594,10 @@ def _remove_cgroups(name: str) -> None:
         root = hierarchy / name
         if not root.is_dir():
             continue
-        groups = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for group in [*groups, root]:
+        # Deepest first (bottom-up walk); a group already gone is skipped, not an error.
+        for directory, _, _ in os.walk(root, topdown=False):
             with contextlib.suppress(OSError):
-                group.rmdir()
+                Path(directory).rmdir()
 
 
 def _remove_log_links(pod_logs: Path) -> None:

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fjord.devcluster import apirelay
+
 _VALIDITY = dt.timedelta(days=365)
 
 
@@ -120,6 +122,8 @@ def generate(directory: Path) -> ClusterPKI:
                     x509.DNSName("kubernetes.default"),
                     x509.DNSName("kubernetes.default.svc"),
                     x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+                    # In-cluster clients on a real node reach it as the kubernetes Service.
+                    x509.IPAddress(ipaddress.IPv4Address(apirelay.SERVICE_IP)),
                 ]
             ),
             critical=False,

@@ -1,5 +1,5 @@
 {{/* What each operator may do, and nothing more (checked with SubjectAccessReviews in
-tests/integration/test_chart_cluster.py). Secrets: RBAC cannot filter by label, so an operator
+tests/integration/test_fjord_install.py). Secrets: RBAC cannot filter by label, so an operator
 that writes apps' Secrets may touch Secrets in the namespaces it watches. */}}
 
 {{- define "fjord.rules.credentials" -}}

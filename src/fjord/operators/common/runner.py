@@ -17,6 +17,7 @@ CustomResourceDefinitions).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import os
 import threading
@@ -119,7 +120,7 @@ def build(config: RunConfig, metrics: OperatorMetrics) -> tuple[kopf.OperatorReg
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         if config.kubeconfig is not None or os.environ.get("KUBECONFIG"):
             return kopf.login_with_kubeconfig(**kwargs)
-        return kopf.login_with_service_account(**kwargs)
+        return in_cluster(kopf.login_with_service_account(**kwargs), os.environ)
 
     @kopf.on.probe(id="alive", registry=registry)
     def alive(**_: Any) -> bool:
@@ -128,6 +129,20 @@ def build(config: RunConfig, metrics: OperatorMetrics) -> tuple[kopf.OperatorReg
     for module in modules:
         module.register(registry, context)
     return registry, context
+
+
+def in_cluster(
+    info: kopf.ConnectionInfo | None, env: Mapping[str, str]
+) -> kopf.ConnectionInfo | None:
+    """kopf's ServiceAccount login names ``https://kubernetes.default.svc``, which needs cluster
+    DNS; like client-go's in-cluster config, use the Service address the kubelet puts in every
+    container's environment instead (the apiserver's certificate carries that IP)."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if info is None or not host or not port:
+        return info
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return dataclasses.replace(info, server=f"https://{host}:{port}")
 
 
 def settings() -> kopf.OperatorSettings:
