@@ -82,3 +82,16 @@ def test_only_pods_of_the_deployments_newest_replicaset_speak_for_the_rollout() 
     # Pods of other controllers (or none) have no revision to compare: they count.
     assert of_newest_revision({"metadata": {"name": "bare"}}, None, None)
     assert of_newest_revision(pod, {"metadata": {"name": "web-abc"}}, None)
+
+
+def test_a_rollout_begins_when_ready_leaves_true() -> None:
+    from fjord.operators.workloads.handlers import _ready_since
+
+    began = "2026-12-07T13:00:05Z"
+    rolling = {"conditions": [{"type": "Ready", "status": "Unknown", "lastTransitionTime": began}]}
+    assert _ready_since(rolling) == began
+    # A Pod of a ReplicaSet made before that is the previous release's (RFC 3339 compares).
+    assert "2026-12-07T12:59:59Z" < _ready_since(rolling) <= "2026-12-07T13:00:05Z"
+    ready = {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": began}]}
+    assert _ready_since(ready) == ""
+    assert _ready_since({}) == ""
