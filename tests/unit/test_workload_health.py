@@ -84,14 +84,23 @@ def test_only_pods_of_the_deployments_newest_replicaset_speak_for_the_rollout() 
     assert of_newest_revision(pod, {"metadata": {"name": "web-abc"}}, None)
 
 
-def test_a_rollout_begins_when_ready_leaves_true() -> None:
-    from fjord.operators.workloads.handlers import _ready_since
+def test_a_revision_counts_as_applied_once_flux_checks_its_health() -> None:
+    from fjord.operators.workloads.handlers import _applied
 
-    began = "2026-12-07T13:00:05Z"
-    rolling = {"conditions": [{"type": "Ready", "status": "Unknown", "lastTransitionTime": began}]}
-    assert _ready_since(rolling) == began
-    # A Pod of a ReplicaSet made before that is the previous release's (RFC 3339 compares).
-    assert "2026-12-07T12:59:59Z" < _ready_since(rolling) <= "2026-12-07T13:00:05Z"
-    ready = {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": began}]}
-    assert _ready_since(ready) == ""
-    assert _ready_since({}) == ""
+    revision = "tt02@sha256:4e"
+
+    def status(*conditions: dict[str, str]) -> dict[str, object]:
+        return {"conditions": list(conditions)}
+
+    building = {"type": "Reconciling", "message": f"Building manifests for revision {revision} x"}
+    checking = {
+        "type": "Reconciling",
+        "message": f"Running health checks for revision {revision} with a timeout of 5m0s",
+    }
+    failed = {"type": "Ready", "status": "False", "reason": "HealthCheckFailed"}
+    progressing = {"type": "Ready", "status": "Unknown", "reason": "Progressing"}
+    assert not _applied(status(building, progressing), revision)  # the old Pods still run
+    assert _applied(status(checking, progressing), revision)
+    assert not _applied(status(checking), "tt02@sha256:4")  # another revision's check
+    assert _applied(status(failed), revision)
+    assert not _applied(status(), revision)

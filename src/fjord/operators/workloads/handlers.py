@@ -53,11 +53,8 @@ class Reporter:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def report(
-        self, namespace: str, app: str, failure: PodFailure, *, created: str = ""
-    ) -> None:
-        """Report ``failure`` against the revision Flux is rolling out; ``created``: when the
-        failing Pod's template (its ReplicaSet) was made."""
+    async def report(self, namespace: str, app: str, failure: PodFailure) -> None:
+        """Report ``failure`` against the revision Flux is rolling out, once Flux applied it."""
         kustomization = await self._kube.get(*KUSTOMIZATION, app, namespace)
         if kustomization is None:
             return  # not deployed by fjord
@@ -65,10 +62,10 @@ class Reporter:
         revision = str(status.get("lastAttemptedRevision") or "")
         if not revision or (revision == status.get("lastAppliedRevision") and _ready(status)):
             return  # nothing being rolled out: a Pod of a healthy release restarting
-        began = _ready_since(status)
-        if created and began and created < began:
-            # Flux has begun this revision but not yet replaced the Deployment: the failing Pod
-            # is the previous release's (say, its image that cannot be pulled), not this one's.
+        if not _applied(status, revision):
+            # Flux has begun this revision but not applied it yet: the failing Pod is still the
+            # previous release's (say, its image that cannot be pulled), not this one's. A later
+            # status change of the Pod asks again.
             return
         key = (namespace, app, revision, failure.reason)
         if key in self._sent:
@@ -99,13 +96,18 @@ class Reporter:
             log.info("pod failure reported", app=f"{namespace}/{app}", message=failure.message)
 
 
-def _ready_since(status: dict[str, Any]) -> str:
-    """When Ready last changed: for a revision being rolled out, when Flux began it (Ready turns
-    Unknown, "Reconciliation in progress"). RFC 3339 in UTC, so strings compare as times."""
+def _applied(status: dict[str, Any], revision: str) -> bool:
+    """Whether Flux has applied ``revision`` (kustomize-controller says "Running health checks
+    for revision …" once it has, and keeps a failed health check's Ready=False after)."""
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready" and condition.get("status") != "True":
-            return str(condition.get("lastTransitionTime") or "")
-    return ""
+        message = str(condition.get("message") or "")
+        if condition.get("type") in ("Reconciling", "Healthy") and message.startswith(
+            f"Running health checks for revision {revision} "
+        ):
+            return True
+        if condition.get("type") == "Ready" and condition.get("reason") == "HealthCheckFailed":
+            return True
+    return False
 
 
 def _ready(status: dict[str, Any]) -> bool:
@@ -154,11 +156,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             for c in (body.get("status") or {}).get("containerStatuses") or []
         ]
         failure = pod_failure(body, running_for=min((_since(s) for s in started if s), default=0))
-        if failure is None:
-            return
-        created = await _template_created(sessions[0], body)
-        if created is not None:
-            await _report(reporters[0], str(meta.get("namespace")), str(app), failure, created)
+        if failure is not None and await _of_newest_revision(sessions[0], body):
+            await _report(reporters[0], str(meta.get("namespace")), str(app), failure)
 
     @kopf.on.event("v1", "events", registry=registry)
     async def probe(event: kopf.RawEvent, **_: Any) -> None:
@@ -179,21 +178,16 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         except KubeError:
             return
         app = ((found or {}).get("metadata", {}).get("labels") or {}).get(APP_LABEL)
-        if found is None or not app:
-            return
-        created = await _template_created(sessions[0], found)
-        if created is None:
+        if found is None or not app or not await _of_newest_revision(sessions[0], found):
             return
         container = str(involved.get("fieldPath", "")).removeprefix("spec.containers{").rstrip("}")
         failure = PodFailure(name, container, NOT_READY, message[:500])
-        await _report(reporters[0], namespace, str(app), failure, created)
+        await _report(reporters[0], namespace, str(app), failure)
 
 
-async def _template_created(kube: Kube, pod: dict[str, Any]) -> str | None:
-    """When the failing ``pod``'s template was created (its ReplicaSet's creation time, else the
-    Pod's own), if it is of the Deployment's newest revision; None if it is not (reads owners)."""
-    meta = pod.get("metadata") or {}
-    namespace = str(meta.get("namespace"))
+async def _of_newest_revision(kube: Kube, pod: dict[str, Any]) -> bool:
+    """Whether the failing ``pod`` is of the revision being rolled out (reads its owners)."""
+    namespace = str((pod.get("metadata") or {}).get("namespace"))
     try:
         name = owner(pod, "ReplicaSet")
         replicaset = await kube.get("apps/v1", "ReplicaSet", name, namespace) if name else None
@@ -201,17 +195,16 @@ async def _template_created(kube: Kube, pod: dict[str, Any]) -> str | None:
         deployment = await kube.get("apps/v1", "Deployment", name, namespace) if name else None
     except KubeError as exc:
         log.warning("could not read the Pod's owners", error=str(exc))
-        return None
-    if not of_newest_revision(pod, replicaset, deployment):
-        return None
-    created = ((replicaset or pod).get("metadata") or {}).get("creationTimestamp")
-    return str(created or "")
+        return False
+    if deployment is not None:
+        generation = (deployment.get("metadata") or {}).get("generation") or 0
+        if ((deployment.get("status") or {}).get("observedGeneration") or 0) < generation:
+            return False  # a new template not yet seen by its controller: revisions are stale
+    return of_newest_revision(pod, replicaset, deployment)
 
 
-async def _report(
-    reporter: Reporter, namespace: str, app: str, failure: PodFailure, created: str
-) -> None:
+async def _report(reporter: Reporter, namespace: str, app: str, failure: PodFailure) -> None:
     try:
-        await reporter.report(namespace, app, failure, created=created)
+        await reporter.report(namespace, app, failure)
     except KubeError as exc:
         log.warning("could not read the app's Kustomization", error=str(exc))
