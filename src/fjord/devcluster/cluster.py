@@ -515,6 +515,9 @@ class LocalCluster:
                     str(bins / "kustomize-controller"),
                     f"--metrics-addr=127.0.0.1:{p['kustomize-metrics']}",
                     f"--health-addr=127.0.0.1:{p['kustomize-health']}",
+                    # A fix deployed over a broken release is applied at once, not after the
+                    # broken one's health check times out (Flux's opt-in since v1.7).
+                    "--feature-gates=CancelHealthCheckOnNewRevision=true",
                     *common,
                 ],
                 logs,

@@ -82,7 +82,9 @@ class Reporter:
             "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "reason": "PodFailed",
             "message": failure.message,
-            "metadata": {"revision": revision},
+            # Prefixed with the involved object's API group: notification-controller drops
+            # every other metadata key before forwarding (its cleanupMetadata).
+            "metadata": {f"{KUSTOMIZATION[0].split('/')[0]}/revision": revision},
             "reportingController": "fjord-workloads",
             "reportingInstance": socket.gethostname(),
         }
